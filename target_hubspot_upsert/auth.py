@@ -1,0 +1,135 @@
+"""Access tokens: a static private-app token / service key, or OAuth refresh-token grants."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import requests
+
+from target_hubspot_upsert.errors import HubSpotAuthError
+
+logger = logging.getLogger("target_hubspot_upsert.auth")
+
+
+class TokenProvider(Protocol):
+    """Supplies the bearer token for each request."""
+
+    kind: str
+
+    def token(self) -> str:
+        """Return a token valid for at least the next request."""
+        ...
+
+
+class StaticToken:
+    """A private-app token or service key, sent as is."""
+
+    kind = "access_token"
+
+    def __init__(self, token: str) -> None:
+        """Keep the token; it is never logged."""
+        self._token = token
+
+    def token(self) -> str:
+        """Return the static token."""
+        return self._token
+
+    def __repr__(self) -> str:
+        """Never show the token."""
+        return "StaticToken(***)"
+
+
+class OAuthTokenProvider:
+    """Refresh-token flow with refresh ahead of expiry, one refresh at a time.
+
+    HubSpot says a 401 is not a reliable refresh signal, so tokens are refreshed from
+    `expires_in` before they expire. A rotated refresh token in the answer replaces the old
+    one for the rest of the run.
+    """
+
+    kind = "oauth"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_url: str,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
+        """Configure the grant; nothing is requested until the first token is needed."""
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._token_url = token_url
+        self._timeout = timeout
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._lock = threading.Lock()
+        self._access_token: str | None = None
+        self._expires_at = 0.0
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        """Never show secrets."""
+        return f"OAuthTokenProvider(client_id={self._client_id!r}, token_url={self._token_url!r})"
+
+    def token(self) -> str:
+        """Return a valid access token, refreshing first when it is about to expire."""
+        with self._lock:
+            if self._access_token is None or self._clock() >= self._expires_at:
+                self._refresh()
+            assert self._access_token is not None  # noqa: S101 - set by _refresh or it raised
+            return self._access_token
+
+    def invalidate(self, token: str) -> None:
+        """Forget `token` (HubSpot said it expired) so the next call refreshes."""
+        with self._lock:
+            if self._access_token == token:
+                self._access_token = None
+
+    def _refresh(self) -> None:
+        data = {
+            "grant_type": "refresh_token",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "refresh_token": self._refresh_token,
+        }
+        try:
+            response = self._session.post(self._token_url, data=data, timeout=self._timeout)
+        except requests.RequestException as exc:
+            msg = (
+                f"Could not reach HubSpot's OAuth token endpoint ({type(exc).__name__}); "
+                "check oauth_token_url and the network."
+            )
+            raise HubSpotAuthError(msg) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or not body.get("access_token"):
+            status = body.get("status") or body.get("category") or response.status_code
+            detail = body.get("message") or ""
+            msg = (
+                f"HubSpot refused to issue an access token ({status}: {detail}). Check the "
+                "client_id, client_secret and refresh_token settings: the refresh token may "
+                "be revoked or belong to another app."
+            )
+            raise HubSpotAuthError(msg)
+        ttl = float(body.get("expires_in") or 1800)
+        # Refresh when a fifth of the lifetime (at most 5 minutes) is left.
+        self._expires_at = self._clock() + ttl - min(300.0, ttl * 0.2)
+        self._access_token = str(body["access_token"])
+        new_refresh = body.get("refresh_token")
+        if new_refresh and new_refresh != self._refresh_token:
+            self._refresh_token = str(new_refresh)
+            logger.info("HubSpot rotated the refresh token; using the new one for this run.")
+        self.refreshes += 1
+        logger.info("Obtained an OAuth access token (valid %.0f s).", ttl)

@@ -1,0 +1,89 @@
+"""The checkpoint ledger: STATE is written only once every record received before it is resolved.
+
+Every record gets a sequence number when it arrives. A STATE received when the next number is
+N may be written once no record numbered below N is still buffered or in flight: the lowest
+such number (the low watermark) is tracked per sink buffer and per in-flight batch, which is
+cheap because they change per batch, not per record. When several checkpoints become
+writable at once only the newest is written: it supersedes the others.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import simplejson
+
+
+def write_state_line(state: Any) -> None:  # noqa: ANN401 - Singer state is any JSON
+    """Write a STATE value to stdout, the Singer channel (Decimal-exact)."""
+    sys.stdout.write(simplejson.dumps(state, use_decimal=True) + "\n")
+    sys.stdout.flush()
+
+
+class CheckpointLedger:
+    """Holds STATE messages until the records before them have outcomes."""
+
+    def __init__(self, write: Callable[[Any], None] = write_state_line) -> None:
+        """`write` emits one STATE value; called under the ledger's lock, in order."""
+        self._write = write
+        self._lock = threading.Lock()
+        self._buffers: dict[str, int] = {}
+        self._in_flight: dict[int, int] = {}
+        self._pending: deque[tuple[int, Any]] = deque()
+        self._frozen = False
+        self.emitted: list[Any] = []
+
+    def buffer_started(self, key: str, seq: int) -> None:
+        """A sink buffer went from empty to holding record `seq`."""
+        with self._lock:
+            self._buffers[key] = seq
+
+    def moved_to_batch(self, key: str, remaining_min: int | None, batch_id: int, batch_min: int) -> None:
+        """Records left a sink buffer for an in-flight batch (atomically, so nothing slips)."""
+        with self._lock:
+            self._in_flight[batch_id] = batch_min
+            if remaining_min is None:
+                self._buffers.pop(key, None)
+            else:
+                self._buffers[key] = remaining_min
+
+    def batch_done(self, batch_id: int) -> None:
+        """Every record of the batch has an outcome."""
+        with self._lock:
+            self._in_flight.pop(batch_id, None)
+            self._release()
+
+    def add(self, state: Any, boundary: int) -> None:  # noqa: ANN401
+        """A STATE arrived after records numbered below `boundary`."""
+        with self._lock:
+            self._pending.append((boundary, state))
+            self._release()
+
+    def freeze(self) -> None:
+        """Write nothing more (the run failed past the acknowledged prefix)."""
+        with self._lock:
+            self._frozen = True
+
+    @property
+    def pending_count(self) -> int:
+        """Checkpoints still held."""
+        return len(self._pending)
+
+    def _release(self) -> None:
+        if self._frozen:
+            return
+        low = min(
+            min(self._buffers.values(), default=math.inf),
+            min(self._in_flight.values(), default=math.inf),
+        )
+        newest = None
+        while self._pending and self._pending[0][0] <= low:
+            newest = self._pending.popleft()
+        if newest is not None:
+            self._write(newest[1])
+            self.emitted.append(newest[1])

@@ -1,0 +1,122 @@
+"""A bounded pool of in-flight batches with per-id ordering.
+
+The main thread keeps reading input; it blocks only when `max_concurrent_requests` batches
+are in flight, which bounds memory. An id already in flight is held back in its sink's buffer
+until that batch has an outcome, so each object ends with its last record's values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from target_hubspot_upsert.checkpoints import CheckpointLedger
+from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
+
+logger = logging.getLogger("target_hubspot_upsert.dispatch")
+
+
+class Dispatcher:
+    """Runs batch writes on worker threads and reports outcomes."""
+
+    def __init__(
+        self,
+        write: Callable[[Batch], BatchOutcome],
+        on_outcome: Callable[[Batch, BatchOutcome], None],
+        ledger: CheckpointLedger,
+        *,
+        max_concurrent: int = 8,
+    ) -> None:
+        """`write` runs on a worker; `on_outcome` records its result before the ledger moves on."""
+        self._write = write
+        self._on_outcome = on_outcome
+        self.ledger = ledger
+        self.max_concurrent = max_concurrent
+        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="hubspot-upsert")
+        self._cond = threading.Condition()
+        self._in_flight_ids: set[tuple[str, str]] = set()
+        self._in_flight = 0
+        self._next_batch_id = 0
+        self.failure: BaseException | None = None
+        self.max_in_flight_seen = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being written now."""
+        return self._in_flight
+
+    def raise_if_failed(self) -> None:
+        """Re-raise on the main thread a fatal error a worker hit."""
+        if self.failure is not None:
+            raise self.failure
+
+    def reserve(self, object_key: str, items: list[PendingInput]) -> list[PendingInput]:
+        """Return the items whose ids are not in flight, marking them in flight."""
+        ready = []
+        with self._cond:
+            for item in items:
+                key = (object_key, item.id)
+                if key not in self._in_flight_ids:
+                    self._in_flight_ids.add(key)
+                    ready.append(item)
+        return ready
+
+    def wait_for_progress(self, timeout: float = 1.0) -> None:
+        """Wait until some batch finishes (or `timeout`)."""
+        with self._cond:
+            self._cond.wait(timeout)
+        self.raise_if_failed()
+
+    def submit(
+        self, object_key: str, make_batch: Callable[[int], Batch], buffer_key: str,
+        remaining_min: int | None,
+    ) -> None:
+        """Submit a batch, blocking while the pool is full."""
+        with self._cond:
+            while self._in_flight >= self.max_concurrent and self.failure is None:
+                self._cond.wait(1.0)
+            if self.failure is not None:
+                raise self.failure
+            self._next_batch_id += 1
+            batch = make_batch(self._next_batch_id)
+            self._in_flight += 1
+            self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
+            # Registered under the pool lock so the ledger never sees the records nowhere.
+            self.ledger.moved_to_batch(buffer_key, remaining_min, batch.batch_id, batch.min_seq)
+        self._executor.submit(self._run, object_key, batch)
+
+    def _run(self, object_key: str, batch: Batch) -> None:
+        try:
+            outcome = self._write(batch)
+            self._on_outcome(batch, outcome)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            with self._cond:
+                if self.failure is None:
+                    self.failure = exc
+            # The batch never reaches the ledger, so no checkpoint can pass its records.
+        else:
+            self.ledger.batch_done(batch.batch_id)
+        finally:
+            with self._cond:
+                for item in batch.inputs:
+                    self._in_flight_ids.discard((object_key, item.id))
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every in-flight batch; return False if `timeout` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def shutdown(self) -> None:
+        """Stop the worker threads (after `join`)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,53 @@
+"""Typed errors: the type tells the caller what to do (fix config, fix input, stop, retry)."""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+
+class UserFacingError(Exception):
+    """An error caused by configuration, input or the account, reported without a traceback."""
+
+    exit_code = 1
+
+
+class HubSpotConfigError(ConfigValidationError):
+    """A configuration problem found before or while reading input."""
+
+    def __init__(self, message: str, *, errors: list[str] | None = None) -> None:
+        """Initialize with a summary and the individual problems."""
+        super().__init__(message, errors=errors or [message])
+
+
+class InputError(UserFacingError):
+    """Malformed Singer input: not JSON, a RECORD before its SCHEMA, schema violations."""
+
+
+class HubSpotFatalError(FatalAPIError, UserFacingError):
+    """HubSpot answered in a way that retrying cannot fix."""
+
+
+class HubSpotAuthError(HubSpotFatalError):
+    """401 or 403: the token is missing, invalid, expired or lacks a scope."""
+
+
+class DailyLimitReached(HubSpotFatalError):
+    """HubSpot's DAILY rate-limit policy answered 429."""
+
+
+class RetriesExhausted(HubSpotFatalError):
+    """A retriable failure persisted past `max_retries`."""
+
+
+class RetriableHubSpotError(RetriableAPIError):
+    """A failure worth retrying (429, 423, 5xx, timeout, dropped connection)."""
+
+
+class TooManyRejectedRecords(UserFacingError):
+    """More records were rejected than `max_rejected_records` allows."""
+
+
+class Interrupted(UserFacingError):
+    """The run received SIGTERM or SIGINT."""
+
+    exit_code = 143

@@ -1,0 +1,397 @@
+"""Turn record values into the strings HubSpot expects, by the HubSpot property's own type.
+
+Everything here is pure: a property description in, a converter out. Converters raise
+`BadValue` with the expected format when a value cannot be represented; they never guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+MAX_STRING_LENGTH = 65_536
+_MS_PER_DAY = 86_400_000
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Converter = Callable[[Any], str]
+
+
+class BadValue(ValueError):
+    """A value that cannot be sent as the property's type."""
+
+    def __init__(self, expected: str, detail: str | None = None) -> None:
+        """Say what format was expected and, optionally, what was wrong."""
+        self.expected = expected
+        self.detail = detail
+        super().__init__(detail or f"expected {expected}")
+
+
+# --- scalar converters -------------------------------------------------------------------
+
+
+def decimal_text(d: Decimal) -> str:
+    """Exact decimal text: no exponent, no trailing zeros, integers without a point."""
+    if not d.is_finite():
+        raise BadValue("a finite number", f"{d} is not a finite number")
+    if d == d.to_integral_value():
+        return str(int(d))
+    text = format(d, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def number_text(value: Any) -> str:  # noqa: ANN401 - any JSON value
+    """Serialize a number property value."""
+    if isinstance(value, bool):
+        raise BadValue("a number", "a boolean is not a number")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadValue("a finite number", f"{value} is not a finite number")
+        # repr() is the shortest text that round-trips, so 0.1 stays 0.1 (not 0.1000000000000000055...).
+        return decimal_text(Decimal(repr(value)))
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            raise BadValue("a decimal number such as 1234.5") from None
+        return decimal_text(d)
+    raise BadValue("a decimal number such as 1234.5")
+
+
+def bool_text(value: Any) -> str:  # noqa: ANN401
+    """Serialize a bool property value: booleans, or the strings true/false in any case."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered
+    raise BadValue("true or false")
+
+
+def _as_utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _parse_datetime(value: Any, expected: str) -> datetime | date:  # noqa: ANN401
+    """Read a date or date-time from Python objects, ISO 8601 text or epoch milliseconds."""
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    raise BadValue(expected)
+
+
+def datetime_text(value: Any) -> str:  # noqa: ANN401
+    """Serialize a datetime property value as ISO 8601 UTC with milliseconds."""
+    parsed = _parse_datetime(value, "an ISO 8601 date-time such as 2024-05-01T13:45:00Z")
+    dt = (
+        _as_utc(parsed)
+        if isinstance(parsed, datetime)
+        else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    )
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+
+
+def date_text(value: Any) -> str:  # noqa: ANN401
+    """Serialize a date property value as YYYY-MM-DD; date-times must be midnight UTC."""
+    expected = "a date (YYYY-MM-DD) or a date-time at midnight UTC"
+    parsed = _parse_datetime(value, expected)
+    if isinstance(parsed, datetime):
+        dt = _as_utc(parsed)
+        if (dt.hour, dt.minute, dt.second, dt.microsecond) != (0, 0, 0, 0):
+            raise BadValue(
+                expected,
+                f"{dt.isoformat()} is not midnight UTC; HubSpot date properties "
+                "only hold whole days",
+            )
+        return dt.date().isoformat()
+    return parsed.isoformat()
+
+
+def text(value: Any) -> str:  # noqa: ANN401, PLR0911
+    """Serialize any JSON value as text (string and phone_number properties)."""
+    if isinstance(value, str):
+        result = value
+    elif isinstance(value, bool):
+        result = "true" if value else "false"
+    elif isinstance(value, int | float | Decimal):
+        result = number_text(value)
+    elif isinstance(value, datetime):
+        result = datetime_text(value)
+    elif isinstance(value, date):
+        result = value.isoformat()
+    elif isinstance(value, list | tuple):
+        result = ";".join(text(item) for item in value if item is not None)
+    elif isinstance(value, dict):
+        result = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    else:
+        result = str(value)
+    if len(result) > MAX_STRING_LENGTH:
+        raise BadValue(
+            f"text of at most {MAX_STRING_LENGTH:,} characters",
+            f"text of {len(result):,} characters exceeds HubSpot's limit of "
+            f"{MAX_STRING_LENGTH:,}",
+        )
+    return result
+
+
+def _option_text(value: Any) -> str:  # noqa: ANN401
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return number_text(value)
+    if isinstance(value, str):
+        return value.strip()
+    raise BadValue("an option value")
+
+
+def enumeration_converter(options: frozenset[str] | None, *, multi: bool) -> Converter:
+    """Build a converter for a (multi-)select property; `options=None` means unchecked."""
+    allowed_hint = (
+        "one of: " + ", ".join(sorted(options)[:20]) + (" ..." if len(options) > 20 else "")
+        if options
+        else "an option value"
+    )
+
+    def check(option: str) -> str:
+        if options is not None and option not in options:
+            raise BadValue(allowed_hint, f"'{option}' is not an option of this property ({allowed_hint})")
+        return option
+
+    if not multi:
+        return lambda value: check(_option_text(value))
+
+    def convert_multi(value: Any) -> str:  # noqa: ANN401
+        items: Iterable[Any] = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) and not isinstance(value, str):
+            raise BadValue("a list of option values or a ';'-separated string")
+        seen: dict[str, None] = {}
+        for item in items:
+            if item is None:
+                continue
+            option = _option_text(item)
+            if option:
+                seen[check(option)] = None
+        # Joined without a leading ';': a leading ';' would append instead of replace.
+        return ";".join(seen)
+
+    return convert_multi
+
+
+# --- property catalogue ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """The parts of a HubSpot property definition that decide how values are written."""
+
+    name: str
+    type: str
+    field_type: str = "text"
+    options: frozenset[str] | None = None
+    read_only: bool = False
+    unique: bool = False
+
+    @property
+    def multi(self) -> bool:
+        """Multi-select checkbox enumerations take several `;`-joined options."""
+        return self.type == "enumeration" and self.field_type == "checkbox"
+
+    @classmethod
+    def from_hubspot(cls, prop: Mapping[str, Any]) -> PropertySpec:
+        """Read a property as returned by `GET /crm/v3/properties/{objectType}`."""
+        raw_options = prop.get("options") or []
+        options: frozenset[str] | None = frozenset(
+            str(o.get("value")) for o in raw_options if isinstance(o, Mapping)
+        )
+        if prop.get("externalOptions") or not options:
+            options = None  # options live outside HubSpot (e.g. owners): nothing to check
+        metadata = prop.get("modificationMetadata") or {}
+        return cls(
+            name=str(prop["name"]),
+            type=str(prop.get("type") or "string"),
+            field_type=str(prop.get("fieldType") or "text"),
+            options=options,
+            read_only=bool(metadata.get("readOnlyValue") or prop.get("calculated")),
+            unique=bool(prop.get("hasUniqueValue")),
+        )
+
+    def converter(self) -> Converter:
+        """The converter for values of this property."""
+        if self.type == "number":
+            return number_text
+        if self.type == "bool":
+            return bool_text
+        if self.type == "date":
+            return date_text
+        if self.type == "datetime":
+            return datetime_text
+        if self.type == "enumeration":
+            return enumeration_converter(self.options, multi=self.multi)
+        return text
+
+
+def derive_property_definition(field_name: str, field_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """HubSpot `type`/`fieldType` for creating a property from a stream field's JSON schema."""
+    types = field_schema.get("type") or []
+    if isinstance(types, str):
+        types = [types]
+    types = [t for t in types if t != "null"]
+    fmt = field_schema.get("format")
+    definition: dict[str, Any]
+    if "string" in types and fmt == "date":
+        definition = {"type": "date", "fieldType": "date"}
+    elif "string" in types and fmt == "date-time":
+        definition = {"type": "datetime", "fieldType": "date"}
+    elif types and set(types) <= {"integer", "number"}:
+        definition = {"type": "number", "fieldType": "number"}
+    elif types == ["boolean"]:
+        definition = {
+            "type": "bool",
+            "fieldType": "booleancheckbox",
+            "options": [
+                {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+            ],
+        }
+    elif types == ["object"]:
+        definition = {"type": "string", "fieldType": "textarea"}
+    else:
+        # Strings, arrays of strings (sent ';'-joined) and anything untyped land as text.
+        definition = {"type": "string", "fieldType": "text"}
+    label = field_name.replace("_", " ").strip().capitalize() or field_name
+    return {"name": field_name, "label": label, **definition}
+
+
+# --- per-stream plan ---------------------------------------------------------------------
+
+
+@dataclass
+class BadField:
+    """One value of a record that cannot be sent."""
+
+    field: str
+    value: Any
+    expected: str
+    detail: str
+
+    def describe(self) -> str:
+        """A message naming the property, the value and the expected format."""
+        shown = repr(self.value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"property '{self.field}' value {shown}: {self.detail} (expected {self.expected})"
+
+
+@dataclass
+class StreamPlan:
+    """Per-stream serialization, compiled once per SCHEMA so each record costs a dict walk."""
+
+    id_field: str
+    id_converter: Converter
+    converters: dict[str, tuple[str, Converter]]
+    clear_nulls: bool = False
+    lowercase_id: bool = False
+    unknown: list[str] = field(default_factory=list)
+    read_only: list[str] = field(default_factory=list)
+
+    def record_id(self, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """Return `(id, None)` or `(None, reason)` for a record's upsert id."""
+        value = record.get(self.id_field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None, f"the id property '{self.id_field}' is missing or empty"
+        try:
+            record_id = self.id_converter(value).strip()
+        except BadValue as exc:
+            return None, f"the id property '{self.id_field}' value {value!r} is invalid: {exc}"
+        if self.lowercase_id:
+            record_id = record_id.lower()
+            if not EMAIL_PATTERN.match(record_id):
+                return None, f"'{value}' is not a valid email address (the contacts id)"
+        if not record_id:
+            return None, f"the id property '{self.id_field}' is empty"
+        return record_id, None
+
+    def properties(self, record: Mapping[str, Any]) -> tuple[dict[str, str], list[BadField]]:
+        """Serialize a record's properties; bad values are returned, never sent."""
+        props: dict[str, str] = {}
+        bad: list[BadField] = []
+        converters = self.converters
+        for key, value in record.items():
+            entry = converters.get(key)
+            if entry is None:
+                continue
+            name, convert = entry
+            if value is None:
+                if self.clear_nulls:
+                    props[name] = ""
+                continue
+            try:
+                props[name] = convert(value)
+            except BadValue as exc:
+                bad.append(BadField(key, value, exc.expected, str(exc)))
+        return props, bad
+
+
+def build_plan(
+    fields: Iterable[str],
+    catalog: Mapping[str, PropertySpec],
+    id_property: str,
+    *,
+    clear_nulls: bool = False,
+) -> StreamPlan:
+    """Compile the per-field converters for a stream against an object's catalogue.
+
+    Fields that are not properties are listed in `unknown`; read-only and calculated
+    properties in `read_only` (never sent). The id property is always kept.
+    """
+    converters: dict[str, tuple[str, Converter]] = {}
+    unknown: list[str] = []
+    read_only: list[str] = []
+    for name in fields:
+        if name.startswith("_sdc_"):
+            continue  # Singer metadata columns are not HubSpot properties
+        spec = catalog.get(name)
+        if spec is None:
+            unknown.append(name)
+        elif spec.read_only and name != id_property:
+            read_only.append(name)
+        else:
+            converters[name] = (name, spec.converter())
+    id_spec = catalog.get(id_property)
+    id_converter = id_spec.converter() if id_spec is not None else text
+    lowercase_id = id_property == "email"
+    if lowercase_id:
+        # HubSpot matches emails exactly; its own tooling lowercases them, and so do we.
+        converters[id_property] = (id_property, lambda v: text(v).strip().lower())
+    return StreamPlan(
+        id_field=id_property,
+        id_converter=id_converter,
+        converters=converters,
+        clear_nulls=clear_nulls,
+        lowercase_id=lowercase_id,
+        unknown=unknown,
+        read_only=read_only,
+    )

@@ -1,0 +1,297 @@
+"""The Singer target: settings, cross-field checks, and wiring of the shared runtime."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import signal
+import typing as t
+from types import FrameType
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+from singer_sdk.exceptions import (
+    InvalidInputLine,
+    InvalidRecord,
+    MissingKeyPropertiesError,
+    RecordsWithoutSchemaException,
+)
+from singer_sdk.io_base import SingerReader
+from singer_sdk.target_base import Target
+
+from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted
+from target_hubspot_upsert.mapping import mapping_problems
+from target_hubspot_upsert.runtime import Runtime
+from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
+
+logger = logging.getLogger("target_hubspot_upsert")
+SHUTDOWN_GRACE_S = 30.0
+_API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
+_LOOPBACK_HOSTS = {"localhost"}
+
+
+class LineCountingReader(SingerReader):
+    """Singer reader that knows the input line number, for error messages."""
+
+    def __init__(self) -> None:
+        """Start at line 0."""
+        super().__init__()
+        self.line_number = 0
+
+    def deserialize_json(self, line: str) -> dict:
+        """Parse one line; a line that is not JSON is a clear input error."""
+        self.line_number += 1
+        if not line.strip():
+            return {"type": "_BLANK"}
+        try:
+            message = super().deserialize_json(line)
+        except json.JSONDecodeError as exc:
+            shown = line.strip()[:120]
+            msg = (
+                f"Input line {self.line_number} is not valid JSON ({exc.msg} at column "
+                f"{exc.colno}): {shown!r}. The tap must write one Singer message per line."
+            )
+            raise InputError(msg) from None
+        if not isinstance(message, dict):
+            msg = f"Input line {self.line_number} is not a Singer message (a JSON object)."
+            raise InputError(msg)
+        return message
+
+    def _process_unknown_message(self, message_dict: dict) -> None:
+        if message_dict.get("type") == "_BLANK":
+            return
+        msg = (
+            f"Input line {self.line_number}: unknown Singer message type "
+            f"{message_dict.get('type')!r}."
+        )
+        raise InputError(msg)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Cross-field checks the JSON schema cannot express, each with how to fix it."""
+    problems: list[str] = []
+    oauth_keys = ("client_id", "client_secret", "refresh_token")
+    has_token = bool(config.get("access_token"))
+    oauth_set = [k for k in oauth_keys if config.get(k)]
+    if has_token and oauth_set:
+        problems.append(
+            "Set either access_token or the OAuth settings (client_id, client_secret, "
+            f"refresh_token), not both: found access_token and {', '.join(oauth_set)}."
+        )
+    elif not has_token and not oauth_set:
+        problems.append(
+            "No credentials: set access_token (a private-app token or service key), or "
+            "client_id, client_secret and refresh_token for OAuth."
+        )
+    elif oauth_set and len(oauth_set) < len(oauth_keys):
+        missing = [k for k in oauth_keys if k not in oauth_set]
+        problems.append(f"OAuth needs client_id, client_secret and refresh_token: also set {', '.join(missing)}.")
+    for key in ("api_base_url", "oauth_token_url"):
+        url = config.get(key)
+        if url is None:
+            continue
+        parts = urlsplit(str(url))
+        if parts.scheme == "https" and parts.hostname:
+            continue
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            continue
+        problems.append(
+            f"{key} must be an https:// URL (http:// is accepted only for 127.0.0.1, localhost "
+            f"or [::1]) so tokens are never sent in clear text; got {str(url)[:100]!r}."
+        )
+    batch_size = config.get("batch_size_rows")
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool)
+        or not 1 <= batch_size <= HUBSPOT_MAX_BATCH
+    ):
+        problems.append(
+            f"batch_size_rows must be a whole number from 1 to {HUBSPOT_MAX_BATCH} "
+            f"(HubSpot's limit per batch request); got {batch_size!r}."
+        )
+    api_version = config.get("api_version")
+    if api_version is not None and not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
+        problems.append(f"api_version must be 'v3' or a dated version such as '2026-09'; got {api_version!r}.")
+    problems.extend(mapping_problems(config.get("object_mappings")))
+    return problems
+
+
+class TargetHubSpotUpsert(Target):
+    """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
+
+    name = "target-hubspot-upsert"
+    default_sink_class = HubSpotSink
+    message_reader_class = LineCountingReader
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "access_token", th.StringType, secret=True,
+            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this, or the three OAuth settings.",
+        ),
+        th.Property(
+            "client_id", th.StringType,
+            description="OAuth client id of a HubSpot public app (with client_secret and refresh_token, instead of access_token).",
+        ),
+        th.Property(
+            "client_secret", th.StringType, secret=True,
+            description="OAuth client secret of the HubSpot public app.",
+        ),
+        th.Property(
+            "refresh_token", th.StringType, secret=True,
+            description="OAuth refresh token of the installing HubSpot account. Access tokens are refreshed from it ahead of expiry; a rotated refresh token is used for the rest of the run.",
+        ),
+        th.Property(
+            "oauth_token_url", th.StringType,
+            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant.",
+        ),
+        th.Property(
+            "api_base_url", th.StringType, default="https://api.hubapi.com",
+            description="HubSpot API base URL. Must be https:// (http:// only for loopback, e.g. the bundled simulator).",
+        ),
+        th.Property(
+            "api_version", th.StringType, default="v3",
+            description="`v3` for `/crm/v3/objects/...`, or a dated version such as `2026-09` for `/crm/objects/2026-09/...` (HubSpot retires the v3 paths in September 2027).",
+        ),
+        th.Property(
+            "object_mappings",
+            th.ObjectType(
+                additional_properties=th.ObjectType(
+                    th.Property("object_type", th.StringType, description="HubSpot object name (`contacts`), object type id (`0-1`, `2-1234567`) or custom object name (`p_widgets`)."),
+                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts)."),
+                ),
+            ),
+            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "..."}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
+        ),
+        th.Property(
+            "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],
+            description="What to do with stream fields that are not properties of the object: `fail` (stop before sending), `ignore` (leave them out, warn once), `create` (create the properties, typed from the JSON schema).",
+        ),
+        th.Property(
+            "property_group", th.StringType, default="target_hubspot_upsert",
+            description="Property group that properties created by `unknown_properties: create` go into (created when missing).",
+        ),
+        th.Property(
+            "null_values", th.StringType, default="skip", allowed_values=["skip", "clear"],
+            description="`skip`: a null leaves the HubSpot value unchanged. `clear`: a null is sent as an empty string, clearing the value.",
+        ),
+        th.Property(
+            "batch_size_rows", th.IntegerType, default=100,
+            description="Records per batch request, 1 to 100 (HubSpot's limit).",
+        ),
+        th.Property(
+            "max_concurrent_requests", th.IntegerType, default=8,
+            description="Batch requests in flight at once, across streams.",
+        ),
+        th.Property(
+            "max_requests_per_10_seconds", th.IntegerType, default=100,
+            description="Client-side rate limit over a rolling 10 s window until HubSpot's `X-HubSpot-RateLimit-*` headers say otherwise (100 Free/Starter, 190 Professional/Enterprise, 250 with the limit increase).",
+        ),
+        th.Property(
+            "request_timeout", th.NumberType, default=60,
+            description="Seconds to wait for one HubSpot response before retrying.",
+        ),
+        th.Property(
+            "max_retries", th.IntegerType, default=8,
+            description="Retries of one request after 429, 423, 5xx, timeouts or dropped connections (never after a 400).",
+        ),
+        th.Property(
+            "rejected_records_path", th.StringType,
+            description="JSONL file that receives one line per rejected record (stream, object type, id, record, error, time). Appended to, flushed as it goes.",
+        ),
+        th.Property(
+            "max_rejected_records", th.IntegerType, default=0,
+            description="Rejected records tolerated before the run stops with a non-zero exit.",
+        ),
+        th.Property(
+            "run_report_path", th.StringType,
+            description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, sleep: t.Callable[[float], None] | None = None, **kwargs: t.Any) -> None:  # noqa: ANN401
+        """Validate the config, then build the runtime every sink shares."""
+        self._sleep = sleep
+        super().__init__(*args, **kwargs)
+        self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
+        runtime_kwargs: dict[str, t.Any] = {}
+        if sleep is not None:
+            runtime_kwargs["sleep"] = sleep
+        self.runtime = Runtime(self.config, **runtime_kwargs)
+
+    @property
+    def current_line(self) -> int:
+        """Input line being processed."""
+        return getattr(self.message_reader, "line_number", 0)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # One message listing every problem: schema errors and cross-field checks together.
+        errors = super()._validate_config(raise_errors=False)
+        errors = [*errors, *config_problems(self.config)]
+        if errors and raise_errors:
+            raise HubSpotConfigError("Config validation failed", errors=errors)
+        return errors
+
+    # --- messages -----------------------------------------------------------------------
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        # Held by the ledger until every record received before it is acknowledged (the SDK
+        # would write it at the next full drain, while batches may still be in flight).
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.runtime.dispatcher.raise_if_failed()
+        self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        # Unwind the main thread; listen() then lets in-flight batches finish and writes the
+        # checkpoints they complete. (The SDK's handler would write STATE without waiting.)
+        name = signal.Signals(signum).name
+        msg = f"Received {name}: stopped reading input."
+        raise Interrupted(msg)
+
+    def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
+        """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
+        try:
+            super().listen(file_input)
+        except BaseException as exc:
+            self.abort(exc)
+            raise self._explain(exc) from None
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        line = self.current_line
+        if isinstance(exc, RecordsWithoutSchemaException):
+            return InputError(f"Input line {line}: {exc} Send the stream's SCHEMA message first.")
+        if isinstance(exc, InvalidInputLine | MissingKeyPropertiesError | InvalidRecord):
+            return InputError(f"Input line {line}: {exc}")
+        return exc
+
+    def process_endofpipe(self) -> None:
+        """Flush every buffer, wait for every batch, write the last checkpoint, summarize."""
+        super().process_endofpipe()
+        runtime = self.runtime
+        runtime.dispatcher.join()
+        runtime.dispatcher.raise_if_failed()
+        runtime.log_summary()
+        runtime.write_report("succeeded")
+        runtime.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Stop sending; give in-flight batches a bounded time to land and checkpoint."""
+        runtime = self.runtime
+        if runtime.finished:
+            return
+        runtime.finished = True
+        if runtime.dispatcher.in_flight:
+            logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
+            runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S)
+        runtime.log_summary()
+        runtime.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
+        runtime.close()
