@@ -109,11 +109,17 @@ class Runtime:
         config: Mapping[str, Any],
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         write_state: Callable[[Any], None] = write_state_line,
     ) -> None:
-        """Build the client, limiter, dispatcher and ledger from the config."""
+        """Build the client, limiter, dispatcher and ledger from the config.
+
+        `sleep` and `clock` are injectable so tests never wait for backoffs or the window.
+        """
         self.config = config
-        self.limiter = RateLimiter(int(config.get("max_requests_per_10_seconds") or 100), sleep=sleep)
+        self.limiter = RateLimiter(
+            int(config.get("max_requests_per_10_seconds") or 100), sleep=sleep, clock=clock
+        )
         self.client = HubSpotClient(
             str(config.get("api_base_url") or "https://api.hubapi.com"),
             make_token_provider(config),

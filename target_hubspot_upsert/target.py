@@ -218,14 +218,24 @@ class TargetHubSpotUpsert(Target):
         ),
     ).to_dict()
 
-    def __init__(self, *args: t.Any, sleep: t.Callable[[float], None] | None = None, **kwargs: t.Any) -> None:  # noqa: ANN401
-        """Validate the config, then build the runtime every sink shares."""
-        self._sleep = sleep
+    def __init__(
+        self,
+        *args: t.Any,  # noqa: ANN401
+        sleep: t.Callable[[float], None] | None = None,
+        clock: t.Callable[[], float] | None = None,
+        **kwargs: t.Any,  # noqa: ANN401
+    ) -> None:
+        """Validate the config, then build the runtime every sink shares.
+
+        `sleep`/`clock` replace real waiting in tests (backoffs, the rate-limit window).
+        """
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
         if sleep is not None:
             runtime_kwargs["sleep"] = sleep
+        if clock is not None:
+            runtime_kwargs["clock"] = clock
         self.runtime = Runtime(self.config, **runtime_kwargs)
 
     @property

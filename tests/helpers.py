@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,16 +67,49 @@ class Run:
     error: BaseException | None = None
     returncode: int | None = None
     target: Any = None
+    state_times: list[float] = field(default_factory=list)
 
 
-def run_in_process(config: dict, messages: list[dict] | str, *, sleep=None) -> Run:  # noqa: ANN001
-    """Run the target in this process, capturing stdout (STATE lines)."""
+class FakeClock:
+    """Virtual time: sleeping advances it at once, so tests never wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            self.now += seconds
+        time.sleep(0)
+
+
+class TimedStdout(io.StringIO):
+    """stdout that notes when each STATE line was written (monotonic, like the simulator log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def write(self, s: str) -> int:
+        if s.strip():
+            self.times.append(time.monotonic())
+        return super().write(s)
+
+
+def run_in_process(config: dict, messages: list[dict] | str, *, clock: FakeClock | None = None) -> Run:
+    """Run the target in this process with virtual time, capturing stdout (STATE lines)."""
     from target_hubspot_upsert.target import TargetHubSpotUpsert  # noqa: PLC0415
 
+    clock = clock or FakeClock()
     text = messages if isinstance(messages, str) else lines(messages)
     result = Run()
-    out = io.StringIO()
-    target = TargetHubSpotUpsert(config=config, sleep=sleep or (lambda _s: None))
+    out = TimedStdout()
+    target = TargetHubSpotUpsert(config=config, sleep=clock.sleep, clock=clock)
     result.target = target
     with contextlib.redirect_stdout(out):
         try:
@@ -83,6 +118,7 @@ def run_in_process(config: dict, messages: list[dict] | str, *, sleep=None) -> R
             result.error = exc
     result.stdout = out.getvalue()
     result.states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    result.state_times = out.times
     return result
 
 
