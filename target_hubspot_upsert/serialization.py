@@ -91,7 +91,10 @@ def _parse_datetime(value: Any, expected: str) -> datetime | date:  # noqa: ANN4
     if isinstance(value, datetime | date):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            raise BadValue(expected, f"{value} is not a valid epoch-milliseconds time") from None
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -111,7 +114,8 @@ def datetime_text(value: Any) -> str:  # noqa: ANN401
         if isinstance(parsed, datetime)
         else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
     )
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+    # isoformat() zero-pads years before 1000, which strftime's %Y does not.
+    return f"{dt.replace(microsecond=0, tzinfo=None).isoformat()}.{dt.microsecond // 1000:03d}Z"
 
 
 def date_text(value: Any) -> str:  # noqa: ANN401
@@ -181,6 +185,10 @@ def enumeration_converter(options: frozenset[str] | None, *, multi: bool) -> Con
         return option
 
     if not multi:
+        if options is None:
+            # Unchecked (external or empty options): sent as given; stripping could turn a
+            # value into "" and clear the property.
+            return text
         return lambda value: check(_option_text(value))
 
     def convert_multi(value: Any) -> str:  # noqa: ANN401
