@@ -101,15 +101,24 @@ class TimedStdout(io.StringIO):
         return super().write(s)
 
 
-def run_in_process(config: dict, messages: list[dict] | str, *, clock: FakeClock | None = None) -> Run:
-    """Run the target in this process with virtual time, capturing stdout (STATE lines)."""
+def run_in_process(
+    config: dict, messages: list[dict] | str, *, clock: FakeClock | None = None, real_time: bool = False,
+) -> Run:
+    """Run the target in this process, capturing stdout (STATE lines).
+
+    Time is virtual (no real waiting) unless `real_time`, which rate-limit tests need because
+    the simulator's window runs on the real clock.
+    """
     from target_hubspot_upsert.target import TargetHubSpotUpsert  # noqa: PLC0415
 
-    clock = clock or FakeClock()
     text = messages if isinstance(messages, str) else lines(messages)
     result = Run()
     out = TimedStdout()
-    target = TargetHubSpotUpsert(config=config, sleep=clock.sleep, clock=clock)
+    if real_time:
+        target = TargetHubSpotUpsert(config=config)
+    else:
+        clock = clock or FakeClock()
+        target = TargetHubSpotUpsert(config=config, sleep=clock.sleep, clock=clock)
     result.target = target
     with contextlib.redirect_stdout(out):
         try:
