@@ -11,6 +11,7 @@ from typing import Protocol
 import requests
 
 from target_hubspot_upsert.errors import HubSpotAuthError
+from target_hubspot_upsert.redact import REDACTOR
 
 logger = logging.getLogger("target_hubspot_upsert.auth")
 
@@ -127,9 +128,11 @@ class OAuthTokenProvider:
         # Refresh when a fifth of the lifetime (at most 5 minutes) is left.
         self._expires_at = self._clock() + ttl - min(300.0, ttl * 0.2)
         self._access_token = str(body["access_token"])
+        REDACTOR.add(self._access_token)
         new_refresh = body.get("refresh_token")
         if new_refresh and new_refresh != self._refresh_token:
             self._refresh_token = str(new_refresh)
+            REDACTOR.add(self._refresh_token)
             logger.info("HubSpot rotated the refresh token; using the new one for this run.")
         self.refreshes += 1
         logger.info("Obtained an OAuth access token (valid %.0f s).", ttl)

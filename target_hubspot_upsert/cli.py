@@ -8,6 +8,7 @@ import sys
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_hubspot_upsert.errors import UserFacingError
+from target_hubspot_upsert.redact import REDACTOR, install
 from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 logger = logging.getLogger("target_hubspot_upsert")
@@ -19,8 +20,13 @@ def main() -> None:
         TargetHubSpotUpsert.cli()
     except ConfigValidationError as exc:
         for error in exc.errors or [str(exc)]:
-            logger.error("Configuration error: %s", error)
+            logger.error("Configuration error: %s", REDACTOR.redact(str(error)))
         sys.exit(1)
     except UserFacingError as exc:
         logger.error("%s", exc)
         sys.exit(exc.exit_code)
+    except Exception:
+        # A bug, not a user mistake: keep the traceback for the report, without secrets.
+        install()
+        logger.exception("Unexpected error in target-hubspot-upsert; please report it.")
+        sys.exit(70)

@@ -22,6 +22,8 @@ from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.ratelimit import RateLimiter
+from target_hubspot_upsert.redact import REDACTOR
+from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.serialization import (
     PropertySpec,
@@ -34,6 +36,7 @@ from target_hubspot_upsert.writer import BatchWriter
 logger = logging.getLogger("target_hubspot_upsert")
 HUBSPOT_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 PROGRESS_INTERVAL_S = 30.0
+SECRET_SETTINGS = ("access_token", "client_secret", "refresh_token")
 FIRST_ERRORS_KEPT = 5
 
 
@@ -117,6 +120,9 @@ class Runtime:
         `sleep` and `clock` are injectable so tests never wait for backoffs or the window.
         """
         self.config = config
+        for key in SECRET_SETTINGS:
+            REDACTOR.add(config.get(key))
+        install_redactor()
         self.limiter = RateLimiter(
             int(config.get("max_requests_per_10_seconds") or 100), sleep=sleep, clock=clock
         )
@@ -375,7 +381,7 @@ class Runtime:
             return
         report = {
             "status": status,
-            "error": error,
+            "error": REDACTOR.redact(error) if error else None,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "streams": {name: stats.report() for name, stats in self.stats.items()},
             "rejected_total": self.rejects.count,

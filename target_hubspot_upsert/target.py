@@ -24,7 +24,8 @@ from singer_sdk.target_base import Target
 
 from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted
 from target_hubspot_upsert.mapping import mapping_problems
-from target_hubspot_upsert.runtime import Runtime
+from target_hubspot_upsert.redact import REDACTOR
+from target_hubspot_upsert.runtime import SECRET_SETTINGS, Runtime
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
@@ -247,7 +248,10 @@ class TargetHubSpotUpsert(Target):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # One message listing every problem: schema errors and cross-field checks together.
+        for key in SECRET_SETTINGS:
+            REDACTOR.add(self.config.get(key))
         errors = super()._validate_config(raise_errors=False)
+        errors = [REDACTOR.redact(e) for e in errors]
         errors = [*errors, *config_problems(self.config)]
         if errors and raise_errors:
             raise HubSpotConfigError("Config validation failed", errors=errors)
