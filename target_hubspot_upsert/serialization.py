@@ -181,7 +181,7 @@ def enumeration_converter(options: frozenset[str] | None, *, multi: bool) -> Con
 
     def check(option: str) -> str:
         if options is not None and option not in options:
-            raise BadValue(allowed_hint, f"'{option}' is not an option of this property ({allowed_hint})")
+            raise BadValue(allowed_hint, f"'{option}' is not an option of this property")
         return option
 
     if not multi:
