@@ -216,6 +216,39 @@ def test_upsert_by_custom_unique_property_and_custom_object_aliases(sim, http):
     assert [e.object_type for e in sim.upsert_requests("2-1234567")] == ["widgets"] * 3
 
 
+def test_unique_value_owned_by_another_object_conflicts(sim, http):
+    upsert(http, sim, [contact("taken@x.com")])
+    owner = sim.find("contacts", "email", "taken@x.com")["id"]
+    by_key = {
+        "id": "K1",
+        "idProperty": "external_id",
+        "objectWriteTraceId": "t-k1",
+        "properties": {"email": "TAKEN@x.com"},
+    }
+    r = upsert(
+        http, sim, [by_key, {"id": "K2", "idProperty": "external_id", "properties": {}}]
+    )
+    assert r.status_code == 409
+    assert r.json()["category"] == "CONFLICT"
+    assert r.json()["message"] == f"Contact already exists. Existing ID: {owner}"
+    assert sim.find("contacts", "external_id", "K2") is None  # nothing written
+    sim.configure(validation_error_mode="multi_status")
+    r = upsert(
+        http, sim, [by_key, {"id": "K2", "idProperty": "external_id", "properties": {}}]
+    )
+    assert r.status_code == 207
+    (error,) = r.json()["errors"]
+    assert error["category"] == "CONFLICT"
+    assert error["context"] == {
+        "objectWriteTraceId": ["t-k1"],
+        "propertyName": ["email"],
+    }
+    assert [res["properties"]["external_id"] for res in r.json()["results"]] == ["K2"]
+    # Setting the value on its own owner is no conflict.
+    r = upsert(http, sim, [contact("taken@x.com", external_id="K9")])
+    assert r.status_code == 200 and r.json()["results"][0]["id"] == owner
+
+
 def test_duplicate_ids_fail_whole_request_in_every_mode(sim, http):
     for mode in ("batch", "multi_status"):
         sim.configure(validation_error_mode=mode)
@@ -986,13 +1019,14 @@ def test_oauth_grant_rotation_and_expiry(http):
         )
         assert r.status_code == 400 and r.json()["status"] == "BAD_CLIENT_ID"
         assert s.stats["token_grants"] == 2
-        # Secrets never reach the log verbatim.
-        logged = json.dumps([e.to_dict() for e in s.requests])
-        assert (
-            "s3cr3t-value" not in logged
-            and "r1-refresh" not in logged
-            and access not in logged
-        )
+        # Grants are logged verbatim (tests search output for leaked tokens), the bearer
+        # token only as a fingerprint.
+        grants = [e for e in s.requests if e.endpoint == "oauth" and e.status == 200]
+        assert grants[0].response_body["access_token"] == access
+        assert grants[0].request_body["client_secret"] == "s3cr3t-value"
+        upserts = s.upsert_requests()
+        assert upserts[0].auth == f"{access[:4]}...({len(access)})"
+        assert access not in json.dumps(upserts[0].to_dict())
         time.sleep(1.1)
         r = upsert(http, s, [contact("b@x.com")], token=access)
         assert r.status_code == 401
@@ -1000,6 +1034,29 @@ def test_oauth_grant_rotation_and_expiry(http):
         assert r.json()["message"].startswith(
             "The OAuth token used to make this call expired "
         )
+
+
+def test_oauth_tokens_get_no_daily_headers(http):
+    with HubSpotSimulator(
+        oauth_clients={"c": "s"},
+        refresh_tokens={"r"},
+        daily_limit=100,
+        rate_limit_per_10s=100,
+    ) as s:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": "c",
+            "client_secret": "s",
+            "refresh_token": "r",
+        }
+        access = http.post(s.base_url + "/oauth/v1/token", data=form).json()[
+            "access_token"
+        ]
+        r = upsert(http, s, [contact("a@x.com")], token=access)
+        assert r.headers["X-HubSpot-RateLimit-Max"] == "100"
+        assert "X-HubSpot-RateLimit-Daily" not in r.headers
+        r = upsert(http, s, [contact("b@x.com")])
+        assert r.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "98"
 
 
 def test_oauth_without_rotation_returns_same_refresh_token(http):
@@ -1074,6 +1131,33 @@ def test_control_endpoints(sim, http):
     assert stats["requests"] == 2 and stats["by_status"] == {"207": 1, "504": 1}
     assert http.post(base + "/revoke", json={"token": "x"}).status_code == 200
     assert upsert(http, sim, [contact("d@x.com")], token="x").status_code == 401
+    assert http.post(base + "/configure", data="{oops").status_code == 400
+    r = http.post(
+        base + "/validation_rule",
+        json={"object_type": "0-1", "property": "firstname", "value": "Bad"},
+    )
+    assert r.status_code == 200
+    r = http.post(
+        base + "/object_type",
+        json={
+            "name": "things",
+            "type_id": "2-42",
+            "properties": [{"name": "thing_id", "hasUniqueValue": True}],
+        },
+    )
+    assert r.status_code == 200
+    assert http.post(base + "/consume", json={"n": 3}).status_code == 200
+    sim.configure(tokens=["x"])
+    r = upsert(
+        http,
+        sim,
+        [{"id": "t1", "idProperty": "thing_id", "properties": {}}],
+        "p_things",
+        token="x",
+    )
+    assert r.status_code == 200
+    r = upsert(http, sim, [contact("bad@x.com", firstname="Bad")], token="x")
+    assert r.json()["errors"][0]["code"] == "VALIDATION_RULE_VIOLATION"
     assert http.post(base + "/reset").status_code == 200
     assert (
         sim.objects("contacts") == []
@@ -1103,6 +1187,7 @@ def test_cli_prints_url_serves_and_exits_on_sigterm(tmp_path):
             "target_hubspot_upsert.simulator",
             "--token",
             "cli-token",
+            "second-token",
             "--rate-limit",
             "50",
             "--validation-error-mode",
@@ -1129,6 +1214,12 @@ def test_cli_prints_url_serves_and_exits_on_sigterm(tmp_path):
         )
         assert r.status_code == 207
         assert r.headers["X-HubSpot-RateLimit-Max"] == "50"
+        r = requests.get(
+            url + "/crm/v3/properties/contacts",
+            timeout=5,
+            headers={"Authorization": "Bearer second-token"},
+        )
+        assert r.status_code == 200
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err

@@ -17,17 +17,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Valid ``fieldType`` values for each property ``type`` (checked on property creation).
+#: Valid ``fieldType`` values for each property ``type`` (checked on property creation;
+#: calculated fields cannot be created through this API).
 FIELD_TYPES_BY_TYPE: dict[str, frozenset[str]] = {
     "bool": frozenset({"booleancheckbox"}),
     "enumeration": frozenset({"select", "radio", "checkbox", "booleancheckbox"}),
-    "number": frozenset({"number", "calculation_equation"}),
+    "number": frozenset({"number"}),
     "date": frozenset({"date"}),
     "datetime": frozenset({"date"}),
-    "string": frozenset(
-        {"text", "textarea", "file", "html", "phonenumber", "calculation_equation"}
-    ),
-    "phone_number": frozenset({"phonenumber", "text"}),
+    "string": frozenset({"text", "textarea", "file", "html", "phonenumber"}),
+    "phone_number": frozenset({"phonenumber"}),
 }
 
 #: The ``fieldType`` used when a catalogue entry does not name one.

@@ -8,6 +8,17 @@ real service produces. ``/_sim/...`` endpoints let another process inspect and s
 
 The server is independent of the target package on purpose: it models HubSpot, not the
 client, so the client's assumptions cannot leak into it.
+
+Control endpoints (unauthenticated, not logged in :attr:`HubSpotSimulator.requests`):
+
+- ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/options``
+- ``GET /_sim/objects/{objectType}`` -> ``{"results": [...]}``
+- ``GET /_sim/requests[?upserts_only=1][&since=SEQ]`` -> ``{"results": [entry...]}``
+- ``POST /_sim/configure`` (JSON options), ``POST /_sim/reset``
+- ``POST /_sim/script`` ``{"faults": [...]}``, ``POST /_sim/revoke`` ``{"token": ...}``
+- ``POST /_sim/consume`` ``{"n": N}``
+- ``POST /_sim/validation_rule`` ``{"object_type", "property", "value", "message"?}``
+- ``POST /_sim/object_type`` ``{"name", "type_id", "properties", "aliases"?}``
 """
 
 from __future__ import annotations
@@ -162,8 +173,8 @@ class RequestLogEntry:
         object_type: Canonical object type name, or None (unknown type or no type).
         endpoint: ``batch_upsert``, ``properties``, ``property_groups``, ``oauth`` or ``other``.
         status: Response status, or None while in progress or when the connection was dropped.
-        request_body: Parsed JSON (or form dict, secrets fingerprinted), None when empty or
-            when ``log_bodies`` is off.
+        request_body: Parsed JSON (or form dict), None when empty or when ``log_bodies``
+            is off. OAuth grants are logged verbatim, so tests can look for leaked tokens.
         response_body: Parsed JSON answer, None when dropped, non-JSON or ``log_bodies`` off.
         started: ``time.monotonic()`` at arrival.
         finished: ``time.monotonic()`` when the answer was ready (None while in progress).
@@ -737,7 +748,8 @@ class HubSpotSimulator:
         self._rules: dict[str, list[tuple[str, str, str]]] = {}
         self._window: collections.deque[float] = collections.deque()
         self._daily_count = 0
-        self._in_flight = 0
+        if not hasattr(self, "_in_flight"):  # requests may be in flight across a reset
+            self._in_flight = 0
         if not hasattr(self, "_rng"):
             self._rng = random.Random(OPTION_DEFAULTS["seed"])
 
@@ -1009,7 +1021,9 @@ class HubSpotSimulator:
         if not path.startswith("/crm/"):
             return _error(404, f"Not found: {path}", "OBJECT_NOT_FOUND")
 
-        m = _R_UPSERT_V3.fullmatch(path) or _R_UPSERT_DATED.fullmatch(path)
+        m = None
+        if method == "POST":
+            m = _R_UPSERT_V3.fullmatch(path) or _R_UPSERT_DATED.fullmatch(path)
         is_upsert = m is not None
         dated = is_upsert and path.startswith("/crm/objects/")
         if is_upsert:
@@ -1040,15 +1054,16 @@ class HubSpotSimulator:
             # Rate limit and fault script are decided together so a rate-limited request
             # never consumes a scripted fault, and scripted 429s don't count in the window.
             fault: int | str | None = None
+            daily_headers = token not in self._issued
             with self._lock:
                 if is_upsert and self._script and self._script[0] in (429, "daily_429"):
                     fault = self._script.popleft()
                     policy: str | None = (
                         "DAILY" if fault == "daily_429" else "TEN_SECONDLY_ROLLING"
                     )
-                    rl_headers = self._rate_headers()
+                    rl_headers = self._rate_headers(daily_headers)
                 else:
-                    policy, rl_headers = self._rate_check()
+                    policy, rl_headers = self._rate_check(daily_headers)
                     if policy is None and is_upsert:
                         if self._script:
                             fault = self._script.popleft()
@@ -1126,8 +1141,11 @@ class HubSpotSimulator:
         while win and win[0] <= cutoff:
             win.popleft()
 
-    def _rate_headers(self) -> list[tuple[str, str]]:
-        """Rate-limit headers for the current state (lock held)."""
+    def _rate_headers(self, daily_headers: bool = True) -> list[tuple[str, str]]:
+        """Rate-limit headers for the current state (lock held).
+
+        HubSpot leaves the daily headers out for OAuth apps (``daily_headers=False``).
+        """
         o = self._opts
         out: list[tuple[str, str]] = []
         if not o["rate_limit_headers"]:
@@ -1147,7 +1165,7 @@ class HubSpotSimulator:
                 ),
             ]
         daily = o["daily_limit"]
-        if daily is not None:
+        if daily is not None and daily_headers:
             out += [
                 ("X-HubSpot-RateLimit-Daily", str(daily)),
                 (
@@ -1157,7 +1175,9 @@ class HubSpotSimulator:
             ]
         return out
 
-    def _rate_check(self) -> tuple[str | None, list[tuple[str, str]]]:
+    def _rate_check(
+        self, daily_headers: bool = True
+    ) -> tuple[str | None, list[tuple[str, str]]]:
         """Count one request against the limits (lock held); return the violated policy."""
         now = time.monotonic()
         self._prune_window(now)
@@ -1171,7 +1191,7 @@ class HubSpotSimulator:
         else:
             self._window.append(now)
             self._daily_count += 1
-        return policy, self._rate_headers()
+        return policy, self._rate_headers(daily_headers)
 
     def _random_fault(self) -> int | str | None:
         """Draw a random fault per ``error_rate`` / ``drop_rate`` (lock held)."""
@@ -1212,10 +1232,8 @@ class HubSpotSimulator:
         else:
             params = dict(parse_qsl(text, keep_blank_values=True))
         if self._opts["log_bodies"]:
-            entry.request_body = {
-                k: (_fingerprint(v) if k in ("client_secret", "refresh_token") else v)
-                for k, v in params.items()
-            }
+            # Logged verbatim: tests read issued tokens from the log to prove they never leak.
+            entry.request_body = params
         cid = _correlation_id()
         if params.get("grant_type") != "refresh_token":
             return _Response(
@@ -1266,12 +1284,6 @@ class HubSpotSimulator:
             "access_token": access,
             "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
         }
-        if self._opts["log_bodies"]:
-            entry.response_body = {
-                **body_obj,
-                "refresh_token": _fingerprint(refresh),
-                "access_token": _fingerprint(access),
-            }
         return _Response(200, body_obj)
 
     # -- Properties API --------------------------------------------------------------------
@@ -1685,10 +1697,13 @@ class HubSpotSimulator:
                     skipped = set(self._rng.sample(range(len(valid)), n_drop))
                     valid = [inp for i, inp in enumerate(valid) if i not in skipped]
                     entry.fault = "partial_write"
-        results = self._write(ot, valid)
+        all_or_nothing = opts["validation_error_mode"] == "batch"
+        results, conflicts = self._write(ot, valid, all_or_nothing)
+        if conflicts and all_or_nothing:
+            return _error(409, conflicts[0][2], "CONFLICT")
         body_obj: dict[str, Any] = {"status": "COMPLETE", "results": results}
         status = 200
-        if bad:
+        if bad or conflicts:
             errors = []
             for i in bad:
                 inp = inputs[i]
@@ -1715,6 +1730,19 @@ class HubSpotSimulator:
                         "category": "VALIDATION_ERROR",
                         "message": _property_values_message(found),
                         "code": found[0][1],
+                        "context": ctx,
+                    }
+                )
+            for i, prop, message in conflicts:
+                inp = valid[i]
+                trace = inp.get("objectWriteTraceId")
+                ctx = {"objectWriteTraceId": [trace]} if trace else {"id": [inp["id"]]}
+                ctx["propertyName"] = [prop]
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "CONFLICT",
+                        "message": message,
                         "context": ctx,
                     }
                 )
@@ -1792,11 +1820,17 @@ class HubSpotSimulator:
         return problems
 
     def _write(
-        self, ot: _ObjectType, inputs: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Apply validated inputs to the store and return HubSpot result objects."""
+        self, ot: _ObjectType, inputs: list[dict[str, Any]], all_or_nothing: bool
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+        """Apply validated inputs to the store.
+
+        Returns:
+            The HubSpot result objects, and the ``(input index, property, message)``
+            unique-value conflicts. Conflicting inputs are not written; with
+            ``all_or_nothing`` nothing is written when there is any conflict.
+        """
         now = _now_iso()
-        results = []
+        results: list[dict[str, Any]] = []
         is_contacts = ot.name == "contacts"
         index_props = ot.index_props
         multi = ot.multi_props
@@ -1805,7 +1839,13 @@ class HubSpotSimulator:
             store = self._stores[ot.name]
             indexes = store.index
             objects = store.objects
-            for inp in inputs:
+            conflicts = _unique_conflicts(ot, indexes, inputs)
+            if conflicts and all_or_nothing:
+                return results, conflicts
+            skip = {c[0] for c in conflicts}
+            for n, inp in enumerate(inputs):
+                if skip and n in skip:
+                    continue
                 idp = inp["idProperty"]
                 key = inp["id"].lower() if idp == "email" else inp["id"]
                 in_props: dict[str, str] = inp["properties"]
@@ -1829,11 +1869,10 @@ class HubSpotSimulator:
                     props = obj.properties
                     new = False
                 # Other unique values this input sets: their indexes must follow (rare).
-                other_unique = in_props.keys() & index_props
-                other_unique.discard(idp)
-                before = (
-                    {p: props.get(p) for p in other_unique} if other_unique else None
-                )
+                before = None
+                if not index_props.isdisjoint(in_props):
+                    before = {p: props.get(p) for p in index_props if p in in_props}
+                    before.pop(idp, None)
                 if (
                     "" in in_props.values()
                     or (multi and not multi.isdisjoint(in_props))
@@ -1887,8 +1926,8 @@ class HubSpotSimulator:
                     result["objectWriteTraceId"] = trace
                 results.append(result)
         with self._lock:
-            self._stats["inputs_written"] += len(inputs)
-        return results
+            self._stats["inputs_written"] += len(results)
+        return results, conflicts
 
     # -- control endpoints ---------------------------------------------------------------
 
@@ -1897,7 +1936,9 @@ class HubSpotSimulator:
     ) -> _Response:
         parts = path.strip("/").split("/")
         action = parts[1] if len(parts) > 1 else ""
-        data = _parse_json_or_none(body) if body else None
+        data = _parse_json_or_none(body) if body.strip() else None
+        if body.strip() and data is None:
+            raise ValueError("invalid JSON body")
         if method == "GET":
             if action == "health":
                 return _Response(200, {"status": "ok"})
@@ -1961,6 +2002,53 @@ class HubSpotSimulator:
             404,
             {"status": "error", "message": f"unknown control endpoint {method} {path}"},
         )
+
+
+def _unique_conflicts(
+    ot: _ObjectType, indexes: dict[str, dict[str, str]], inputs: list[dict[str, Any]]
+) -> list[tuple[int, str, str]]:
+    """Find inputs that would give a unique property a value another object holds.
+
+    HubSpot refuses them (e.g. upserting by ``external_id`` with an email that belongs to
+    another contact: "Contact already exists. Existing ID: ..."). Two inputs of one
+    request claiming the same value for different objects conflict as well.
+    """
+    out: list[tuple[int, str, str]] = []
+    claimed: dict[tuple[str, str], object] = {}
+    index_props = ot.index_props
+    label = ot.name.rstrip("s").replace("_", " ").capitalize()
+    for n, inp in enumerate(inputs):
+        in_props = inp["properties"]
+        if index_props.isdisjoint(in_props):
+            continue  # the common case: the input sets no unique property
+        idp = inp["idProperty"]
+        others = in_props.keys() & index_props
+        others.discard(idp)
+        if not others:
+            continue
+        key = inp["id"].lower() if idp == "email" else inp["id"]
+        target: object = indexes.get(idp, {}).get(key) or (idp, key)
+        for prop in sorted(others):
+            value = in_props[prop]
+            if value == "":
+                continue
+            if prop == "email":
+                value = value.lower()
+            owner = indexes.get(prop, {}).get(value)
+            first = claimed.setdefault((prop, value), target)
+            if owner is not None and owner != target:
+                out.append((n, prop, f"{label} already exists. Existing ID: {owner}"))
+                break
+            if first != target:
+                out.append(
+                    (
+                        n,
+                        prop,
+                        f"{label} already exists: another input sets {prop} to {value}",
+                    )
+                )
+                break
+    return out
 
 
 def _property_values_message(problems: list[tuple[str, str, str]]) -> str:
