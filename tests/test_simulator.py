@@ -18,16 +18,24 @@ from typing import Any
 import pytest
 import requests
 
-from target_hubspot_upsert.simulator import HubSpotSimulator
+from target_hubspot_upsert.simulator import OPTION_DEFAULTS, HubSpotSimulator
 
 TOKEN = "sim-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture
-def sim():
+@pytest.fixture(scope="module")
+def _server():
     with HubSpotSimulator(tokens={TOKEN}) as s:
         yield s
+
+
+@pytest.fixture
+def sim(_server):
+    """The shared simulator, back to default options and an empty state."""
+    _server.configure(**{**OPTION_DEFAULTS, "tokens": {TOKEN}})
+    _server.reset()
+    return _server
 
 
 @pytest.fixture
