@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import random
 import threading
@@ -13,6 +14,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
+import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import metrics
@@ -28,6 +30,7 @@ from target_hubspot_upsert.ratelimit import RateLimiter
 logger = logging.getLogger("target_hubspot_upsert.client")
 
 RETRIABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
+_BACKOFF_DELAYS = tuple(itertools.islice(backoff.expo(base=2, factor=0.5, max_value=30), 1, 40))
 
 
 class Action(Enum):
@@ -80,9 +83,12 @@ def should_retry(
     Order: server hint first (Retry-After), then HubSpot's 429 policy, 423, 5xx and
     connection-level errors. 400s and other client errors are returned, never retried as is.
     """
-    backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + rand() / 2)
+    # Exponential delays from the `backoff` library (0.5, 1, 2, ... capped at 30 s), with
+    # injectable "equal jitter" so concurrent workers spread out and tests stay deterministic.
+    base = _BACKOFF_DELAYS[min(attempt, len(_BACKOFF_DELAYS)) - 1]
+    backoff_wait = base * (0.5 + rand() / 2)
     if error is not None:
-        return Decision(Action.RETRY, backoff, f"{type(error).__name__}")
+        return Decision(Action.RETRY, backoff_wait, f"{type(error).__name__}")
     assert status is not None  # noqa: S101 - either an error or a status
     if status in (401, 403):
         return Decision(Action.AUTH_FAILED, reason=str(status))
@@ -95,7 +101,7 @@ def should_retry(
         wait = hint if hint is not None else window_s * min(attempt, 3)
         return Decision(Action.RETRY, wait, "429 TEN_SECONDLY_ROLLING", rate_limited=True)
     if status in RETRIABLE_STATUSES:
-        wait = hint if hint is not None else backoff
+        wait = hint if hint is not None else backoff_wait
         if status == 423:
             wait = max(wait, 2.0)  # HubSpot: wait at least 2 s after 423 Locked
         return Decision(Action.RETRY, wait, str(status))
