@@ -1,0 +1,339 @@
+"""End to end with a real Meltano: the project's meltano.yml, its sample data, the simulator.
+
+Meltano (pinned) is installed once into its own virtualenv, cached between runs in
+`~/.cache/target-hubspot-upsert/meltano-<version>-py<X.Y>` (`$XDG_CACHE_HOME` is honoured;
+`HUBSPOT_UPSERT_TEST_MELTANO_VENV` overrides the path). The test copies meltano.yml,
+examples/ and the package (so the loader's `pip_url: -e .` installs this code) into a
+temporary project, starts the HubSpot simulator as a separate process, then:
+
+1. `meltano install` and `meltano run sync-hubspot`: every sample record lands;
+2. adds an export file that modifies two contacts and adds one, runs again: only those
+   three records are sent (the simulator's request log), nothing for the unchanged files;
+3. after each run, `meltano state get <state-id>` equals the last STATE line the target
+   wrote to stdout (captured by a wrapper around the installed target executable).
+
+Needs only the package registry (for Meltano and the plugins); no stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.meltano
+
+MELTANO_VERSION = "4.4.1"
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "meltano-e2e-token-3b8f0a61"  # noqa: S105 - a simulator token
+STATE_IDS = {
+    "companies": "dev:tap-companies-jsonl-to-target-hubspot-upsert",
+    "contacts": "dev:tap-contacts-jsonl-to-target-hubspot-upsert",
+}
+CAPTURE_ENV = "HUBSPOT_UPSERT_TEST_STDOUT_DIR"
+WRAPPER = f"""#!/usr/bin/env bash
+# Installed by tests/test_meltano.py: runs the real target and keeps a copy of its stdout
+# (only STATE lines) so the test can compare it with the state Meltano stored.
+set -o pipefail
+out="${{{CAPTURE_ENV}}}/$(date +%s%N)-$$.jsonl"
+"$(dirname "$0")/target-hubspot-upsert.real" "$@" | tee "$out"
+"""
+VALIDATE_SCRIPT = """
+import json, sys
+from importlib.resources import files
+import jsonschema
+schema = json.loads(files("meltano.schemas").joinpath("meltano.schema.json").read_text())
+validator = jsonschema.validators.validator_for(schema)(schema)
+errors = sorted(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(json.load(sys.stdin)))
+print("\\n".join(errors))
+sys.exit(1 if errors else 0)
+"""
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+SAMPLE_CONTACTS = _read_jsonl(ROOT / "examples/data/contacts/export-2024-06-01.jsonl")
+SAMPLE_COMPANIES = _read_jsonl(ROOT / "examples/data/companies/export-2024-06-01.jsonl")
+# The change between the two runs: a new export file, as a source system would drop it.
+CHANGES = [
+    {**SAMPLE_CONTACTS[1], "lifecyclestage": "customer", "num_orders": 4},
+    {**SAMPLE_CONTACTS[3], "phone": "+1 555 0199", "company": "Semaphore Systems"},
+    {"email": "margaret.hamilton@example.com", "firstname": "Margaret", "lastname": "Hamilton",
+     "phone": "+1 555 0106", "company": "Apollo Guidance", "lifecyclestage": "lead", "num_orders": 0,
+     "date_of_birth": "1936-08-17"},
+]
+
+
+def _as_hubspot(record: dict[str, Any]) -> dict[str, str]:
+    """A record's values as HubSpot stores them (strings)."""
+    return {k: str(v) for k, v in record.items()}
+
+
+# -- Meltano ---------------------------------------------------------------------------------
+
+
+def _meltano_venv_dir() -> Path:
+    if override := os.environ.get("HUBSPOT_UPSERT_TEST_MELTANO_VENV"):
+        return Path(override)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return cache / "target-hubspot-upsert" / f"meltano-{MELTANO_VERSION}-py{py}"
+
+
+def _check(cmd: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:  # noqa: ANN401
+    proc = subprocess.run(  # noqa: S603 - fixed commands
+        cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False, **kwargs,
+    )
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def meltano_bin() -> Path:
+    """The meltano executable of a cached virtualenv with Meltano installed."""
+    venv = _meltano_venv_dir()
+    exe, python, marker = venv / "bin" / "meltano", venv / "bin" / "python", venv / ".installed"
+    if exe.exists() and marker.exists() and marker.read_text().strip() == MELTANO_VERSION:
+        return exe
+    shutil.rmtree(venv, ignore_errors=True)  # absent, or a previous install did not finish
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    base_python = getattr(sys, "_base_executable", None) or sys.executable
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    if uv := shutil.which("uv"):
+        _check([uv, "venv", "--quiet", "--python", base_python, str(venv)], timeout=120, env=env)
+        _check([uv, "pip", "install", "--quiet", "--python", str(python), f"meltano=={MELTANO_VERSION}"],
+               timeout=900, env=env)
+    else:
+        _check([base_python, "-m", "venv", str(venv)], timeout=120, env=env)
+        _check([str(python), "-m", "pip", "install", "--quiet", f"meltano=={MELTANO_VERSION}"], timeout=900, env=env)
+    version = _check([str(exe), "--version"], timeout=120, env=env).stdout
+    assert MELTANO_VERSION in version, version
+    marker.write_text(MELTANO_VERSION)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Iterator[Path]:
+    """A copy of the Meltano project with the package, so `pip_url: -e .` installs this code."""
+    dest = tmp_path_factory.mktemp("meltano-project")
+    for name in ("meltano.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "examples", dest / "examples")
+    shutil.copytree(ROOT / "target_hubspot_upsert", dest / "target_hubspot_upsert",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (dest / "logs").mkdir()
+    (dest / "captured-stdout").mkdir()
+    yield dest
+    # The plugin virtualenvs are large; the logs and captured output stay for inspection.
+    shutil.rmtree(dest / ".meltano", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sim_url(project) -> Iterator[str]:
+    """The simulator, running as its own process like a remote HubSpot."""
+    url_file = project / "simulator.url"
+    log = (project / "logs" / "simulator.log").open("w")
+    proc = subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-m", "target_hubspot_upsert.simulator", "--port", "0", "--token", TOKEN,
+         "--url-file", str(url_file)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not url_file.exists():
+            assert proc.poll() is None, f"the simulator exited: {(project / 'logs' / 'simulator.log').read_text()}"
+            assert time.monotonic() < deadline, "the simulator did not start within 30 s"
+            time.sleep(0.1)
+        yield url_file.read_text().strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _sim_get(base_url: str, path: str) -> Any:  # noqa: ANN401
+    with urllib.request.urlopen(base_url + path, timeout=30) as resp:  # noqa: S310 - loopback simulator
+        return json.load(resp)
+
+
+class MeltanoProject:
+    """Runs meltano commands in the project, logging each one."""
+
+    def __init__(self, exe: Path, root: Path, sim_url: str) -> None:
+        self.exe, self.root, self.sim_url = exe, root, sim_url
+        self.count = 0
+        env = {
+            k: v for k, v in os.environ.items()
+            if not k.startswith(("MELTANO_", "TARGET_HUBSPOT_UPSERT_", "TAP_JSONFILE_", "HUBSPOT_"))
+            and k not in ("VIRTUAL_ENV", "PYTHONPATH")
+        }
+        env.update({
+            "HUBSPOT_ACCESS_TOKEN": TOKEN,
+            "HUBSPOT_API_BASE_URL": sim_url,
+            CAPTURE_ENV: str(root / "captured-stdout"),
+            "NO_COLOR": "1",
+            "UV_PYTHON_DOWNLOADS": "never",
+        })
+        self.env = env
+
+    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        self.count += 1
+        started = time.monotonic()
+        proc = subprocess.run(  # noqa: S603 - the cached meltano
+            [str(self.exe), *args], cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        slug = "-".join(a.lstrip("-").replace(":", "_").replace("=", "_") for a in args)[:70]
+        log = self.root / "logs" / f"{self.count:02d}-meltano-{slug}.log"
+        log.write_text(f"$ meltano {' '.join(args)}  # {time.monotonic() - started:.1f} s, exit {proc.returncode}\n"
+                       f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        assert proc.returncode == 0, f"meltano {' '.join(args)} failed; see {log}\n{proc.stderr[-4000:]}"
+        return proc
+
+    def stored_state(self, state_id: str) -> Any:  # noqa: ANN401
+        environment = state_id.split(":", 1)[0]
+        out = self(f"--environment={environment}", "state", "get", state_id, timeout=120).stdout
+        return json.loads(out)["singer_state"]
+
+    def upserts(self, since: int = 0) -> list[dict[str, Any]]:
+        return _sim_get(self.sim_url, f"/_sim/requests?upserts_only=1&since={since}")["results"]
+
+    def stored_objects(self, object_type: str) -> dict[str, dict[str, str]]:
+        return {o["properties"][_ID[object_type]]: o["properties"] for o in
+                _sim_get(self.sim_url, f"/_sim/objects/{object_type}")["results"]}
+
+
+_ID = {"contacts": "email", "companies": "company_external_id"}
+
+
+def _emitted_states(capture_dir: Path, seen: set[Path]) -> dict[str, Any]:
+    """The last STATE line of each target run since `seen`, by the stream it bookmarks."""
+    last: dict[str, Any] = {}
+    for path in sorted(set(capture_dir.iterdir()) - seen):
+        seen.add(path)
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert lines, f"{path.name}: the target wrote no STATE"
+        states = [json.loads(line) for line in lines]  # stdout holds STATE lines only
+        streams = set(states[-1]["bookmarks"])
+        assert len(streams) == 1, states[-1]
+        last[streams.pop()] = states[-1]
+    return last
+
+
+def _upserted(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        assert entry["status"] == 200, entry
+        by_type.setdefault(entry["object_type"], []).extend(entry["request_body"]["inputs"])
+    return by_type
+
+
+# -- the test ----------------------------------------------------------------------------------
+
+
+def test_meltano_sync_then_incremental_sync(meltano_bin, project, sim_url):
+    meltano = MeltanoProject(meltano_bin, project, sim_url)
+    capture_dir, seen = project / "captured-stdout", set()
+
+    # meltano.yml is valid for this Meltano version.
+    document = json.dumps(yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8")))
+    check = subprocess.run(  # noqa: S603 - the cached venv's python
+        [str(meltano_bin.parent / "python"), "-c", VALIDATE_SCRIPT], input=document,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert check.returncode == 0, f"meltano.yml does not match Meltano's schema:\n{check.stdout}{check.stderr}"
+
+    meltano("install", timeout=900)
+    loader_bin = project / ".meltano" / "loaders" / "target-hubspot-upsert" / "venv" / "bin"
+    (loader_bin / "target-hubspot-upsert").rename(loader_bin / "target-hubspot-upsert.real")
+    (loader_bin / "target-hubspot-upsert").write_text(WRAPPER)
+    (loader_bin / "target-hubspot-upsert").chmod(0o755)
+
+    # -- first run: everything lands --------------------------------------------------------
+    meltano("run", "--no-install", "sync-hubspot")
+    contacts = meltano.stored_objects("contacts")
+    companies = meltano.stored_objects("companies")
+    for rec in SAMPLE_CONTACTS:
+        assert _as_hubspot(rec).items() <= contacts[rec["email"]].items()
+    for rec in SAMPLE_COMPANIES:
+        assert _as_hubspot(rec).items() <= companies[rec["company_external_id"]].items()
+    assert len(contacts) == len(SAMPLE_CONTACTS) and len(companies) == len(SAMPLE_COMPANIES)
+    first = meltano.upserts()
+    sent = _upserted(first)
+    assert sorted(i["id"] for i in sent["contacts"]) == sorted(r["email"] for r in SAMPLE_CONTACTS)
+    assert sorted(i["id"] for i in sent["companies"]) == sorted(r["company_external_id"] for r in SAMPLE_COMPANIES)
+
+    emitted = _emitted_states(capture_dir, seen)
+    assert set(emitted) == set(STATE_IDS)
+    for stream, state_id in STATE_IDS.items():
+        assert meltano.stored_state(state_id) == emitted[stream], stream
+    assert [Path(p).name for p in emitted["contacts"]["bookmarks"]["contacts"]["file_hashes"]] == [
+        "export-2024-06-01.jsonl"]
+    companies_state = emitted["companies"]
+
+    # -- second run: only the changes are sent ------------------------------------------------
+    new_file = project / "examples/data/contacts/export-2024-06-02.jsonl"
+    new_file.write_text("".join(json.dumps(r) + "\n" for r in CHANGES), encoding="utf-8")
+    meltano("run", "--no-install", "sync-hubspot")
+
+    second = meltano.upserts(since=max(e["seq"] for e in first))
+    sent = _upserted(second)
+    assert set(sent) == {"contacts"}, "the unchanged companies export was sent again"
+    assert sorted(i["id"] for i in sent["contacts"]) == sorted(r["email"] for r in CHANGES)
+    for item in sent["contacts"]:
+        change = next(r for r in CHANGES if r["email"] == item["id"])
+        assert item["properties"] == _as_hubspot(change)
+
+    after = meltano.stored_objects("contacts")
+    assert len(after) == len(SAMPLE_CONTACTS) + 1
+    for rec in CHANGES:
+        assert _as_hubspot(rec).items() <= after[rec["email"]].items()
+    changed = {r["email"] for r in CHANGES}
+    for email, props in contacts.items():
+        if email not in changed:
+            assert after[email] == props, f"{email} changed although its record did not"
+    assert meltano.stored_objects("companies") == companies
+
+    emitted = _emitted_states(capture_dir, seen)
+    assert set(emitted) == set(STATE_IDS)
+    for stream, state_id in STATE_IDS.items():
+        assert meltano.stored_state(state_id) == emitted[stream], stream
+    assert sorted(Path(p).name for p in emitted["contacts"]["bookmarks"]["contacts"]["file_hashes"]) == [
+        "export-2024-06-01.jsonl", "export-2024-06-02.jsonl"]
+    assert emitted["companies"] == companies_state
+
+
+def test_plugin_definition_can_be_added_with_from_ref(meltano_bin, tmp_path):
+    """`meltano add --from-ref target-hubspot-upsert.plugin.yml` accepts the Hub-style file."""
+    (tmp_path / "meltano.yml").write_text(
+        "project_id: 00000000-0000-4000-8000-000000000001\nsend_anonymous_usage_stats: false\n"
+        "cli:\n  disable_version_check: true\ndefault_environment: dev\nenvironments:\n- name: dev\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTANO_")} | {"NO_COLOR": "1"}
+    _check([str(meltano_bin), "add", "--plugin-type", "loader", "--from-ref", str(ROOT / "target-hubspot-upsert.plugin.yml"),
+            "--no-install", "target-hubspot-upsert"], timeout=120, cwd=tmp_path, env=env)
+    added = yaml.safe_load((tmp_path / "meltano.yml").read_text(encoding="utf-8"))["plugins"]["loaders"][0]
+    definition = yaml.safe_load((ROOT / "target-hubspot-upsert.plugin.yml").read_text(encoding="utf-8"))
+    assert added["name"] == "target-hubspot-upsert"
+    assert added["pip_url"] == definition["pip_url"]
+    assert [s["name"] for s in added["settings"]] == [s["name"] for s in definition["settings"]]
+    assert {s["name"] for s in added["settings"] if s.get("sensitive")} == {
+        "access_token", "client_secret", "refresh_token"}
