@@ -1,0 +1,466 @@
+"""Throughput, rate-limit, CPU and memory benchmark of the target against the simulator.
+
+Run from the repository root::
+
+    uv run python bench/run.py                   # every case
+    uv run python bench/run.py --quick           # record counts / 10, a fast smoke run
+    uv run python bench/run.py --cases 3,4 --markdown bench/results.md
+
+Each case starts a fresh simulator (``python -m target_hubspot_upsert.simulator``) on a
+free port with the case's latency and rate limit, generates a Singer input file with
+unique e-mails into a temporary directory, and runs the target as a child process
+(stdin from the file, stdout and stderr to files). The child's CPU time and peak RSS come
+from ``os.wait4``; the 429 count and the maximum concurrency come from the simulator's
+``/_sim/stats``. A case FAILs when the target exits non-zero, when the simulator does not
+hold exactly one object per contact, or when the last STATE written is not the last
+STATE sent. On a machine with 2+ CPUs the target is pinned to one CPU and the simulator
+(and this script) to the others, so "CPU µs per record" is the cost on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token"
+WINDOW_S = 10.0  # HubSpot's rolling window
+BATCH = 100  # records per batch upsert
+STATE_EVERY = 10_000
+TARGET_TIMEOUT_S = 3600.0
+SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "contacts",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "email": {"type": "string"},
+            "firstname": {"type": ["string", "null"]},
+            "lastname": {"type": ["string", "null"]},
+        },
+    },
+    "key_properties": ["email"],
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: input size, simulator behaviour and target config overrides."""
+
+    name: str
+    records: int
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    sim_limit: int | None = None  # simulator requests per 10 s; None = unlimited
+    target_config: dict[str, Any] = field(default_factory=dict)
+    cpu_goal_us: float | None = None  # goal: CPU µs per record at most this
+    rss_goal_mb: float | None = None  # goal: peak RSS below this
+
+    @property
+    def bound(self) -> float | None:
+        """Records/s the simulator's rate limit allows in the long run (None = unlimited)."""
+        return None if self.sim_limit is None else BATCH * self.sim_limit / WINDOW_S
+
+
+UNLIMITED = {"max_requests_per_10_seconds": 1_000_000}
+CASES: dict[str, Case] = {
+    "1": Case("1", 20_000, 250, 50, sim_limit=100),
+    "1b": Case("1b", 20_000, 250, 50, sim_limit=100, target_config={"max_concurrent_requests": 1}),
+    "2": Case("2", 20_000, 250, 50, sim_limit=190),
+    "3": Case("3", 200_000, target_config=UNLIMITED, cpu_goal_us=33.0),
+    "4": Case("4", 1_000_000, target_config=UNLIMITED, rss_goal_mb=150.0),
+}
+#: A 1-record run measuring the target's fixed cost (interpreter, imports, set-up).
+STARTUP = Case("start-up", 1, target_config=UNLIMITED)
+
+
+@dataclass
+class Result:
+    """What one case measured, and what went wrong."""
+
+    case: Case
+    records: int
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    maxrss_kb: int = 0
+    rate_limited: int = 0
+    max_concurrency: int = 0
+    steady_ratio: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def records_per_s(self) -> float:
+        """Records per wall-clock second of the target process."""
+        return self.records / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def ratio(self) -> float | None:
+        """records/s divided by the rate-limit bound (None when unlimited)."""
+        bound = self.case.bound
+        return None if bound is None else self.records_per_s / bound
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        """User + system CPU of the target, in µs per record (start-up included)."""
+        return 1e6 * self.cpu_s / self.records if self.records else 0.0
+
+    @property
+    def rss_mb(self) -> float:
+        """Peak resident set size of the target in MiB."""
+        return self.maxrss_kb / 1024
+
+
+# --- CPU placement ------------------------------------------------------------------------
+
+
+def cpu_split() -> tuple[set[int] | None, set[int] | None]:
+    """CPUs for the target and for the simulator; (None, None) when there is only one."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Pin a just-started child to ``cpus`` (no-op when not pinning).
+
+    Done right after ``Popen`` rather than in a ``preexec_fn`` (unsafe with threads): the
+    child's threads, created later, inherit it.
+    """
+    if cpus is not None:
+        os.sched_setaffinity(pid, cpus)
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+def write_input(path: Path, n: int, tag: str) -> dict[str, Any]:
+    """Write SCHEMA, ``n`` contacts with unique e-mails and periodic STATEs; return the last STATE value."""
+    dumps = json.dumps
+    state: dict[str, Any] = {"bookmark": 0}
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(dumps(SCHEMA) + "\n")
+        for i in range(1, n + 1):
+            rec = {"email": f"u{i}.{tag}@example.com", "firstname": f"First{i}", "lastname": "Bench"}
+            fh.write('{"type":"RECORD","stream":"contacts","record":' + dumps(rec) + "}\n")
+            if i % STATE_EVERY == 0 or i == n:
+                state = {"bookmark": i}
+                fh.write(dumps({"type": "STATE", "value": state}) + "\n")
+    return state
+
+
+# --- simulator ---------------------------------------------------------------------------
+
+#: Counts the objects of ``GET /_sim/objects/...`` (the simulator has no count endpoint). It
+#: runs in its own interpreter because a million objects take ~2 GB to parse, and Linux
+#: carries a parent's peak RSS over fork/exec into every child's ``ru_maxrss``: were this
+#: script to grow that big, every target started afterwards would report its peak.
+COUNT_OBJECTS = (
+    "import json, sys, urllib.request\n"
+    "with urllib.request.urlopen(sys.argv[1], timeout=600) as resp:\n"
+    "    print(len(json.load(resp)['results']))\n"
+)
+
+
+class Simulator:
+    """The HubSpot simulator as a child process, started with one case's flags."""
+
+    def __init__(self, workdir: Path, case: Case, cpus: set[int] | None) -> None:
+        """Start it and wait until it has written its URL."""
+        url_file = workdir / f"sim-{case.name}.url"
+        url_file.unlink(missing_ok=True)
+        args = [sys.executable, "-m", "target_hubspot_upsert.simulator", "--port", "0",
+                "--token", TOKEN, "--no-log-bodies", "--url-file", str(url_file),
+                "--latency-ms", str(case.latency_ms), "--jitter-ms", str(case.jitter_ms)]
+        if case.sim_limit is not None:
+            args += ["--rate-limit", str(case.sim_limit)]
+        self._log = (workdir / f"sim-{case.name}.log").open("w")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        pin(self.proc.pid, cpus)
+        self.url = self._wait_for_url(url_file)
+
+    def _wait_for_url(self, url_file: Path, timeout_s: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if url_file.exists():
+                return url_file.read_text().strip()
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"simulator did not start (see {self._log.name})")
+
+    def get(self, path: str, timeout_s: float = 300.0) -> Any:
+        """GET a ``/_sim/...`` control endpoint and return its JSON."""
+        with urllib.request.urlopen(self.url + path, timeout=timeout_s) as resp:
+            return json.load(resp)
+
+    def count_objects(self, object_type: str = "contacts") -> int:
+        """Number of stored objects, counted in a separate interpreter (see COUNT_OBJECTS)."""
+        url = f"{self.url}/_sim/objects/{object_type}"
+        done = subprocess.run([sys.executable, "-c", COUNT_OBJECTS, url], capture_output=True,
+                              text=True, timeout=900, check=True)
+        return int(done.stdout)
+
+    def stop(self) -> None:
+        """SIGTERM it and wait (kill after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# --- target ------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetRun:
+    """Exit status and resource usage of one target process."""
+
+    returncode: int
+    wall_s: float
+    rusage: Any  # resource.struct_rusage
+    inherited_maxrss_kb: int  # this script's peak RSS when it started the target
+
+
+def run_target(config: Path, input_path: Path, out: Path, err: Path, cpus: set[int] | None) -> TargetRun:
+    """Run the target on ``input_path``; measure wall time and ``os.wait4`` resource usage."""
+    args = [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config)]
+    inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # a floor of the child's ru_maxrss
+    with input_path.open("rb") as stdin, out.open("wb") as stdout, err.open("wb") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr)
+        pin(proc.pid, cpus)
+        killer = threading.Timer(TARGET_TIMEOUT_S, proc.kill)
+        killer.start()
+        try:
+            _, status, rusage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen consistent
+    return TargetRun(proc.returncode, wall, rusage, inherited)
+
+
+def write_config(path: Path, sim_url: str, overrides: dict[str, Any]) -> None:
+    """Write the target's config: token and simulator URL, plus the case's settings."""
+    config = {"access_token": TOKEN, "api_base_url": sim_url, **overrides}
+    path.write_text(json.dumps(config))
+
+
+def last_state(out: Path) -> Any:
+    """The value of the last STATE line the target wrote to stdout (None if none)."""
+    value = None
+    with out.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+    return value
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+def steady_state_ratio(starts: list[float], limit: int) -> float | None:
+    """Long-run rate relative to the bound, from the arrival times of accepted requests.
+
+    A rolling window of ``limit`` per ``WINDOW_S`` means request ``k + limit`` may not arrive
+    before request ``k`` leaves the window: ``t[k+limit] - t[k] >= WINDOW_S``. The mean of
+    those gaps is the time the target takes to reuse a slot, so ``WINDOW_S / mean(gap)`` is
+    its steady-state rate over the bound (1.0 = every slot reused as soon as it frees up),
+    without the burst of the first window. None when fewer than ``limit + 1`` requests.
+    """
+    t = sorted(starts)
+    gaps = [t[k + limit] - t[k] for k in range(len(t) - limit)]
+    return WINDOW_S / statistics.fmean(gaps) if gaps else None
+
+
+def check(result: Result, sim: Simulator, run: TargetRun, out: Path, err: Path, expected_state: Any) -> None:
+    """Append a message to ``result.failures`` for each thing the run got wrong."""
+    if run.returncode != 0:
+        result.failures.append(f"target exited with {run.returncode} (stderr: {err})")
+    objects = sim.count_objects("contacts")
+    if objects != result.records:
+        result.failures.append(f"simulator holds {objects} contacts, expected {result.records}")
+    got = last_state(out)
+    if got != expected_state:
+        result.failures.append(f"last STATE written {got!r}, expected {expected_state!r}")
+    if run.rusage.ru_maxrss <= run.inherited_maxrss_kb:
+        result.failures.append(f"peak RSS not measurable: the target's ru_maxrss equals this script's own "
+                               f"peak ({run.inherited_maxrss_kb / 1024:.1f} MB), which Linux carries into children")
+
+
+def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | None, set[int] | None]) -> Result:
+    """Generate the input, start a simulator, run the target, measure and check."""
+    input_path = workdir / f"case-{case.name}.singer"
+    expected_state = write_input(input_path, records, f"c{case.name}")
+    result = Result(case, records)
+    sim = Simulator(workdir, case, cpus[1])
+    try:
+        config = workdir / f"case-{case.name}.config.json"
+        write_config(config, sim.url, case.target_config)
+        out, err = workdir / f"case-{case.name}.stdout", workdir / f"case-{case.name}.stderr"
+        run = run_target(config, input_path, out, err, cpus[0])
+        result.wall_s = run.wall_s
+        result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+        result.maxrss_kb = run.rusage.ru_maxrss
+        stats = sim.get("/_sim/stats")
+        result.rate_limited = stats["rate_limited"]
+        result.max_concurrency = stats["max_concurrent_upserts"]
+        if case.sim_limit is not None:
+            # Every request counts in HubSpot's window (the properties GET too), 429s do not.
+            log = sim.get("/_sim/requests")["results"]
+            starts = [e["started"] for e in log if e["status"] != 429]
+            result.steady_ratio = steady_state_ratio(starts, case.sim_limit)
+        check(result, sim, run, out, err, expected_state)
+    finally:
+        sim.stop()
+    input_path.unlink(missing_ok=True)
+    return result
+
+
+# --- report ------------------------------------------------------------------------------
+
+HEADERS = ["case", "records", "wall s", "records/s", "bound rec/s", "ratio", "steady ratio",
+           "429s", "max conc", "CPU µs/rec", "peak RSS MB", "check"]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table_rows(results: Iterable[Result]) -> list[list[str]]:
+    """One row of formatted cells per result, in HEADERS order."""
+    return [[r.case.name, f"{r.records:,}", f"{r.wall_s:.1f}", f"{r.records_per_s:,.0f}",
+             _fmt(r.case.bound, ",.0f"), _fmt(r.ratio, ".2f"), _fmt(r.steady_ratio, ".2f"),
+             str(r.rate_limited), str(r.max_concurrency), f"{r.cpu_us_per_record:.1f}",
+             f"{r.rss_mb:.1f}", "FAIL" if r.failures else "ok"] for r in results]
+
+
+def text_table(rows: list[list[str]]) -> str:
+    """Rows as an aligned plain-text table (numbers right-aligned)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(HEADERS, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """Rows as a GitHub Markdown table."""
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def notes(results: list[Result], startup: Result | None) -> list[str]:
+    """Lines printed under the table: speed-up of concurrency, start-up cost, goals, failures."""
+    by_name = {r.case.name: r for r in results}
+    lines: list[str] = []
+    if startup is not None:
+        lines.append(f"target start-up (a 1-record run): {startup.cpu_s:.2f} s CPU, "
+                     f"{startup.wall_s:.2f} s wall, peak RSS {startup.rss_mb:.1f} MB")
+        lines += [f"FAIL start-up run: {msg}" for msg in startup.failures]
+    if "1" in by_name and "1b" in by_name and by_name["1b"].records_per_s:
+        speedup = by_name["1"].records_per_s / by_name["1b"].records_per_s
+        lines.append(f"case 1 / case 1b records/s: {speedup:.2f}x")
+    for r in results:
+        goal = r.case.cpu_goal_us
+        if goal is not None:
+            verdict = "met" if r.cpu_us_per_record <= goal else "MISSED"
+            lines.append(f"case {r.case.name}: CPU {r.cpu_us_per_record:.1f} µs/record, goal <= {goal:g}: {verdict}")
+            if startup is not None and r.records > startup.records:
+                net = 1e6 * (r.cpu_s - startup.cpu_s) / (r.records - startup.records)
+                lines.append(f"case {r.case.name}: CPU excluding start-up {net:.1f} µs/record")
+        goal = r.case.rss_goal_mb
+        if goal is not None:
+            verdict = "met" if r.rss_mb < goal else "MISSED"
+            lines.append(f"case {r.case.name}: peak RSS {r.rss_mb:.1f} MB, goal < {goal:g}: {verdict}")
+        lines += [f"FAIL case {r.case.name}: {msg}" for msg in r.failures]
+    return lines
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated cases (default {','.join(CASES)})")
+    p.add_argument("--quick", action="store_true", help="scale record counts down 10x (smoke run)")
+    p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the table as Markdown")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (logs, outputs); kept anyway when a case fails")
+    args = p.parse_args(argv)
+    args.case_list = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in args.case_list if c not in CASES]
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected cases, print the table; exit 1 if any case failed."""
+    args = parse_args(argv)
+    cpus = cpu_split()
+    if cpus[1] is not None:
+        os.sched_setaffinity(0, cpus[1])  # keep this script off the target's CPU
+    scale = 10 if args.quick else 1
+    workdir = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
+    target_cpus, sim_cpus = cpus
+    pinning = (f"target on CPU {sorted(target_cpus)}, simulator on {sorted(sim_cpus)}"
+               if target_cpus is not None and sim_cpus is not None else "no CPU pinning")
+    print(f"work dir {workdir}; {pinning}", file=sys.stderr)
+    results: list[Result] = []
+    for name in args.case_list:
+        case = CASES[name]
+        records = max(1, case.records // scale)
+        print(f"case {name}: {records:,} records ...", file=sys.stderr, flush=True)
+        result = run_case(case, records, workdir, cpus)
+        print(f"case {name}: {result.wall_s:.1f} s{' FAIL' if result.failures else ''}", file=sys.stderr, flush=True)
+        results.append(result)
+    startup = None
+    if any(CASES[name].cpu_goal_us is not None for name in args.case_list):
+        startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
+    rows = table_rows(results)
+    extra = notes(results, startup)
+    print(text_table(rows))
+    print("\n".join(extra))
+    if args.markdown:
+        title = "quick run (records / 10)" if args.quick else "full run"
+        body = [f"Benchmark, {title}: `uv run python bench/run.py{' --quick' if args.quick else ''}`", "",
+                markdown_table(rows), ""] + [f"- {line}" for line in extra]
+        args.markdown.write_text("\n".join(body) + "\n", encoding="utf-8")
+    if args.keep or any(r.failures for r in results) or (startup and startup.failures):
+        print(f"work dir kept: {workdir}", file=sys.stderr)
+    else:
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+    return 1 if any(r.failures for r in results) or (startup and startup.failures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
