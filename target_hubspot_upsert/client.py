@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import itertools
+import os
 import logging
 import random
 import threading
@@ -229,6 +230,13 @@ class HubSpotClient:
             session.mount("https://", adapter)
             session.headers["User-Agent"] = self._user_agent
             session.headers["Accept"] = "application/json"
+            # Proxy and CA settings are read from the environment once here, not on every
+            # request (requests scans the environment per request when trust_env is on).
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+            session.trust_env = False
             self._local.session = session
         return session
 

@@ -331,7 +331,7 @@ class StreamPlan:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None, f"the id property '{self.id_field}' is missing or empty"
         try:
-            record_id = self.id_converter(value).strip()
+            record_id = (value if type(value) is str else self.id_converter(value)).strip()
         except BadValue as exc:
             return None, f"the id property '{self.id_field}' value {value!r} is invalid: {exc}"
         if self.lowercase_id:
@@ -342,8 +342,11 @@ class StreamPlan:
             return None, f"the id property '{self.id_field}' is empty"
         return record_id, None
 
-    def properties(self, record: Mapping[str, Any]) -> tuple[dict[str, str], list[BadField]]:
-        """Serialize a record's properties; bad values are returned, never sent."""
+    def properties(self, record: Mapping[str, Any], record_id: str) -> tuple[dict[str, str], list[BadField]]:
+        """Serialize a record's properties; bad values are returned, never sent.
+
+        The id property is carried as `record_id` (already normalized by `record_id()`).
+        """
         props: dict[str, str] = {}
         bad: list[BadField] = []
         converters = self.converters
@@ -356,10 +359,14 @@ class StreamPlan:
                 if self.clear_nulls:
                     props[name] = ""
                 continue
+            if convert is text and type(value) is str and len(value) <= MAX_STRING_LENGTH:
+                props[name] = value  # the common case, without a call
+                continue
             try:
                 props[name] = convert(value)
             except BadValue as exc:
                 bad.append(BadField(key, value, exc.expected, str(exc)))
+        props[self.id_field] = record_id
         return props, bad
 
 
@@ -390,10 +397,9 @@ def build_plan(
             converters[name] = (name, spec.converter())
     id_spec = catalog.get(id_property)
     id_converter = id_spec.converter() if id_spec is not None else text
+    # HubSpot matches emails exactly; its own tooling lowercases them, and so do we.
     lowercase_id = id_property == "email"
-    if lowercase_id:
-        # HubSpot matches emails exactly; its own tooling lowercases them, and so do we.
-        converters[id_property] = (id_property, lambda v: text(v).strip().lower())
+    converters.pop(id_property, None)  # the id is converted once, by record_id()
     return StreamPlan(
         id_field=id_property,
         id_converter=id_converter,

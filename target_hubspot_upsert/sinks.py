@@ -11,6 +11,7 @@ import typing as t
 from typing import Any
 
 import fastjsonschema
+from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import Sink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -70,6 +71,10 @@ class HubSpotSink(Sink):
         self._object_key = self.object_target.canonical_type
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
+        self._counted = self.stats.received
+        # Read once: the SDK computes these from the config on every access.
+        self.max_size_cached = self.max_size
+        self.sdc_metadata = self.include_sdc_metadata_properties
 
     # --- SDK hooks ----------------------------------------------------------------------
 
@@ -108,7 +113,15 @@ class HubSpotSink(Sink):
 
     def process_batch(self, context: dict) -> None:  # noqa: ARG002
         """Submit the buffer (non-blocking unless the pool is full)."""
+        self._count_received()
         self.flush(final=False)
+
+    def _count_received(self) -> None:
+        # The SDK's record counter, advanced per batch rather than per record.
+        new = self.stats.received - self._counted
+        if new:
+            self._record_counter.increment(new)
+            self._counted = self.stats.received
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
@@ -133,11 +146,23 @@ class HubSpotSink(Sink):
                     if self._validator is not None:
                         self._validator.validate(record)
                     self.add_record(record)
-                    self.record_counter_metric.increment()
                     if self.current_size >= self.max_size:
                         self.flush(final=False)
 
     # --- buffering ----------------------------------------------------------------------
+
+    def accept(self, record: dict[str, Any]) -> None:
+        """The per-record work of the SDK's record path that matters here, then buffering."""
+        if self._validator is not None:
+            self._validator.validate(record)
+        for key in self._key_properties:
+            if key not in record:
+                msg = (
+                    f"Record is missing one or more key_properties. \nKey Properties: "
+                    f"{self._key_properties}, Record Keys: {list(record)}"
+                )
+                raise MissingKeyPropertiesError(msg)
+        self.add_record(record)
 
     def add_record(self, record: dict[str, Any]) -> None:
         """Merge a record into the buffer, or reject it locally."""
@@ -151,7 +176,7 @@ class HubSpotSink(Sink):
         if record_id is None:
             self._reject(record, None, stats.received, "INVALID_ID", problem or "invalid id")
             return
-        properties, bad = self.plan.properties(record)
+        properties, bad = self.plan.properties(record, record_id)
         if bad:
             message = "; ".join(b.describe() for b in bad)
             self._reject(record, record_id, stats.received, "INVALID_VALUE", message)
@@ -165,7 +190,8 @@ class HubSpotSink(Sink):
             if not self._buffer:
                 runtime.ledger.buffer_started(self._buffer_key, seq)
             self._buffer[record_id] = PendingInput(record_id, properties, [ref])
-        runtime.maybe_log_progress(stats, time.monotonic())
+        if not stats.received & 0xFF:
+            runtime.maybe_log_progress(stats, time.monotonic())
 
     def _reject(self, record: dict, record_id: str | None, position: int, code: str, message: str) -> None:
         self.runtime.reject(
@@ -213,5 +239,6 @@ class HubSpotSink(Sink):
 
     def clean_up(self) -> None:
         """End of stream: nothing may stay buffered."""
+        self._count_received()
         self.flush(final=True)
         super().clean_up()
