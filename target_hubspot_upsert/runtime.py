@@ -134,6 +134,7 @@ class Runtime:
             max_retries=int(config.get("max_retries", 8)),
             api_version=str(config.get("api_version") or "v3"),
             sleep=sleep,
+            pool_size=int(config.get("max_concurrent_requests") or 8) + 2,
         )
         self.writer = BatchWriter(self.client)
         self.ledger = CheckpointLedger(write_state)

@@ -123,13 +123,13 @@ def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
         # A library error whose message embeds the request headers, as some HTTP stacks do.
         wrapper = tmp_path / "crash.py"
         wrapper.write_text(textwrap.dedent("""
-            import requests, sys
-            original = requests.Session.request
+            import sys, urllib3
+            original = urllib3.PoolManager.request
             def request(self, method, url, **kwargs):
                 if "batch/upsert" in url:
                     raise RuntimeError(f"transport failure, headers={kwargs.get('headers')}")
                 return original(self, method, url, **kwargs)
-            requests.Session.request = request
+            urllib3.PoolManager.request = request
             from target_hubspot_upsert.cli import main
             sys.argv = ["target-hubspot-upsert", *sys.argv[1:]]
             main()
