@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import ipaddress
+import os
 import json
 import logging
 import re
@@ -154,6 +155,34 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return problems
 
 
+def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
+    kinds = schema.get("type") or [s.get("type") for s in schema.get("anyOf", [])]
+    return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
+
+
+def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
+    """Check `PREFIX<SETTING>` variables before the SDK parses them (it crashes on bad values)."""
+    problems: list[str] = []
+    for key, schema in (config_schema.get("properties") or {}).items():
+        name = prefix + key.upper().replace("-", "_")
+        raw = os.environ.get(name)
+        if raw is None:
+            continue
+        kinds = _types(schema)
+        shown = "(hidden)" if schema.get("secret") else repr(raw[:60])
+        try:
+            if "integer" in kinds and "string" not in kinds:
+                int(raw)
+            elif "number" in kinds and "string" not in kinds:
+                float(raw)
+            elif kinds & {"object", "array"}:
+                json.loads(raw)
+        except ValueError:
+            expected = "JSON" if kinds & {"object", "array"} else "a number"
+            problems.append(f"Environment variable {name} must hold {expected} for setting {key}; got {shown}.")
+    return problems
+
+
 class TargetHubSpotUpsert(Target):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
@@ -257,6 +286,11 @@ class TargetHubSpotUpsert(Target):
 
         `sleep`/`clock` replace real waiting in tests (backoffs, the rate-limit window).
         """
+        if kwargs.get("parse_env_config"):
+            schema = copy.deepcopy(self.config_jsonschema)
+            self.append_builtin_config(schema)
+            if problems := env_problems(schema, self._env_var_prefix):
+                raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._records_seen = 0
         self._routes: dict[str, list[tuple[bool, t.Any, str]]] = {}
@@ -277,6 +311,14 @@ class TargetHubSpotUpsert(Target):
         # One message listing every problem: schema errors and cross-field checks together.
         for key in SECRET_SETTINGS:
             REDACTOR.add(self.config.get(key))
+        # The SDK passes number settings from environment variables through as text.
+        for key, schema in self.config_jsonschema["properties"].items():
+            value = self._config.get(key)
+            if isinstance(value, str) and "number" in _types(schema):
+                try:
+                    self._config[key] = float(value)
+                except ValueError:
+                    pass  # reported by the schema check below
         errors = super()._validate_config(raise_errors=False)
         errors = [REDACTOR.redact(e) for e in errors]
         errors = [*errors, *config_problems(self.config)]

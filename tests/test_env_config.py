@@ -177,30 +177,16 @@ def test_a_bad_setting_from_env_is_a_clear_config_error(sim):
     assert proc.stdout == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "singer-sdk 0.54 parse_environment_config converts integer, boolean, array and object "
-        "settings but not number ones: TARGET_HUBSPOT_UPSERT_REQUEST_TIMEOUT=30 stays the string "
-        "'30' and fails validation (\"'30' is not of type 'number', 'null'\"). Remove this marker "
-        "once the target coerces it."
-    ),
-)
 def test_request_timeout_from_env(sim):
-    settings = {"access_token": TOKEN, "api_base_url": sim.base_url, "request_timeout": "30"}
+    settings = {
+        "access_token": TOKEN, "api_base_url": sim.base_url, "request_timeout": "30",
+        "object_mappings": json.dumps(OBJECT_MAPPINGS),
+    }
     proc = run_with_env(settings, [ACCOUNTS_SCHEMA, _state({"n": 1})])
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == {"n": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A malformed value in a TARGET_HUBSPOT_UPSERT_* variable ends in 'Unexpected error ... "
-        "please report it' with a traceback and exit 70 (the SDK raises JSONDecodeError / "
-        "ValueError while reading the environment). Remove this marker once it is a "
-        "configuration error naming the variable."
-    ),
-)
 @pytest.mark.parametrize(
     ("setting", "value"),
     [("object_mappings", '{"accounts": '), ("batch_size_rows", "ten")],
