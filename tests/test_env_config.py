@@ -180,7 +180,7 @@ def test_a_bad_setting_from_env_is_a_clear_config_error(sim):
 def test_request_timeout_from_env(sim):
     settings = {
         "access_token": TOKEN, "api_base_url": sim.base_url, "request_timeout": "30",
-        "object_mappings": json.dumps(OBJECT_MAPPINGS),
+        "object_mappings": json.dumps(OBJECT_MAPPINGS), "unknown_properties": "ignore",
     }
     proc = run_with_env(settings, [ACCOUNTS_SCHEMA, _state({"n": 1})])
     assert proc.returncode == 0, proc.stderr[-2000:]
