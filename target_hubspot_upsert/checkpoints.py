@@ -35,8 +35,6 @@ class CheckpointLedger:
         self._buffers: dict[str, int] = {}
         self._in_flight: dict[int, int] = {}
         self._pending: deque[tuple[int, Any]] = deque()
-        self._frozen = False
-        self.emitted: list[Any] = []
 
     def buffer_started(self, key: str, seq: int) -> None:
         """A sink buffer went from empty to holding record `seq`."""
@@ -64,19 +62,7 @@ class CheckpointLedger:
             self._pending.append((boundary, state))
             self._release()
 
-    def freeze(self) -> None:
-        """Write nothing more (the run failed past the acknowledged prefix)."""
-        with self._lock:
-            self._frozen = True
-
-    @property
-    def pending_count(self) -> int:
-        """Checkpoints still held."""
-        return len(self._pending)
-
     def _release(self) -> None:
-        if self._frozen:
-            return
         low = min(
             min(self._buffers.values(), default=math.inf),
             min(self._in_flight.values(), default=math.inf),
@@ -86,4 +72,3 @@ class CheckpointLedger:
             newest = self._pending.popleft()
         if newest is not None:
             self._write(newest[1])
-            self.emitted.append(newest[1])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 
 
 class UserFacingError(Exception):
@@ -37,10 +37,6 @@ class DailyLimitReached(HubSpotFatalError):
 
 class RetriesExhausted(HubSpotFatalError):
     """A retriable failure persisted past `max_retries`."""
-
-
-class RetriableHubSpotError(RetriableAPIError):
-    """A failure worth retrying (429, 423, 5xx, timeout, dropped connection)."""
 
 
 class TooManyRejectedRecords(UserFacingError):
