@@ -180,3 +180,23 @@ def test_too_many_rejections_from_hubspot_stop_the_run(sim, config):
         record("contacts", contact(i, firstname="BLOCKED")) for i in range(5)
     ])
     assert isinstance(run.error, TooManyRejectedRecords)
+
+
+def test_whole_batch_409_conflict_is_isolated(sim, config):
+    """A unique-value conflict fails the whole batch with 409; the other inputs still land."""
+    cfg = {**config, "max_rejected_records": 5,
+           "object_mappings": {"people": {"object_type": "contacts", "id_property": "external_id"}}}
+    props = {"external_id": {"type": "string"}, "email": {"type": "string"}, "firstname": {"type": "string"}}
+    first = run_in_process(cfg, [schema("people", props), record("people", {"external_id": "x-0", "email": "taken@example.com", "firstname": "Owner"})])
+    assert first.error is None
+    messages = [schema("people", props)] + [
+        record("people", {"external_id": f"x-{i}", "email": "taken@example.com" if i == 17 else f"p{i}@example.com", "firstname": "P"})
+        for i in range(1, 41)
+    ]
+    run = run_in_process(cfg, messages)
+    assert run.error is None
+    assert 409 in {e.status for e in sim.upsert_requests()}
+    stats = run.target.runtime.stats["people"]
+    assert stats.created == 39 and stats.rejected == 1
+    assert "x-17" in stats.first_errors[0] and "CONFLICT" in stats.first_errors[0]
+    assert sim.find("contacts", "external_id", "x-18") is not None

@@ -151,3 +151,20 @@ def test_bad_values_are_reported_with_property_value_and_format_not_sent(sim, co
     assert len(lines) == 2
     assert "num_orders" in lines[0] and "twelve" in lines[0] and "decimal number" in lines[0]
     assert "date_of_birth" in lines[1] and "midnight UTC" in lines[1]
+
+
+def test_flattening_and_record_metadata_settings_keep_working(sim, config):
+    props = {"email": {"type": "string"}, "address": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    cfg = {**config, "flattening_enabled": True, "flattening_max_depth": 1, "unknown_properties": "create",
+           "add_record_metadata": True}
+    run = run_in_process(cfg, [
+        schema("contacts", props),
+        record("contacts", {"email": "flat@b.co", "address": {"city": "Leeds"}}),
+        state({"ok": 1}),
+    ])
+    assert run.error is None, run.error
+    landed = sim.find("contacts", "email", "flat@b.co")["properties"]
+    assert landed["address__city"] == "Leeds"
+    sent = sim.upsert_requests()[0].request_body["inputs"][0]["properties"]
+    assert not any(name.startswith("_sdc_") for name in sent)  # metadata columns are not properties
+    assert run.states == [{"ok": 1}]
