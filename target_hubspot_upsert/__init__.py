@@ -1,0 +1,1 @@
+"""target-hubspot-upsert: a Singer target that upserts records into HubSpot CRM objects."""

@@ -20,10 +20,10 @@ def main() -> None:
         TargetHubSpotUpsert.cli()
     except ConfigValidationError as exc:
         for error in exc.errors or [str(exc)]:
-            logger.error("Configuration error: %s", REDACTOR.redact(str(error)))
+            logger.error("Configuration error: %s", REDACTOR.redact(str(error)))  # noqa: TRY400 - a user mistake: no traceback
         sys.exit(1)
     except UserFacingError as exc:
-        logger.error("%s", exc)
+        logger.error("%s", exc)  # noqa: TRY400 - a user mistake: no traceback
         sys.exit(exc.exit_code)
     except Exception:
         # A bug, not a user mistake: keep the traceback for the report, without secrets.

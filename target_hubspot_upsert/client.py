@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import itertools
-import os
 import logging
+import os
 import random
 import threading
 import time
@@ -52,7 +52,9 @@ class Transport:
         proxies = requests.utils.get_environ_proxies(base_url)
         proxy = proxies.get(urlsplit(base_url).scheme) or proxies.get("all")
         ca_certs = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+            os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or requests.certs.where()  # type: ignore[attr-defined]  # the stubs omit it; requests has it
         )
         options: dict[str, Any] = {
             "num_pools": 4,
@@ -267,7 +269,7 @@ class HubSpotClient:
     # --- HTTP ---------------------------------------------------------------------------
 
     def _count(self, endpoint: str, status: int | str, elapsed: float, stream: str | None) -> None:
-        tags = {
+        tags: dict[str, Any] = {
             metrics.Tag.ENDPOINT: endpoint,
             metrics.Tag.HTTP_STATUS_CODE: status,
         }

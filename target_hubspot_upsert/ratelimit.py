@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -74,10 +75,8 @@ class RateLimiter:
         raw_interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         with self._lock:
             if raw_interval:
-                try:
+                with contextlib.suppress(ValueError):
                     self.window_s = max(0.05, int(raw_interval) / 1000)
-                except ValueError:
-                    pass
             if raw_max:
                 try:
                     new_limit = int(raw_max)

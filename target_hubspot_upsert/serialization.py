@@ -134,7 +134,7 @@ def date_text(value: Any) -> str:  # noqa: ANN401
     return parsed.isoformat()
 
 
-def text(value: Any) -> str:  # noqa: ANN401, PLR0911
+def text(value: Any) -> str:  # noqa: ANN401
     """Serialize any JSON value as text (string and phone_number properties)."""
     if isinstance(value, str):
         result = value

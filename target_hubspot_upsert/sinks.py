@@ -6,6 +6,7 @@ values win, property by property), because HubSpot fails a whole request on dupl
 
 from __future__ import annotations
 
+import functools
 import time
 import typing as t
 from typing import Any
@@ -125,10 +126,10 @@ class HubSpotSink(Sink):
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
+        import gzip  # noqa: PLC0415
+
         from singer_sdk.helpers._batch import StorageTarget  # noqa: PLC0415
         from singer_sdk.singerlib.json import deserialize_json  # noqa: PLC0415
-
-        import gzip  # noqa: PLC0415
 
         storage = self.batch_config.storage if self.batch_config else None
         for path in files:
@@ -226,9 +227,7 @@ class HubSpotSink(Sink):
                     batch_min = min(item.records[0].seq for item in chunk)
                     dispatcher.submit(
                         self._object_key,
-                        lambda batch_id, chunk=chunk, batch_min=batch_min: Batch(
-                            batch_id, self.stream_name, self.object_target, chunk, batch_min
-                        ),
+                        functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min),
                         self._buffer_key,
                         remaining_min,
                     )
@@ -236,6 +235,9 @@ class HubSpotSink(Sink):
                 return
             if not ready:
                 dispatcher.wait_for_progress()
+
+    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int) -> Batch:
+        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min)
 
     def clean_up(self) -> None:
         """End of stream: nothing may stay buffered."""

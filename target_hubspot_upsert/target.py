@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import decimal
 import ipaddress
-import os
 import json
 import logging
+import os
 import re
-import copy
-from collections import Counter
 import signal
 import typing as t
+from collections import Counter
 from types import FrameType
 from urllib.parse import urlsplit
 
@@ -315,10 +316,8 @@ class TargetHubSpotUpsert(Target):
         for key, schema in self.config_jsonschema["properties"].items():
             value = self._config.get(key)
             if isinstance(value, str) and "number" in _types(schema):
-                try:
+                with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
                     self._config[key] = float(value)
-                except ValueError:
-                    pass  # reported by the schema check below
         errors = super()._validate_config(raise_errors=False)
         errors = [REDACTOR.redact(e) for e in errors]
         errors = [*errors, *config_problems(self.config)]
@@ -336,8 +335,13 @@ class TargetHubSpotUpsert(Target):
         # pinned to 0.54.x and tests/test_sdk.py runs the SDK's own target tests through it.
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
-        if stream_name is None or record is None:
+        if not isinstance(stream_name, str) or not isinstance(record, dict):
             self._assert_line_requires(message_dict, requires={"stream", "record"})
+            msg = (
+                f"Input line {self.current_line}: a RECORD message needs a stream name and a "
+                "record object."
+            )
+            raise InputError(msg)
         routes = self._routes.get(stream_name)
         if routes is None:
             routes = self._route(stream_name)
@@ -348,10 +352,10 @@ class TargetHubSpotUpsert(Target):
                 transformed = stream_map.transform(copy.copy(record))
                 if transformed is None:
                     continue  # filtered out by the map
-            sink = self._sinks_active.get(alias)
+            sink = t.cast("HubSpotSink | None", self._sinks_active.get(alias))
             if sink is None:
                 self._assert_sink_exists(alias)
-                sink = self.get_sink(alias, record=transformed)
+                sink = t.cast("HubSpotSink", self.get_sink(alias, record=transformed))
             if sink.sdc_metadata:
                 sink._add_sdc_metadata_to_record(transformed, message_dict, {})  # noqa: SLF001
             sink.accept(transformed)
@@ -396,7 +400,7 @@ class TargetHubSpotUpsert(Target):
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
         try:
             super().listen(file_input)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise
             self.abort(exc)
             raise self._explain(exc) from None
 

@@ -63,16 +63,18 @@ class Failure:
         message = str(body.get("message") or f"HTTP {status}")
         category = str(body.get("category") or body.get("status") or "ERROR")
         failure = cls(status=status, category=category, message=message, code="")
-        context = body.get("context") if isinstance(body.get("context"), dict) else {}
+        raw_context = body.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
         failure.traces.update(_as_list(context.get("objectWriteTraceId")))
         failure.ids.extend(_as_list(context.get("ids")))
         for err in body.get("errors") or []:
             if not isinstance(err, dict):
                 continue
-            err_context = err.get("context") if isinstance(err.get("context"), dict) else {}
+            raw_context = err.get("context")
+            err_context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
             failure.traces.update(_as_list(err_context.get("objectWriteTraceId")))
             code = str(err.get("code") or err.get("subCategory") or "")
-            names = _as_list(err_context.get("propertyName")) or [None]  # type: ignore[list-item]
+            names: list[str | None] = [*_as_list(err_context.get("propertyName"))] or [None]
             for name in names:
                 failure.details.append(Detail(code, str(err.get("message") or message), name))
         # HubSpot often embeds the per-property problems as JSON inside the message text.
@@ -174,7 +176,7 @@ class BatchWriter:
         tally: RequestTally | None, resends: int,
     ) -> None:
         """`group` is known to fail as a whole with `failure`: pull out the bad inputs."""
-        culprits, suspects, deferred = self._identify(batch, group, failure)
+        culprits, suspects, deferred = self._identify(group, failure)
         if deferred:
             # HubSpot saw duplicate ids we could not merge (it normalizes ids differently):
             # send the later duplicates in a request of their own.
@@ -209,13 +211,13 @@ class BatchWriter:
             self._settle(batch, right, outcome, tally, resends)
 
     def _identify(
-        self, batch: Batch, group: list[PendingInput], failure: Failure,
+        self, group: list[PendingInput], failure: Failure,
     ) -> tuple[list[PendingInput], list[PendingInput], list[PendingInput]]:
         """Return (culprits, suspects, deferred duplicates) from what the error names."""
         if failure.traces:
-            culprits = [item for item in group if item.trace in failure.traces]
-            if culprits:
-                return culprits, [], []
+            traced = [item for item in group if item.trace in failure.traces]
+            if traced:
+                return traced, [], []
         if failure.ids:
             named = {i.lower() for i in failure.ids}
             seen: set[str] = set()
@@ -271,8 +273,8 @@ class BatchWriter:
                 continue
             item = by_trace.get(str(result.get("objectWriteTraceId") or ""))
             if item is None:
-                props = result.get("properties") if isinstance(result.get("properties"), dict) else {}
-                value = props.get(id_property)
+                raw_props = result.get("properties")
+                value = raw_props.get(id_property) if isinstance(raw_props, dict) else None
                 item = by_id.get(str(value).lower()) if value is not None else None
             if item is None or item.trace in done:
                 anonymous_results.append(result)

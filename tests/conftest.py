@@ -6,7 +6,7 @@ import pytest
 
 from target_hubspot_upsert.simulator import HubSpotSimulator
 
-TOKEN = "test-token-5f1d2c"  # noqa: S105 - a simulator token, also used to prove tokens never leak
+TOKEN = "test-token-5f1d2c"
 
 
 @pytest.fixture

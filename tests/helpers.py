@@ -42,12 +42,12 @@ def record(stream: str, rec: dict[str, Any]) -> dict:
     return {"type": "RECORD", "stream": stream, "record": rec}
 
 
-def state(value: Any) -> dict:  # noqa: ANN401
+def state(value: Any) -> dict:
     """A STATE message."""
     return {"type": "STATE", "value": value}
 
 
-def contact(i: int, **extra: Any) -> dict:  # noqa: ANN401
+def contact(i: int, **extra: Any) -> dict:
     """The i-th test contact."""
     return {"email": f"user{i}@example.com", "firstname": f"User {i}", **extra}
 
@@ -143,7 +143,7 @@ def run_cli(
         config_path.write_text(json.dumps(config))
         cmd += ["--config", str(config_path)]
     cmd += args or []
-    proc = subprocess.run(  # noqa: S603 - our own module
+    proc = subprocess.run(
         cmd, input=text, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )

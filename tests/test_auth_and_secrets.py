@@ -17,8 +17,8 @@ from .helpers import contact, record, run_cli, run_in_process, schema, state
 from .test_end_to_end import contacts_with_states
 
 CLIENT_ID = "client-1234"
-CLIENT_SECRET = "csecret-9f8e7d6c5b4a"  # noqa: S105 - simulator credentials
-REFRESH_TOKEN = "rtoken-0a1b2c3d4e5f"  # noqa: S105
+CLIENT_SECRET = "csecret-9f8e7d6c5b4a"
+REFRESH_TOKEN = "rtoken-0a1b2c3d4e5f"
 
 
 def oauth_config(sim, **extra):
@@ -140,7 +140,7 @@ def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(cfg))
         from .helpers import Run, lines  # noqa: PLC0415
-        proc = subprocess.run(  # noqa: S603
+        proc = subprocess.run(
             [sys.executable, str(wrapper), "--config", str(config_path)],
             input=lines(messages), capture_output=True, text=True, timeout=120,
         )
@@ -159,7 +159,7 @@ def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
 def test_about_never_shows_secret_values(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"access_token": TOKEN}))
-    about = subprocess.run(  # noqa: S603
+    about = subprocess.run(
         [sys.executable, "-m", "target_hubspot_upsert", "--about", "--config", str(cfg), "--format=json"],
         capture_output=True, text=True, check=True,
     )

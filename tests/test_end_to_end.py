@@ -115,7 +115,7 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps({**config, "batch_size_rows": 25}))
     sim.configure(latency_ms=30)
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -229,14 +229,14 @@ def test_config_errors_exit_cleanly_without_traceback(sim, config, tmp_path):
 
 
 def test_module_and_console_script_both_work(tmp_path):
-    about = subprocess.run(  # noqa: S603
+    about = subprocess.run(
         [sys.executable, "-m", "target_hubspot_upsert", "--about", "--format=markdown"],
         capture_output=True, text=True, check=True,
     )
     for setting in ("access_token", "object_mappings", "batch_size_rows", "max_concurrent_requests"):
         assert setting in about.stdout
     scripts = os.path.dirname(sys.executable)
-    version = subprocess.run(  # noqa: S603
+    version = subprocess.run(
         [os.path.join(scripts, "target-hubspot-upsert"), "--version"], capture_output=True, text=True, check=True,
     )
     assert "target-hubspot-upsert" in version.stdout + version.stderr

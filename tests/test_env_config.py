@@ -20,7 +20,7 @@ import pytest
 
 from target_hubspot_upsert.simulator import HubSpotSimulator
 
-TOKEN = "env-config-token-7d41c9e2"  # noqa: S105 - a simulator token; also checked never to be logged
+TOKEN = "env-config-token-7d41c9e2"
 PREFIX = "TARGET_HUBSPOT_UPSERT_"
 
 ACCOUNTS_SCHEMA = {
@@ -60,7 +60,7 @@ def _record(stream: str, rec: dict[str, Any]) -> dict[str, Any]:
     return {"type": "RECORD", "stream": stream, "record": rec}
 
 
-def _state(value: Any) -> dict[str, Any]:  # noqa: ANN401
+def _state(value: Any) -> dict[str, Any]:
     return {"type": "STATE", "value": value}
 
 
@@ -78,7 +78,7 @@ def run_with_env(
     if config_file is not None:
         cmd += ["--config", str(config_file)]
     cmd += ["--config", "ENV"]
-    return subprocess.run(  # noqa: S603 - our own module
+    return subprocess.run(
         cmd, input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True, text=True,
         env=env, timeout=timeout, check=False,
     )

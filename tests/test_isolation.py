@@ -200,3 +200,9 @@ def test_whole_batch_409_conflict_is_isolated(sim, config):
     assert stats.created == 39 and stats.rejected == 1
     assert "x-17" in stats.first_errors[0] and "CONFLICT" in stats.first_errors[0]
     assert sim.find("contacts", "external_id", "x-18") is not None
+
+
+def test_a_record_message_without_a_record_object_is_an_input_error(sim, config):
+    run = run_in_process(config, [schema("contacts"), {"type": "RECORD", "stream": "contacts", "record": None}])
+    assert isinstance(run.error, InputError)
+    assert "Input line 2" in str(run.error)

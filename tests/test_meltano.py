@@ -35,7 +35,7 @@ pytestmark = pytest.mark.meltano
 
 MELTANO_VERSION = "4.4.1"
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "meltano-e2e-token-3b8f0a61"  # noqa: S105 - a simulator token
+TOKEN = "meltano-e2e-token-3b8f0a61"
 STATE_IDS = {
     "companies": "dev:tap-companies-jsonl-to-target-hubspot-upsert",
     "contacts": "dev:tap-contacts-jsonl-to-target-hubspot-upsert",
@@ -92,8 +92,8 @@ def _meltano_venv_dir() -> Path:
     return cache / "target-hubspot-upsert" / f"meltano-{MELTANO_VERSION}-py{py}"
 
 
-def _check(cmd: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:  # noqa: ANN401
-    proc = subprocess.run(  # noqa: S603 - fixed commands
+def _check(cmd: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False, **kwargs,
     )
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -146,7 +146,7 @@ def sim_url(project) -> Iterator[str]:
     """The simulator, running as its own process like a remote HubSpot."""
     url_file = project / "simulator.url"
     log = (project / "logs" / "simulator.log").open("w")
-    proc = subprocess.Popen(  # noqa: S603 - our own module
+    proc = subprocess.Popen(
         [sys.executable, "-m", "target_hubspot_upsert.simulator", "--port", "0", "--token", TOKEN,
          "--url-file", str(url_file)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -168,7 +168,7 @@ def sim_url(project) -> Iterator[str]:
         log.close()
 
 
-def _sim_get(base_url: str, path: str) -> Any:  # noqa: ANN401
+def _sim_get(base_url: str, path: str) -> Any:
     with urllib.request.urlopen(base_url + path, timeout=30) as resp:  # noqa: S310 - loopback simulator
         return json.load(resp)
 
@@ -196,7 +196,7 @@ class MeltanoProject:
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         self.count += 1
         started = time.monotonic()
-        proc = subprocess.run(  # noqa: S603 - the cached meltano
+        proc = subprocess.run(
             [str(self.exe), *args], cwd=self.root, env=self.env, stdin=subprocess.DEVNULL,
             capture_output=True, text=True, timeout=timeout, check=False,
         )
@@ -207,7 +207,7 @@ class MeltanoProject:
         assert proc.returncode == 0, f"meltano {' '.join(args)} failed; see {log}\n{proc.stderr[-4000:]}"
         return proc
 
-    def stored_state(self, state_id: str) -> Any:  # noqa: ANN401
+    def stored_state(self, state_id: str) -> Any:
         environment = state_id.split(":", 1)[0]
         out = self(f"--environment={environment}", "state", "get", state_id, timeout=120).stdout
         return json.loads(out)["singer_state"]
@@ -254,7 +254,7 @@ def test_meltano_sync_then_incremental_sync(meltano_bin, project, sim_url):
 
     # meltano.yml is valid for this Meltano version.
     document = json.dumps(yaml.safe_load((project / "meltano.yml").read_text(encoding="utf-8")))
-    check = subprocess.run(  # noqa: S603 - the cached venv's python
+    check = subprocess.run(
         [str(meltano_bin.parent / "python"), "-c", VALIDATE_SCRIPT], input=document,
         capture_output=True, text=True, timeout=120, check=False,
     )

@@ -190,7 +190,7 @@ def meltano_loader(meltano_project) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def about() -> dict[str, Any]:
-    proc = subprocess.run(  # noqa: S603 - our own module
+    proc = subprocess.run(
         [sys.executable, "-m", "target_hubspot_upsert", "--about", "--format=json"],
         capture_output=True, text=True, timeout=120, check=True,
     )

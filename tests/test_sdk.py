@@ -112,8 +112,9 @@ class TestTargetHubSpotUpsert(StandardTests):  # type: ignore[misc,valid-type]
 
 def test_duplicate_records_landed_last_values():
     """What the SDK's duplicate-records file leaves in HubSpot: the last value per id."""
-    from singer_sdk.testing.target_test_streams import __file__ as streams_init  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
+
+    from singer_sdk.testing.target_test_streams import __file__ as streams_init  # noqa: PLC0415
 
     text = (Path(streams_init).parent / "duplicate_records.singer").read_text()
     expected: dict[str, str] = {}

@@ -52,15 +52,15 @@ json_values = st.one_of(
 
 def simulator_accepts(kind_name: str, wire: str) -> bool:
     """HubSpot's validation as the simulator implements it."""
-    kind, options = sim_server._compile_validator(PROPERTIES[kind_name], email_property=False)  # noqa: SLF001
-    return sim_server._check_value("p", wire, kind, options) is None  # noqa: SLF001
+    kind, options = sim_server._compile_validator(PROPERTIES[kind_name], email_property=False)
+    return sim_server._check_value("p", wire, kind, options) is None
 
 
 def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def expected_reading(kind_name: str, value):  # noqa: ANN001, ANN201, PLR0911
+def expected_reading(kind_name: str, value):
     """What HubSpot should read the wire value as, computed independently of the serializer."""
     if kind_name == "number":
         if isinstance(value, float):
@@ -82,7 +82,7 @@ def expected_reading(kind_name: str, value):  # noqa: ANN001, ANN201, PLR0911
     return None
 
 
-def read_back(kind_name: str, wire: str):  # noqa: ANN201
+def read_back(kind_name: str, wire: str):
     if kind_name == "number":
         return Decimal(wire)
     if kind_name == "bool":

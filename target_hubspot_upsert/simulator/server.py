@@ -729,7 +729,8 @@ class HubSpotSimulator:
 
     def reset(self) -> None:
         """Clear objects, the request log, stats, scripted faults, validation rules and rate
-        counters, and restore the default object types and catalogues. Options are kept."""
+        counters, and restore the default object types and catalogues. Options are kept.
+        """
         with self._lock, self._store_lock, self._catalog_lock:
             self._reset_state()
             self._rng.seed(self._opts["seed"])
@@ -860,7 +861,8 @@ class HubSpotSimulator:
         """Counters: ``requests``, ``by_status`` (status -> count), ``upserts``,
         ``inputs_written``, ``rate_limited`` / ``rate_limited_ten_secondly`` /
         ``rate_limited_daily``, ``dropped``, ``faults_injected``, ``max_concurrent_upserts``,
-        ``token_grants``, ``properties_created``."""
+        ``token_grants``, ``properties_created``.
+        """
         with self._lock:
             out = dict(self._stats)
             out["by_status"] = dict(self._stats["by_status"])
@@ -987,7 +989,7 @@ class HubSpotSimulator:
             self._log.append(entry)
         try:
             resp = self._serve(entry, method, path, headers, token, body)
-        except Exception:  # noqa: BLE001 - a simulator bug must answer 500, not hang the client
+        except Exception:
             traceback.print_exc(file=sys.stderr)
             resp = _error(500, "internal simulator error", "INTERNAL_ERROR")
         entry.finished = time.monotonic()
@@ -1762,7 +1764,8 @@ class HubSpotSimulator:
         rules: list[tuple[str, str, str]] | None,
     ) -> Any:
         """Return the ``(property, code, message)`` problems of one input, None when valid,
-        or ``_NOT_A_STRING`` when a property value is not a JSON string."""
+        or ``_NOT_A_STRING`` when a property value is not a JSON string.
+        """
         problems: list[tuple[str, str, str]] | None = None
         validators = ot.validators
         kind, options = validators[idp]
