@@ -46,4 +46,7 @@ class TooManyRejectedRecords(UserFacingError):
 class Interrupted(UserFacingError):
     """The run received SIGTERM or SIGINT."""
 
-    exit_code = 143
+    def __init__(self, message: str, signum: int) -> None:
+        """Exit like a process killed by the signal would: 128 + its number."""
+        super().__init__(message)
+        self.exit_code = 128 + signum

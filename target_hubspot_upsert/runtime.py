@@ -64,12 +64,15 @@ class StreamStats:
         return self.created + self.updated + self.merged + self.rejected
 
     def summary_line(self) -> str:
-        """The end-of-run line for this stream."""
+        """The end-of-run line for this stream; on a stopped run, what was never sent."""
+        unsent = self.received - self.done
         return (
             f"Stream '{self.stream}' -> {self.object_type}: received {self.received}, "
             f"created {self.created}, updated {self.updated}, merged {self.merged}, "
-            f"rejected {self.rejected}; requests {self.tally.requests}, retries "
-            f"{self.tally.retries}, 429s {self.tally.rate_limited}"
+            f"rejected {self.rejected}"
+            + (f", not sent (run stopped) {unsent}" if unsent else "")
+            + f"; requests {self.tally.requests}, retries {self.tally.retries}, "
+            f"429s {self.tally.rate_limited}"
         )
 
     def report(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class StreamStats:
             "updated": self.updated,
             "merged": self.merged,
             "rejected": self.rejected,
+            "not_sent": self.received - self.done,
             "requests": self.tally.requests,
             "retries": self.tally.retries,
             "rate_limited_429s": self.tally.rate_limited,

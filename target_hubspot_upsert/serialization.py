@@ -322,6 +322,7 @@ class StreamPlan:
     converters: dict[str, tuple[str, Converter]]
     clear_nulls: bool = False
     lowercase_id: bool = False
+    id_in_properties: bool = True
     unknown: list[str] = field(default_factory=list)
     read_only: list[str] = field(default_factory=list)
 
@@ -331,11 +332,11 @@ class StreamPlan:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None, f"the id property '{self.id_field}' is missing or empty"
         try:
-            record_id = (value if type(value) is str else self.id_converter(value)).strip()
+            record_id = value if type(value) is str else self.id_converter(value)
         except BadValue as exc:
             return None, f"the id property '{self.id_field}' value {value!r} is invalid: {exc}"
         if self.lowercase_id:
-            record_id = record_id.lower()
+            record_id = record_id.strip().lower()
             if not EMAIL_PATTERN.match(record_id):
                 return None, f"'{value}' is not a valid email address (the contacts id)"
         if not record_id:
@@ -366,7 +367,8 @@ class StreamPlan:
                 props[name] = convert(value)
             except BadValue as exc:
                 bad.append(BadField(key, value, exc.expected, str(exc)))
-        props[self.id_field] = record_id
+        if self.id_in_properties:
+            props[self.id_field] = record_id
         return props, bad
 
 
@@ -406,6 +408,7 @@ def build_plan(
         converters=converters,
         clear_nulls=clear_nulls,
         lowercase_id=lowercase_id,
+        id_in_properties=not (id_spec is not None and id_spec.read_only),
         unknown=unknown,
         read_only=read_only,
     )

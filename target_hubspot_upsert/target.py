@@ -394,7 +394,7 @@ class TargetHubSpotUpsert(Target):
         # checkpoints they complete. (The SDK's handler would write STATE without waiting.)
         name = signal.Signals(signum).name
         msg = f"Received {name}: stopped reading input."
-        raise Interrupted(msg)
+        raise Interrupted(msg, signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
