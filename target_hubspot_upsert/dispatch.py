@@ -8,10 +8,10 @@ until that batch has an outcome, so each object ends with its last record's valu
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from target_hubspot_upsert.checkpoints import CheckpointLedger
 from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
@@ -35,7 +35,15 @@ class Dispatcher:
         self._on_outcome = on_outcome
         self.ledger = ledger
         self.max_concurrent = max_concurrent
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="hubspot-upsert")
+        # Daemon threads: a stopped run exits without waiting for a request still in its retry
+        # loop (an unacknowledged batch is simply not checkpointed, and is re-sent next run).
+        self._queue: queue.SimpleQueue[tuple[str, Batch] | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"hubspot-upsert-{n}", daemon=True)
+            for n in range(max_concurrent)
+        ]
+        for worker in self._workers:
+            worker.start()
         self._cond = threading.Condition()
         self._in_flight_ids: set[tuple[str, str]] = set()
         self._in_flight = 0
@@ -86,10 +94,16 @@ class Dispatcher:
             self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
             # Registered under the pool lock so the ledger never sees the records nowhere.
             self.ledger.moved_to_batch(buffer_key, remaining_min, batch.batch_id, batch.min_seq)
-        self._executor.submit(self._run, object_key, batch)
+        self._queue.put((object_key, batch))
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            self._run(*job)
 
     def _run(self, object_key: str, batch: Batch) -> None:
         try:
+            if self.failure is not None:
+                return  # the run is failing: do not send more (the batch is never checkpointed)
             outcome = self._write(batch)
             self._on_outcome(batch, outcome)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -118,5 +132,6 @@ class Dispatcher:
         return True
 
     def shutdown(self) -> None:
-        """Stop the worker threads (after `join`)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Let the worker threads end once the queue is empty."""
+        for _ in self._workers:
+            self._queue.put(None)

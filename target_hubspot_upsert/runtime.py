@@ -18,7 +18,7 @@ from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenPro
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.dispatch import Dispatcher
-from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -115,7 +115,7 @@ class Runtime:
         self,
         config: Mapping[str, Any],
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         write_state: Callable[[Any], None] = write_state_line,
     ) -> None:
@@ -124,6 +124,9 @@ class Runtime:
         `sleep` and `clock` are injectable so tests never wait for backoffs or the window.
         """
         self.config = config
+        # Waiting (backoffs, the rate-limit window) ends early when the run is stopping.
+        self.stopping = threading.Event()
+        sleep = sleep or self._sleep
         for key in SECRET_SETTINGS:
             REDACTOR.add(config.get(key))
         install_redactor()
@@ -158,6 +161,11 @@ class Runtime:
         self.seq = 0
         self.started = time.monotonic()
         self.finished = False
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stopping.wait(seconds):
+            msg = "The run is stopping; not waiting to retry."
+            raise HubSpotFatalError(msg)
 
     # --- records ------------------------------------------------------------------------
 
@@ -399,6 +407,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release threads, files and metric counters."""
+        self.stopping.set()
         self.dispatcher.shutdown()
         self.client.close()
         self.rejects.close()
