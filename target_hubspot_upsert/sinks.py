@@ -7,12 +7,17 @@ values win, property by property), because HubSpot fails a whole request on dupl
 from __future__ import annotations
 
 import functools
+import gzip
 import time
 import typing as t
 from typing import Any
 
 import fastjsonschema
 from singer_sdk.exceptions import MissingKeyPropertiesError
+
+# StorageTarget is the SDK's own reader of BATCH manifests (private module; the SDK is pinned).
+from singer_sdk.helpers._batch import StorageTarget
+from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -66,9 +71,9 @@ class HubSpotSink(Sink):
         self._hub_target = target
         self.runtime = target.runtime
         self.object_target = resolve_stream(stream_name, target.config.get("object_mappings"))
+        self.stats = self.runtime.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
         self.plan = self.runtime.plan_for(self.object_target, self.schema)
-        self.stats = self.runtime.stream_stats(stream_name, self.object_target.object_type)
         self._object_key = self.object_target.canonical_type
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
@@ -100,7 +105,7 @@ class HubSpotSink(Sink):
 
     def _where(self) -> str:
         line = self._hub_target.current_line
-        return f"record #{self.stats.received + 1 if hasattr(self, 'stats') else '?'} (input line {line})"
+        return f"record #{self.stats.received + 1} (input line {line})"
 
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:  # noqa: ANN401, ARG002
         # The serializer parses and checks dates by the HubSpot property's type and reports bad
@@ -126,11 +131,6 @@ class HubSpotSink(Sink):
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
-        import gzip  # noqa: PLC0415
-
-        from singer_sdk.helpers._batch import StorageTarget  # noqa: PLC0415
-        from singer_sdk.singerlib.json import deserialize_json  # noqa: PLC0415
-
         storage = self.batch_config.storage if self.batch_config else None
         for path in files:
             head, tail = StorageTarget.split_url(path)
