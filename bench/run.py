@@ -99,6 +99,7 @@ class Result:
     rate_limited: int = 0
     max_concurrency: int = 0
     steady_ratio: float | None = None
+    requests: int = 0  # requests the simulator accepted (429s not counted)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -333,6 +334,7 @@ def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | Non
             # Every request counts in HubSpot's window (the properties GET too), 429s do not.
             log = sim.get("/_sim/requests")["results"]
             starts = [e["started"] for e in log if e["status"] != 429]
+            result.requests = len(starts)
             result.steady_ratio = steady_state_ratio(starts, case.sim_limit)
         check(result, sim, run, out, err, expected_state)
     finally:
@@ -383,6 +385,19 @@ def notes(results: list[Result], startup: Result | None) -> list[str]:
         lines.append(f"target start-up (a 1-record run): {startup.cpu_s:.2f} s CPU, "
                      f"{startup.wall_s:.2f} s wall, peak RSS {startup.rss_mb:.1f} MB")
         lines += [f"FAIL start-up run: {msg}" for msg in startup.failures]
+    for r in results:
+        if startup is not None and r.case.sim_limit is not None and r.requests and r.case.bound:
+            # No client can beat this: start-up, then request k + limit no earlier than one
+            # window after request k, then the last answer's latency.
+            windows = (r.requests - 1) // r.case.sim_limit
+            best_s = startup.wall_s + windows * WINDOW_S + r.case.latency_ms / 1000
+            best_ratio = r.records / best_s / r.case.bound
+            plural = "" if windows == 1 else "s"
+            lines.append(
+                f"case {r.case.name}: fastest run possible {best_s:.1f} s (start-up {startup.wall_s:.2f} s + "
+                f"{windows} window{plural} for {r.requests} requests + latency), ratio {best_ratio:.2f}; "
+                f"measured {r.ratio:.2f} = {r.wall_s and best_s / r.wall_s:.2f} of it"
+            )
     if "1" in by_name and "1b" in by_name and by_name["1b"].records_per_s:
         speedup = by_name["1"].records_per_s / by_name["1b"].records_per_s
         lines.append(f"case 1 / case 1b records/s: {speedup:.2f}x")
@@ -442,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"case {name}: {result.wall_s:.1f} s{' FAIL' if result.failures else ''}", file=sys.stderr, flush=True)
         results.append(result)
     startup = None
-    if any(CASES[name].cpu_goal_us is not None for name in args.case_list):
+    if any(CASES[name].cpu_goal_us is not None or CASES[name].sim_limit is not None for name in args.case_list):
         startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
     rows = table_rows(results)
     extra = notes(results, startup)

@@ -319,7 +319,7 @@ class HubSpotClient:
         refreshed = False
         while True:
             attempt += 1
-            self.limiter.acquire()
+            sent_at = self.limiter.acquire()
             token = self.auth.token()
             started = time.monotonic()
             status: int | None = None
@@ -346,7 +346,7 @@ class HubSpotClient:
                 if t is not None:
                     t.add(requests=1)
             if headers:
-                self.limiter.observe(headers)
+                self.limiter.observe(headers, sent_at)
             decision = should_retry(
                 status, body, headers, attempt, error=error,
                 window_s=self.limiter.window_s, rand=self._rand,

@@ -75,6 +75,19 @@ def test_shared_account_429_slows_down_instead_of_hammering(sim, config):
     assert run.target.runtime.client.totals.rate_limited >= 1  # here it hit the catalogue read
 
 
+def test_another_client_seen_in_remaining_header_leaves_room_without_429(sim, config):
+    # Another client of the same app used 15 of the 20 slots just before the run. The first
+    # answer's X-HubSpot-RateLimit-Remaining shows it; the target waits for those slots to
+    # free instead of sending into a full window.
+    sim.configure(rate_limit_per_10s=20, rate_limit_interval_ms=1000)
+    sim.consume_rate_limit(15)
+    run = run_in_process({**config, "batch_size_rows": 10}, contacts_with_states(300, 100), real_time=True)
+    assert run.error is None
+    assert len(sim.objects("contacts")) == 300
+    assert sim.stats["rate_limited_ten_secondly"] == 0
+    assert run.target.runtime.limiter.throttled_seconds > 0
+
+
 def test_daily_limit_midway_checkpoints_what_landed_and_stops(sim, config):
     sim.script_faults([None, None, None, "daily_429"])
     run = run_in_process({**config, "max_concurrent_requests": 1, "batch_size_rows": 10}, contacts_with_states(100, 10))
@@ -106,3 +119,41 @@ def test_rate_limiter_adapts_to_headers_and_backs_off_after_429():
     pause = limiter.on_rate_limited(None)
     limiter.acquire()
     assert clock() - before >= pause - 1e-9 and pause >= 10.0
+
+
+def _headers(limit: int, remaining: int) -> dict[str, str]:
+    return {"X-HubSpot-RateLimit-Max": str(limit), "X-HubSpot-RateLimit-Remaining": str(remaining),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}
+
+
+def test_rate_limiter_books_requests_it_did_not_send_from_remaining():
+    clock = FakeClock()
+    limiter = RateLimiter(10, window_s=10.0, clock=clock, sleep=clock.sleep)
+    first = limiter.acquire()
+    limiter.acquire()
+    # HubSpot counted 7 (3 remaining): 5 came from someone else.
+    limiter.observe(_headers(10, 3), first)
+    start = clock()
+    for _ in range(3):
+        limiter.acquire()
+    assert clock() == start  # 2 + 5 + 3 = 10: still room
+    # The same answer seen again books nothing more.
+    limiter.observe(_headers(10, 3), first)
+    assert len(limiter._foreign) == 5
+    limiter.acquire()
+    assert clock() - start >= 10.0  # the 11th waits for the window
+
+
+def test_rate_limiter_sole_client_books_nothing():
+    clock = FakeClock()
+    limiter = RateLimiter(10, window_s=10.0, clock=clock, sleep=clock.sleep)
+    stamps = [limiter.acquire() for _ in range(4)]
+    # Answers arrive out of order and HubSpot may count fewer than were sent by then.
+    limiter.observe(_headers(10, 6), stamps[3])
+    limiter.observe(_headers(10, 8), stamps[1])
+    limiter.observe(_headers(10, 10), stamps[0])
+    assert len(limiter._foreign) == 0
+    start = clock()
+    for _ in range(6):
+        limiter.acquire()
+    assert clock() == start
