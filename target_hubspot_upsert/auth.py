@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+import backoff
 import requests
 
 from target_hubspot_upsert.errors import HubSpotAuthError
 from target_hubspot_upsert.redact import REDACTOR
 
 logger = logging.getLogger("target_hubspot_upsert.auth")
+
+#: Answers of the token endpoint worth asking again: rate limit, HubSpot or gateway trouble.
+_TRANSIENT_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
+#: Waits between attempts (0.5, 1, 2, ... capped at 30 s), jittered when used.
+_DELAYS = tuple(itertools.islice(backoff.expo(base=2, factor=0.5, max_value=30), 1, 40))
 
 
 class TokenProvider(Protocol):
@@ -64,8 +72,14 @@ class OAuthTokenProvider:
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
+        max_retries: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Configure the grant; nothing is requested until the first token is needed."""
+        """Configure the grant; nothing is requested until the first token is needed.
+
+        A token request that times out, drops, or gets a 429/5xx is retried up to
+        `max_retries` times with exponential backoff (`sleep` is injectable for tests).
+        """
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
@@ -73,6 +87,8 @@ class OAuthTokenProvider:
         self._timeout = timeout
         self._clock = clock
         self._session = session or requests.Session()
+        self._max_retries = max_retries
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._expires_at = 0.0
@@ -103,14 +119,31 @@ class OAuthTokenProvider:
             "client_secret": self._client_secret,
             "refresh_token": self._refresh_token,
         }
-        try:
-            response = self._session.post(self._token_url, data=data, timeout=self._timeout)
-        except requests.RequestException as exc:
-            msg = (
-                f"Could not reach HubSpot's OAuth token endpoint ({type(exc).__name__}); "
-                "check oauth_token_url and the network."
+        attempt = 0
+        while True:
+            attempt += 1
+            problem = None
+            try:
+                response = self._session.post(self._token_url, data=data, timeout=self._timeout)
+            except requests.RequestException as exc:
+                problem = type(exc).__name__
+            else:
+                if response.status_code not in _TRANSIENT_STATUSES:
+                    break
+                problem = f"HTTP {response.status_code}"
+            if attempt > self._max_retries:
+                msg = (
+                    f"Could not get an access token from HubSpot's OAuth token endpoint "
+                    f"({problem}, {attempt} attempts); check oauth_token_url and the network, "
+                    "or try again later."
+                )
+                raise HubSpotAuthError(msg)
+            wait = _DELAYS[min(attempt - 1, len(_DELAYS) - 1)] * (0.5 + random.random() / 2)  # noqa: S311
+            logger.warning(
+                "OAuth token request failed (%s); retry %d of %d in %.1f s.",
+                problem, attempt, self._max_retries, wait,
             )
-            raise HubSpotAuthError(msg) from None
+            self._sleep(wait)
         try:
             body = response.json()
         except ValueError:

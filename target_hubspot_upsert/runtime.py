@@ -94,7 +94,9 @@ class StreamStats:
         }
 
 
-def make_token_provider(config: Mapping[str, Any]) -> TokenProvider:
+def make_token_provider(
+    config: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep
+) -> TokenProvider:
     """The token provider the (already validated) config asks for."""
     if config.get("access_token"):
         return StaticToken(config["access_token"])
@@ -105,6 +107,8 @@ def make_token_provider(config: Mapping[str, Any]) -> TokenProvider:
         refresh_token=config["refresh_token"],
         token_url=config.get("oauth_token_url") or f"{base}/oauth/v1/token",
         timeout=float(config.get("request_timeout") or 60),
+        max_retries=int(config.get("max_retries", 8)),
+        sleep=sleep,
     )
 
 
@@ -135,7 +139,7 @@ class Runtime:
         )
         self.client = HubSpotClient(
             str(config.get("api_base_url") or "https://api.hubapi.com"),
-            make_token_provider(config),
+            make_token_provider(config, sleep),
             limiter=self.limiter,
             timeout=float(config.get("request_timeout") or 60),
             max_retries=int(config.get("max_retries", 8)),

@@ -66,6 +66,26 @@ def test_bad_refresh_token_is_fatal_and_names_the_settings(sim):
     assert "rtoken-wrong-000" not in str(run.error)
 
 
+def test_token_endpoint_failures_are_retried(sim, caplog):
+    enable_oauth(sim)
+    sim.script_oauth_faults([503, 500, 429])
+    run = run_in_process(oauth_config(sim), contacts_with_states(20, 10))
+    assert run.error is None, run.error
+    assert len(sim.objects("contacts")) == 20
+    assert [e.status for e in sim.requests if e.path.startswith("/oauth")] == [503, 500, 429, 200]
+    assert "OAuth token request failed (HTTP 503); retry 1 of 8" in caplog.text
+
+
+def test_token_endpoint_down_is_fatal_after_max_retries(sim):
+    enable_oauth(sim)
+    sim.script_oauth_faults([502] * 10)
+    run = run_in_process(oauth_config(sim, max_retries=2), contacts_with_states(20, 10))
+    assert isinstance(run.error, HubSpotAuthError)
+    assert "HTTP 502, 3 attempts" in str(run.error) and "oauth_token_url" in str(run.error)
+    assert len([e for e in sim.requests if e.path.startswith("/oauth")]) == 3
+    assert sim.upsert_requests() == [] and run.states == []
+
+
 def test_403_names_the_missing_scope_and_does_not_retry(sim, config):
     sim.configure(token_scopes={TOKEN: ["crm.schemas.contacts.read"]})
     run = run_in_process(config, contacts_with_states(10, 10))
@@ -95,9 +115,7 @@ def all_output(run, tmp_path) -> str:
 @pytest.mark.parametrize("auth", ["token", "oauth"])
 def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
     enable_oauth(sim, rotate=True)
-    cfg = oauth_config(sim) if auth == "token" and False else (
-        {"access_token": TOKEN, "api_base_url": sim.base_url} if auth == "token" else oauth_config(sim)
-    )
+    cfg = {"access_token": TOKEN, "api_base_url": sim.base_url} if auth == "token" else oauth_config(sim)
     cfg.update({
         "rejected_records_path": str(tmp_path / "out" / "rejected.jsonl"),
         "run_report_path": str(tmp_path / "out" / "report.json"),
@@ -108,6 +126,7 @@ def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
     wrapper = None
     if scenario == "retry":
         sim.script_faults([500, "drop", 503])  # 429 waits are covered with virtual time elsewhere
+        sim.script_oauth_faults([503])
     elif scenario == "401":
         sim.revoke_token(TOKEN)
         sim.configure(tokens=set(), oauth_clients={CLIENT_ID: "other"})

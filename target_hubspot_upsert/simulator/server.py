@@ -746,6 +746,7 @@ class HubSpotSimulator:
         self._seq = 0
         self._stats = self._empty_stats()
         self._script: collections.deque[int | str | None] = collections.deque()
+        self._oauth_script: collections.deque[int | None] = collections.deque()
         self._rules: dict[str, list[tuple[str, str, str]]] = {}
         self._window: collections.deque[float] = collections.deque()
         self._daily_count = 0
@@ -892,6 +893,23 @@ class HubSpotSimulator:
                 raise ValueError(f"unknown fault {f!r}")
         with self._lock:
             self._script = collections.deque(items)
+
+    def script_oauth_faults(self, faults: Iterable[int | None]) -> None:
+        """Replace the token endpoint's fault script: one item per upcoming token request.
+
+        Items: an HTTP status (answered with HubSpot's error body, no token issued) or None
+        (behave normally).
+
+        Args:
+            faults: The script.
+        """
+        items: list[int | None] = []
+        for f in faults:
+            if f is not None and not (isinstance(f, int) and not isinstance(f, bool) and 400 <= f <= 599):
+                raise ValueError(f"unknown OAuth fault {f!r}")
+            items.append(f)
+        with self._lock:
+            self._oauth_script = collections.deque(items)
 
     def revoke_token(self, token: str) -> None:
         """Invalidate a static token, an issued OAuth access token or a refresh token.
@@ -1222,6 +1240,12 @@ class HubSpotSimulator:
             return _error(404, f"Not found: {path}", "OBJECT_NOT_FOUND")
         if method != "POST":
             return _error(405, f"Method {method} not allowed", None)
+        with self._lock:
+            fault = self._oauth_script.popleft() if self._oauth_script else None
+            if fault is not None:
+                self._stats["faults_injected"] += 1
+        if fault is not None:
+            return _error(fault, "Simulated token endpoint failure.", "INTERNAL_ERROR")
         text = body.decode("utf-8", "replace")
         params: dict[str, Any] = {}
         ctype = (headers.get("Content-Type") or "").lower()
