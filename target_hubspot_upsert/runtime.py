@@ -206,19 +206,21 @@ class Runtime:
             stats.merged += outcome.merged
         for item, category, code, message in outcome.rejected:
             latest = item.records[-1]
-            self.reject(
-                stats,
-                Rejection(
-                    stream=batch.stream,
-                    object_type=batch.target.object_type,
-                    id=item.id,
-                    position=latest.position,
-                    record=latest.record,
-                    category=category,
-                    code=code,
-                    message=message,
-                ),
-            )
+            for ref in item.records:  # records merged into the input were not written either
+                note = "" if ref is latest else f" (merged with record #{latest.position} for the same id)"
+                self.reject(
+                    stats,
+                    Rejection(
+                        stream=batch.stream,
+                        object_type=batch.target.object_type,
+                        id=item.id,
+                        position=ref.position,
+                        record=ref.record,
+                        category=category,
+                        code=code,
+                        message=message + note,
+                    ),
+                )
 
     def maybe_log_progress(self, stats: StreamStats, now: float) -> None:
         """A concise progress line at most every 30 s per stream."""

@@ -120,7 +120,9 @@ class BatchWriter:
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
         self._settle(batch, list(batch.inputs), outcome, tally, resends=0)
-        outcome.merged = sum(len(item.records) - 1 for item in batch.inputs)
+        # A rejected input rejects every record merged into it (none of them landed).
+        rejected = {id(entry[0]) for entry in outcome.rejected}
+        outcome.merged = sum(len(item.records) - 1 for item in batch.inputs if id(item) not in rejected)
         return outcome
 
     # --- sending ------------------------------------------------------------------------

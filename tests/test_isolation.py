@@ -104,6 +104,31 @@ def test_every_record_is_accounted_for(sim, config, mode):
     assert merged["firstname"] == "Merged" and merged["num_orders"] == "999"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_rejected_merged_input_rejects_every_record_merged_into_it(sim, config, mode, tmp_path):
+    sim.configure(validation_error_mode=mode)
+    sim.add_validation_rule("contacts", "firstname", "BANNED")
+    path = tmp_path / "rejected.jsonl"
+    messages = [
+        schema("contacts"),
+        record("contacts", {"email": "m@example.com", "num_orders": 5}),
+        record("contacts", {"email": "m@example.com", "firstname": "BANNED"}),
+        record("contacts", {"email": "k@example.com", "firstname": "ok"}),
+        state({"n": 3}),
+    ]
+    run = run_in_process({**config, "max_rejected_records": 10, "rejected_records_path": str(path)}, messages)
+    assert run.error is None
+    stats = run.target.runtime.stats["contacts"]
+    assert (stats.created, stats.merged, stats.rejected) == (1, 0, 2)
+    rejected = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["record"] for r in rejected] == [
+        {"email": "m@example.com", "num_orders": 5}, {"email": "m@example.com", "firstname": "BANNED"},
+    ]
+    assert "merged with record #2" in rejected[0]["error"]["message"]
+    assert sim.find("contacts", "email", "m@example.com") is None
+    assert run.states == [{"n": 3}]
+
+
 @pytest.mark.parametrize("detail", ["full", "none"])
 def test_isolation_cost_is_bounded(sim, config, detail):
     """One bad record in 100 costs at most 2*log2(100) extra requests, even with no hint."""
