@@ -25,9 +25,8 @@ class RejectionLog:
         self.path = path
         self.max_rejected = max_rejected
         self.count = 0
-        self._by_code: dict[str, list[str]] = defaultdict(list)
+        self._by_code: dict[str, list[tuple[str, str]]] = defaultdict(list)  # (record, message)
         self._count_by_code: dict[str, int] = defaultdict(int)
-        self._messages: dict[str, str] = {}
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         if path:
@@ -40,9 +39,9 @@ class RejectionLog:
             self.count += 1
             key = rejection.code or rejection.category
             self._count_by_code[key] += 1
-            self._messages.setdefault(key, rejection.message)
             if len(self._by_code[key]) < IDS_PER_CODE:
-                self._by_code[key].append(rejection.id or f"record #{rejection.position}")
+                label = rejection.id or f"record #{rejection.position}"
+                self._by_code[key].append((label, rejection.message))
             logger.warning(
                 "Rejected record %s of stream '%s' (%s): %s",
                 rejection.id or f"#{rejection.position}", rejection.stream, key, rejection.message,
@@ -67,12 +66,16 @@ class RejectionLog:
                 raise TooManyRejectedRecords(self.summary(limit_passed=True))
 
     def grouping(self) -> list[str]:
-        """One line per error code: how many, at most five ids, an example message."""
-        return [
-            f"  {code}: {self._count_by_code[code]} record(s), e.g. {', '.join(ids)} "
-            f"- {self._messages[code]}"
-            for code, ids in sorted(self._by_code.items(), key=lambda kv: -self._count_by_code[kv[0]])
-        ]
+        """One line per error code: how many, and at most five ids, each with its message."""
+        lines = []
+        for code, examples in sorted(self._by_code.items(), key=lambda kv: -self._count_by_code[kv[0]]):
+            messages = {message for _, message in examples}
+            if len(messages) == 1:
+                shown = f"{', '.join(label for label, _ in examples)} - {examples[0][1]}"
+            else:
+                shown = "; ".join(f"{label} - {message}" for label, message in examples)
+            lines.append(f"  {code}: {self._count_by_code[code]} record(s), e.g. {shown}")
+        return lines
 
     def summary(self, *, limit_passed: bool) -> str:
         """The message for the log or the failure."""

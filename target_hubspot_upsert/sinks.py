@@ -157,10 +157,13 @@ class HubSpotSink(Sink):
         if self._validator is not None:
             self._validator.validate(record)
         for key in self._key_properties:
-            if key not in record:
+            if key not in record and key != self.plan.id_field:
+                # A missing id value is a rejected record (add_record); any other missing key
+                # property means the tap broke the Singer contract.
                 msg = (
-                    f"Record is missing one or more key_properties. \nKey Properties: "
-                    f"{self._key_properties}, Record Keys: {list(record)}"
+                    f"record #{self.stats.received + 1} of stream '{self.stream_name}' has no "
+                    f"'{key}', one of its key_properties {self._key_properties}; fix the tap "
+                    "or its SCHEMA's key_properties."
                 )
                 raise MissingKeyPropertiesError(msg)
         self.add_record(record)

@@ -129,6 +129,36 @@ def test_a_rejected_merged_input_rejects_every_record_merged_into_it(sim, config
     assert run.states == [{"n": 3}]
 
 
+def test_a_record_without_its_id_key_property_is_rejected_not_fatal(sim, config):
+    messages = [
+        schema("contacts", key=["email"]),
+        record("contacts", contact(1)),
+        record("contacts", {"firstname": "No email"}),
+        record("contacts", contact(2)),
+        state({"n": 3}),
+    ]
+    run = run_in_process({**config, "max_rejected_records": 1}, messages)
+    assert run.error is None
+    stats = run.target.runtime.stats["contacts"]
+    assert (stats.created, stats.rejected) == (2, 1)
+    assert "the id property 'email' is missing or empty" in run.target.runtime.stats["contacts"].first_errors[0]
+    assert run.states == [{"n": 3}]
+
+
+def test_a_record_without_another_key_property_stops_the_run_naming_it(sim, config):
+    messages = [
+        schema("contacts", key=["email", "num_orders"]),
+        record("contacts", contact(1, num_orders=3)),
+        record("contacts", contact(2)),
+    ]
+    run = run_in_process(config, messages)
+    assert isinstance(run.error, InputError)
+    assert str(run.error) == (
+        "Input line 3: record #2 of stream 'contacts' has no 'num_orders', one of its key_properties "
+        "['email', 'num_orders']; fix the tap or its SCHEMA's key_properties."
+    )
+
+
 @pytest.mark.parametrize("detail", ["full", "none"])
 def test_isolation_cost_is_bounded(sim, config, detail):
     """One bad record in 100 costs at most 2*log2(100) extra requests, even with no hint."""
