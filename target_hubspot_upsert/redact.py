@@ -19,7 +19,17 @@ class SecretRedactor(logging.Filter):
         self._lock = threading.Lock()
 
     def add(self, value: object) -> None:
-        """Mask `value` from now on (tokens issued during the run are added as they arrive)."""
+        """Mask `value` from now on (tokens issued during the run are added as they arrive).
+
+        A secret setting of the wrong type (a number, a list) is masked too, as it would print.
+        """
+        if isinstance(value, list | tuple | set | dict):
+            for item in value.values() if isinstance(value, dict) else value:
+                self.add(item)
+            self.add(repr(value))
+            return
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
         if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
             with self._lock:
                 self._secrets = self._secrets | {value}

@@ -99,6 +99,10 @@ class LineCountingReader(SingerReader):
         raise InputError(msg)
 
 
+#: What the Singer SDK reads as true or false in an environment variable.
+_ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
+
+
 def _is_loopback(host: str) -> bool:
     if host in _LOOPBACK_HOSTS:
         return True
@@ -149,10 +153,36 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             f"batch_size_rows must be a whole number from 1 to {HUBSPOT_MAX_BATCH} "
             f"(HubSpot's limit per batch request); got {batch_size!r}."
         )
+    problems.extend(_range_problems(config))
     api_version = config.get("api_version")
     if api_version is not None and not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
         problems.append(f"api_version must be 'v3' or a dated version such as '2026-09'; got {api_version!r}.")
     problems.extend(mapping_problems(config.get("object_mappings")))
+    return problems
+
+
+#: Numeric settings and the smallest value each accepts (whole numbers unless noted).
+_MINIMUMS: dict[str, tuple[float, str]] = {
+    "max_concurrent_requests": (1, "a whole number of at least 1"),
+    "max_requests_per_10_seconds": (1, "a whole number of at least 1"),
+    "max_retries": (0, "a whole number of at least 0"),
+    "max_rejected_records": (0, "a whole number of at least 0"),
+}
+
+
+def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Numbers out of range (types are the JSON schema's job)."""
+    problems: list[str] = []
+    for key, (minimum, expected) in _MINIMUMS.items():
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
+            problems.append(f"{key} must be {expected}; got {value!r}.")
+    timeout = config.get("request_timeout")
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and not timeout > 0:
+        problems.append(f"request_timeout must be a number of seconds above 0; got {timeout!r}.")
+    group = config.get("property_group")
+    if isinstance(group, str) and not group.strip():
+        problems.append("property_group must not be empty; leave it out for the default 'target_hubspot_upsert'.")
     return problems
 
 
@@ -172,14 +202,22 @@ def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]
         kinds = _types(schema)
         shown = "(hidden)" if schema.get("secret") else repr(raw[:60])
         try:
-            if "integer" in kinds and "string" not in kinds:
+            if "boolean" in kinds and kinds <= {"boolean", "null"}:
+                if raw.strip().lower() not in _ENV_BOOLEANS:
+                    problems.append(
+                        f"Environment variable {name} must hold true or false for setting {key}; got {shown}."
+                    )
+            elif "integer" in kinds and "string" not in kinds:
                 int(raw)
             elif "number" in kinds and "string" not in kinds:
                 float(raw)
             elif kinds & {"object", "array"}:
                 json.loads(raw)
         except ValueError:
-            expected = "JSON" if kinds & {"object", "array"} else "a number"
+            expected = (
+                "JSON" if kinds & {"object", "array"}
+                else "a whole number" if "integer" in kinds else "a number"
+            )
             problems.append(f"Environment variable {name} must hold {expected} for setting {key}; got {shown}.")
     return problems
 

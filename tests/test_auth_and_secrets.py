@@ -210,6 +210,13 @@ BASE = {"access_token": TOKEN}
         ({**BASE, "object_mappings": {"people": "contacts"}}, ["object_mappings['people']: must be an object"]),
         ({**BASE, "unknown_properties": "drop"}, ["unknown_properties"]),
         ({**BASE, "max_concurrent_requests": "eight"}, ["max_concurrent_requests"]),
+        ({**BASE, "max_concurrent_requests": 0}, ["max_concurrent_requests must be a whole number of at least 1"]),
+        ({**BASE, "max_requests_per_10_seconds": 0}, ["max_requests_per_10_seconds must be a whole number of at least 1"]),
+        ({**BASE, "max_retries": -3}, ["max_retries must be a whole number of at least 0"]),
+        ({**BASE, "max_rejected_records": -5}, ["max_rejected_records must be a whole number of at least 0"]),
+        ({**BASE, "request_timeout": -1}, ["request_timeout must be a number of seconds above 0"]),
+        ({**BASE, "request_timeout": 0}, ["request_timeout must be a number of seconds above 0"]),
+        ({**BASE, "property_group": " "}, ["property_group must not be empty"]),
     ],
 )
 def test_configuration_errors(config, fragments):
@@ -219,6 +226,17 @@ def test_configuration_errors(config, fragments):
     for fragment in fragments:
         assert fragment in message
     assert TOKEN not in message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"access_token": 987654321}, {"client_id": "c", "client_secret": ["TOPSECRETXYZ"], "refresh_token": "r" * 8}],
+)
+def test_secrets_of_the_wrong_type_are_not_echoed(config, tmp_path):
+    run = run_cli(config, "", tmp_path=tmp_path)
+    assert run.returncode == 1 and "is not of type 'string'" in run.stderr
+    assert "987654321" not in run.stderr and "TOPSECRETXYZ" not in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://api.hubapi.com"])

@@ -189,7 +189,8 @@ def test_request_timeout_from_env(sim):
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("object_mappings", '{"accounts": '), ("batch_size_rows", "ten")],
+    [("object_mappings", '{"accounts": '), ("batch_size_rows", "ten"), ("validate_records", "nope"),
+     ("max_rejected_records", "1.5")],
 )
 def test_malformed_env_value_is_a_clear_config_error(sim, setting, value):
     settings = {"access_token": TOKEN, "api_base_url": sim.base_url, setting: value}
