@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from pathlib import Path
 
 from singer_sdk.exceptions import ConfigValidationError
 
@@ -14,8 +16,46 @@ from target_hubspot_upsert.target import TargetHubSpotUpsert
 logger = logging.getLogger("target_hubspot_upsert")
 
 
+def config_file_problems(argv: list[str]) -> list[str]:
+    """Problems with the `--config` files named on the command line (ENV is not a file)."""
+    paths: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            paths.append(argv[index + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    problems = []
+    for raw in paths:
+        if raw == "ENV":
+            continue
+        path = Path(raw)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(f"Config file {raw} does not exist.")
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"Config file {raw} cannot be read ({type(exc).__name__}).")
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            # The position only: the text may hold secrets.
+            where = f"line {exc.lineno}, column {exc.colno}"
+            problems.append(f"Config file {raw} is not valid JSON ({exc.msg} at {where}).")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"Config file {raw} must hold a JSON object of settings, not a {type(data).__name__}.")
+    return problems
+
+
 def main() -> None:
     """Run the target CLI."""
+    problems = config_file_problems(sys.argv[1:])
+    if problems:
+        for problem in problems:
+            logger.error("Configuration error: %s", problem)
+        sys.exit(1)
     try:
         TargetHubSpotUpsert.cli()
     except ConfigValidationError as exc:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
 from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
@@ -133,12 +135,16 @@ class BatchWriter:
     ) -> Failure | None:
         """Send `group`; apply a 2xx answer and return None, or return the failure."""
         id_property = batch.target.id_property
-        response = self.client.batch_upsert(
-            batch.target.object_type,
-            [item.wire(id_property) for item in group],
-            stream=batch.stream,
-            tally=tally,
-        )
+        try:
+            response = self.client.batch_upsert(
+                batch.target.object_type,
+                [item.wire(id_property) for item in group],
+                stream=batch.stream,
+                tally=tally,
+            )
+        except orjson.JSONEncodeError:
+            self._unencodable(batch, group, outcome, tally, resends)
+            return None
         if 200 <= response.status < 300:
             self._apply(batch, group, response.body, outcome, tally, resends)
             return None
@@ -164,6 +170,29 @@ class BatchWriter:
             )
             raise HubSpotFatalError(msg)
         return failure
+
+    def _unencodable(
+        self, batch: Batch, group: list[PendingInput], outcome: BatchOutcome,
+        tally: RequestTally | None, resends: int,
+    ) -> None:
+        """Reject the inputs whose text cannot be sent as JSON (invalid Unicode); send the rest."""
+        failure = Failure(
+            status=0, category="LOCAL_VALIDATION", code="INVALID_VALUE",
+            message=(
+                "a value holds text that is not valid Unicode (a lone surrogate or a byte that "
+                "is not UTF-8); fix the encoding in the source"
+            ),
+        )
+        good = []
+        for item in group:
+            try:
+                orjson.dumps(item.wire(batch.target.id_property))
+            except orjson.JSONEncodeError:
+                self._reject(outcome, item, failure)
+            else:
+                good.append(item)
+        if good:
+            self._settle(batch, good, outcome, tally, resends)
 
     def _settle(
         self, batch: Batch, group: list[PendingInput], outcome: BatchOutcome,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -157,6 +159,39 @@ def test_a_record_without_another_key_property_stops_the_run_naming_it(sim, conf
         "Input line 3: record #2 of stream 'contacts' has no 'num_orders', one of its key_properties "
         "['email', 'num_orders']; fix the tap or its SCHEMA's key_properties."
     )
+
+
+@pytest.mark.parametrize("bad", [b'"caf\xe9"', b'"bad \\ud800"'], ids=["latin-1 byte", "lone surrogate"])
+def test_text_that_is_not_valid_unicode_rejects_its_record_only(sim, config, tmp_path, bad):
+    head = lines([schema("contacts"), record("contacts", contact(1))]).encode()
+    bad_line = b'{"type":"RECORD","stream":"contacts","record":{"email":"x@example.com","firstname":' + bad + b"}}\n"
+    tail = lines([record("contacts", contact(2)), state({"n": 3})]).encode()
+    (tmp_path / "config.json").write_text(json.dumps({**config, "max_rejected_records": 1}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(tmp_path / "config.json")],
+        input=head + bad_line + tail, capture_output=True, timeout=120,
+    )
+    stderr = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "not valid Unicode" in stderr
+    assert proc.stdout.decode().strip() == '{"n": 3}'
+    assert len(sim.objects("contacts")) == 2 and sim.find("contacts", "email", "x@example.com") is None
+
+
+def test_config_file_mistakes_are_clear_errors(tmp_path):
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "broken.json").write_text('{"access_token": ')
+    for path, expected in [
+        (tmp_path / "missing.json", "does not exist"),
+        (tmp_path / "list.json", "must hold a JSON object of settings, not a list"),
+        (tmp_path / "broken.json", "is not valid JSON"),
+        (tmp_path, "cannot be read"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "target_hubspot_upsert", "--config", str(path)],
+                              input="", capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert f"Config file {path} {expected}" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("detail", ["full", "none"])
