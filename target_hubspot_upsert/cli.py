@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, StreamMapConfigError
 
 from target_hubspot_upsert.errors import UserFacingError
 from target_hubspot_upsert.redact import REDACTOR, install
@@ -61,6 +61,9 @@ def main() -> None:
     except ConfigValidationError as exc:
         for error in exc.errors or [str(exc)]:
             logger.error("Configuration error: %s", REDACTOR.redact(str(error)))  # noqa: TRY400 - a user mistake: no traceback
+        sys.exit(1)
+    except StreamMapConfigError as exc:
+        logger.error("Configuration error in stream_maps: %s", REDACTOR.redact(str(exc)))  # noqa: TRY400 - a user mistake
         sys.exit(1)
     except UserFacingError as exc:
         logger.error("%s", exc)  # noqa: TRY400 - a user mistake: no traceback

@@ -197,6 +197,17 @@ class HubSpotSink(Sink):
         if not stats.received & 0xFF:
             runtime.maybe_log_progress(stats, time.monotonic())
 
+    def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
+        """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""
+        self.runtime.dispatcher.raise_if_failed()
+        self.stats.received += 1
+        self.runtime.seq += 1
+        cause = str(exc).strip() or type(exc).__name__
+        if exc.__cause__ is not None and str(exc.__cause__).strip():
+            cause = f"{cause} ({exc.__cause__})"
+        message = f"a stream_maps expression failed on this record: {cause}; fix stream_maps or the data"
+        self._reject(record, None, self.stats.received, "MAP_ERROR", message)
+
     def _reject(self, record: dict, record_id: str | None, position: int, code: str, message: str) -> None:
         self.runtime.reject(
             self.stats,

@@ -387,13 +387,14 @@ class TargetHubSpotUpsert(Target):
             if identity:
                 transformed = record
             else:
-                transformed = stream_map.transform(copy.copy(record))
+                try:
+                    transformed = stream_map.transform(copy.copy(record))
+                except Exception as exc:  # noqa: BLE001 - a user's expression failed on this record
+                    self._sink_for(alias, record).reject_unmapped(record, exc)
+                    continue
                 if transformed is None:
                     continue  # filtered out by the map
-            sink = t.cast("HubSpotSink | None", self._sinks_active.get(alias))
-            if sink is None:
-                self._assert_sink_exists(alias)
-                sink = t.cast("HubSpotSink", self.get_sink(alias, record=transformed))
+            sink = self._sink_for(alias, transformed)
             if sink.sdc_metadata:
                 sink._add_sdc_metadata_to_record(transformed, message_dict, {})  # noqa: SLF001
             sink.accept(transformed)
@@ -402,6 +403,13 @@ class TargetHubSpotUpsert(Target):
         self._records_seen += 1
         if not self._records_seen % AGE_CHECK_EVERY:
             self._handle_max_record_age()
+
+    def _sink_for(self, alias: str, record: dict) -> HubSpotSink:
+        sink = t.cast("HubSpotSink | None", self._sinks_active.get(alias))
+        if sink is None:
+            self._assert_sink_exists(alias)
+            sink = t.cast("HubSpotSink", self.get_sink(alias, record=record))
+        return sink
 
     def _route(self, stream_name: str) -> list[tuple[bool, t.Any, str]]:
         """Per stream, once: its maps, whether each is the identity, and the sink alias."""

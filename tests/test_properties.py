@@ -135,6 +135,33 @@ def test_stream_maps_rename_drop_and_compute(sim, config):
     assert run.states == [{"ok": True}]
 
 
+def test_a_stream_map_failing_on_one_record_rejects_that_record(sim, config):
+    cfg = {**config, "max_rejected_records": 1,
+           "stream_maps": {"contacts": {"num_orders": "int(order_count)", "order_count": None}}}
+    props = {"email": {"type": "string"}, "order_count": {"type": "string"}}
+    run = run_in_process(cfg, [
+        schema("contacts", props),
+        record("contacts", {"email": "a@b.co", "order_count": "3"}),
+        record("contacts", {"email": "c@d.co", "order_count": "abc"}),
+        record("contacts", {"email": "e@f.co", "order_count": "5"}),
+        state({"ok": True}),
+    ])
+    assert run.error is None, run.error
+    assert sim.find("contacts", "email", "a@b.co")["properties"]["num_orders"] == "3"
+    assert sim.find("contacts", "email", "c@d.co") is None
+    stats = run.target.runtime.stats["contacts"]
+    assert (stats.received, stats.created, stats.rejected) == (3, 2, 1)
+    assert "MAP_ERROR" in stats.first_errors[0] and "invalid literal for int()" in stats.first_errors[0]
+    assert run.states == [{"ok": True}]
+
+
+def test_a_stream_map_that_drops_a_key_property_is_a_clear_error(sim, config, tmp_path):
+    cfg = {**config, "stream_maps": {"contacts": {"email": None}}}
+    run = run_cli(cfg, [schema("contacts", key=["email"]), record("contacts", {"email": "a@b.co"})], tmp_path=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "Configuration error in stream_maps" in run.stderr
+
+
 def test_bad_values_are_reported_with_property_value_and_format_not_sent(sim, config, tmp_path):
     rejected = tmp_path / "rejected.jsonl"
     props = {"email": {"type": "string"}, "num_orders": {"type": ["string", "null"]}, "date_of_birth": {"type": ["string", "null"]}}
