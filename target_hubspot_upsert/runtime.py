@@ -64,13 +64,13 @@ class StreamStats:
         return self.created + self.updated + self.merged + self.rejected
 
     def summary_line(self) -> str:
-        """The end-of-run line for this stream; on a stopped run, what was never sent."""
+        """The end-of-run line for this stream; on a stopped run, what has no confirmed outcome."""
         unsent = self.received - self.done
         return (
             f"Stream '{self.stream}' -> {self.object_type}: received {self.received}, "
             f"created {self.created}, updated {self.updated}, merged {self.merged}, "
             f"rejected {self.rejected}"
-            + (f", not sent (run stopped) {unsent}" if unsent else "")
+            + (f", unconfirmed (run stopped) {unsent}" if unsent else "")
             + f"; requests {self.tally.requests}, retries {self.tally.retries}, "
             f"429s {self.tally.rate_limited}"
         )
@@ -85,7 +85,7 @@ class StreamStats:
             "updated": self.updated,
             "merged": self.merged,
             "rejected": self.rejected,
-            "not_sent": self.received - self.done,
+            "unconfirmed": self.received - self.done,
             "requests": self.tally.requests,
             "retries": self.tally.retries,
             "rate_limited_429s": self.tally.rate_limited,
@@ -384,13 +384,22 @@ class Runtime:
 
     # --- end of run -----------------------------------------------------------------------
 
-    def log_summary(self) -> None:
-        """One line per stream, plus the rejection grouping when there were rejections."""
+    def log_summary(self, *, grouping: bool = True) -> None:
+        """One line per stream, plus the rejection grouping (unless the error message has it)."""
         now = time.monotonic()
+        unconfirmed = 0
         for stats in self.stats.values():
             stats.finished = stats.finished or now
+            unconfirmed += stats.received - stats.done
             logger.info(stats.summary_line())
-        if self.rejects.count:
+        if unconfirmed:
+            logger.warning(
+                "%d record(s) have no confirmed outcome: they were not sent, or HubSpot's answer "
+                "never arrived. The last STATE written does not cover them, so the next run "
+                "sends them again (upserts are idempotent).",
+                unconfirmed,
+            )
+        if self.rejects.count and grouping:
             logger.warning(self.rejects.summary(limit_passed=False))
 
     def write_report(self, status: str, error: str | None = None) -> None:
@@ -408,8 +417,11 @@ class Runtime:
             "requests_total": self.client.totals.requests,
             "oauth_refreshes": getattr(self.client.auth, "refreshes", None),
         }
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            logger.error("Could not write the run report to %s (%s); check run_report_path.", path, exc)  # noqa: TRY400
 
     def close(self) -> None:
         """Release threads, files and metric counters."""

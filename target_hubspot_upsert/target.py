@@ -13,6 +13,7 @@ import re
 import signal
 import typing as t
 from collections import Counter
+from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ from singer_sdk.io_base import SingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
-from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted
+from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
 from target_hubspot_upsert.mapping import mapping_problems
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import SECRET_SETTINGS, Runtime
@@ -154,6 +155,10 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             f"(HubSpot's limit per batch request); got {batch_size!r}."
         )
     problems.extend(_range_problems(config))
+    for key in ("rejected_records_path", "run_report_path"):
+        value = config.get(key)
+        if isinstance(value, str) and value and Path(value).is_dir():
+            problems.append(f"{key} must name a file, not a directory; got {value!r}.")
     api_version = config.get("api_version")
     if api_version is not None and not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
         problems.append(f"api_version must be 'v3' or a dated version such as '2026-09'; got {api_version!r}.")
@@ -477,6 +482,6 @@ class TargetHubSpotUpsert(Target):
         if runtime.dispatcher.in_flight:
             logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
             runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S)
-        runtime.log_summary()
+        runtime.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords))
         runtime.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
         runtime.close()

@@ -133,7 +133,7 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     assert "Traceback" not in stderr and "SIGTERM" in stderr
     # The summary still reconciles: the buffered tail is reported as never sent.
     summary = re.search(
-        r"received (\d+), created (\d+), updated (\d+), merged (\d+), rejected (\d+), not sent \(run stopped\) (\d+)",
+        r"received (\d+), created (\d+), updated (\d+), merged (\d+), rejected (\d+), unconfirmed \(run stopped\) (\d+)",
         stderr,
     )
     assert summary is not None
