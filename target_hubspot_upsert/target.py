@@ -100,6 +100,9 @@ class LineCountingReader(SingerReader):
         raise InputError(msg)
 
 
+#: `<TargetLoadMethods.UPSERT: 'upsert'>` in the SDK's schema messages, shown as `'upsert'`.
+_ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")
+
 #: What the Singer SDK reads as true or false in an environment variable.
 _ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
 
@@ -155,6 +158,11 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             f"(HubSpot's limit per batch request); got {batch_size!r}."
         )
     problems.extend(_range_problems(config))
+    if str(config.get("load_method") or "") in {"overwrite", "TargetLoadMethods.OVERWRITE"}:
+        problems.append(
+            "load_method 'overwrite' (delete everything, then load) is not supported: every load "
+            "is a HubSpot upsert. Use 'upsert' or 'append-only' (the same here)."
+        )
     for key in ("rejected_records_path", "run_report_path"):
         value = config.get(key)
         if isinstance(value, str) and value and Path(value).is_dir():
@@ -362,7 +370,7 @@ class TargetHubSpotUpsert(Target):
                 with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
                     self._config[key] = float(value)
         errors = super()._validate_config(raise_errors=False)
-        errors = [REDACTOR.redact(e) for e in errors]
+        errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
         errors = [*errors, *config_problems(self.config)]
         if errors and raise_errors:
             raise HubSpotConfigError("Config validation failed", errors=errors)

@@ -217,6 +217,8 @@ BASE = {"access_token": TOKEN}
         ({**BASE, "request_timeout": -1}, ["request_timeout must be a number of seconds above 0"]),
         ({**BASE, "request_timeout": 0}, ["request_timeout must be a number of seconds above 0"]),
         ({**BASE, "property_group": " "}, ["property_group must not be empty"]),
+        ({**BASE, "load_method": "overwrite"}, ["load_method 'overwrite'", "not supported"]),
+        ({**BASE, "load_method": "merge"}, ["'merge' is not one of ['append-only', 'upsert', 'overwrite']"]),
         ({**BASE, "run_report_path": "/"}, ["run_report_path must name a file, not a directory"]),
         ({**BASE, "rejected_records_path": "/"}, ["rejected_records_path must name a file, not a directory"]),
     ],

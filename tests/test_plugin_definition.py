@@ -39,7 +39,6 @@ PACKAGE_DIR = ROOT / "target_hubspot_upsert"
 
 EXCLUDED_BUILTINS: dict[str, str] = {
     "add_record_metadata": "adds _sdc_* fields, which are never HubSpot properties and are never sent",
-    "load_method": "a HubSpot batch upsert always merges by the id property; the target never reads it",
     "faker_config": "only for stream-map expressions calling `fake`, which needs the faker extra this package does not install",
 }
 # `validate-records` is an SDK capability with no meaning to Meltano: it is not in the
@@ -146,6 +145,7 @@ def _setting_problems(
             problems.append(f"{where}: setting '{name}' has kind 'password' but is not a secret")
         enum = prop.get("enum")
         if enum is not None:
+            enum = [getattr(v, "value", v) for v in enum]  # the SDK's load_method enum holds Enum members
             values = [o.get("value") for o in setting.get("options") or []]
             if kind != "options":
                 problems.append(f"{where}: setting '{name}' has kind '{kind}', expected 'options' (the schema has an enum)")
@@ -163,7 +163,7 @@ def _setting_problems(
     if "value" in setting:
         if "default" not in prop:
             problems.append(f"{where}: setting '{name}' sets value {setting['value']!r} but the target has no default for it")
-        elif setting["value"] != prop["default"]:
+        elif setting["value"] != getattr(prop["default"], "value", prop["default"]):
             problems.append(f"{where}: setting '{name}' sets value {setting['value']!r}, the target's default is {prop['default']!r}")
     return problems
 
@@ -210,7 +210,7 @@ def test_excluded_builtins_are_sdk_builtins_without_effect():
     own = set(TargetHubSpotUpsert.config_jsonschema["properties"]) - builtins
     assert not own & set(EXCLUDED_BUILTINS)
     source = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE_DIR.rglob("*.py"))
-    for name in ("load_method", "add_record_metadata"):
+    for name in ("add_record_metadata",):
         assert not re.search(rf"""["']{name}["']""", source), f"the target now reads {name}: define it instead"
     assert importlib.util.find_spec("faker") is None, "faker is installed: faker_config now works, define it"
 
@@ -353,12 +353,12 @@ def test_drift_in_a_definition_is_reported(plugin_def):
     by_name["null_values"]["options"].pop()
     by_name["max_retries"]["value"] = 3
     by_name["client_id"]["sensitive"] = True
-    settings.append({"name": "load_method", "kind": "string"})
+    settings.append({"name": "add_record_metadata", "kind": "boolean"})
     settings.append({"name": "not_a_setting", "kind": "string"})
     after = definition_problems(settings, settings_to_define(), where="def")
     assert _new_problems(before, after) == [
-        "def: setting 'load_method' is defined but the target does not take it (left out on purpose: "
-        + EXCLUDED_BUILTINS["load_method"] + ")",
+        "def: setting 'add_record_metadata' is defined but the target does not take it (left out on purpose: "
+        + EXCLUDED_BUILTINS["add_record_metadata"] + ")",
         "def: setting 'not_a_setting' is defined but the target does not take it",
         "def: setting 'batch_size_rows' has kind 'string' but its schema type is 'integer' (kind 'integer')",
         "def: setting 'client_id' is `sensitive: true` but the schema does not mark it secret",
