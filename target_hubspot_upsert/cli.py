@@ -49,8 +49,15 @@ def config_file_problems(argv: list[str]) -> list[str]:
     return problems
 
 
+def _drop_generic_config_line(record: logging.LogRecord) -> bool:
+    # The SDK follows every ConfigValidationError's own lines with "Config validation failed",
+    # also for problems found while reading input (unknown properties): the lines say it all.
+    return record.msg != "Config validation failed"
+
+
 def main() -> None:
     """Run the target CLI."""
+    logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     problems = config_file_problems(sys.argv[1:])
     if problems:
         for problem in problems:

@@ -133,6 +133,17 @@ def resolve_stream(stream: str, object_mappings: dict[str, dict[str, str]] | Non
         raise HubSpotConfigError(msg)
     canonical = _ID_TO_NAME.get(object_type, object_type)
     id_property = entry.get("id_property") or DEFAULT_ID_PROPERTIES.get(canonical)
+    known = (
+        canonical in STANDARD_OBJECTS or _OBJECT_TYPE_ID.match(object_type) or _CUSTOM_NAME.match(object_type)
+    )
+    if not entry and not known:
+        msg = (
+            f"Stream '{stream}' is not named after a HubSpot object (such as contacts, "
+            "companies, deals, tickets, or a custom object's p_<name> or 2-<id>) and has no "
+            "object_mappings entry. Add one naming the object and its unique id property, e.g. "
+            f'{{"{stream}": {{"object_type": "companies", "id_property": "<unique property>"}}}}.'
+        )
+        raise HubSpotConfigError(msg)
     if not id_property:
         msg = (
             f"Stream '{stream}' upserts into HubSpot object '{object_type}', which has no "

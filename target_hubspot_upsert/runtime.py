@@ -303,7 +303,7 @@ class Runtime:
                 names = ", ".join(f"'{name}'" for name in plan.unknown)
                 msg = (
                     f"Stream '{target.stream}' has field(s) {names} that are not properties of "
-                    f"HubSpot object '{target.object_type}'. Nothing was sent for this stream. "
+                    f"HubSpot object '{target.object_type}'; no record with them is sent. "
                     "Either map them to existing properties (or drop them) with stream_maps, set "
                     "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
                     "create them in HubSpot."

@@ -194,6 +194,15 @@ def test_object_without_default_id_property_is_a_config_error_at_schema(sim, con
     assert sim.upsert_requests() == []
 
 
+def test_stream_not_named_after_an_object_and_without_mapping_says_so(sim, config):
+    run = run_in_process(config, [schema("accounts", {"name": {"type": "string"}})])
+    assert isinstance(run.error, HubSpotConfigError)
+    message = " ".join(run.error.errors)
+    assert "Stream 'accounts' is not named after a HubSpot object" in message
+    assert '{"accounts": {"object_type": "companies", "id_property": "<unique property>"}}' in message
+    assert sim.requests == []
+
+
 def test_custom_object_by_type_id_and_custom_unique_property(sim, config):
     cfg = {**config, "object_mappings": {"widgets_table": {"object_type": "2-1234567", "id_property": "widget_id"}}}
     props = {"widget_id": {"type": "string"}, "name": {"type": "string"}, "size": {"type": "number"}}
