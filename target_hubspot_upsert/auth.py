@@ -166,6 +166,10 @@ class OAuthTokenProvider:
         if new_refresh and new_refresh != self._refresh_token:
             self._refresh_token = str(new_refresh)
             REDACTOR.add(self._refresh_token)
-            logger.info("HubSpot rotated the refresh token; using the new one for this run.")
+            logger.warning(
+                "HubSpot issued a new refresh token; this run uses it from now on. If HubSpot "
+                "revokes the old one, the configured refresh_token stops working: get a new one "
+                "from your HubSpot app before the next run."
+            )
         self.refreshes += 1
         logger.info("Obtained an OAuth access token (valid %.0f s).", ttl)

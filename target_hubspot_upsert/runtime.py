@@ -130,6 +130,10 @@ class Runtime:
         self.config = config
         # Waiting (backoffs, the rate-limit window) ends early when the run is stopping.
         self.stopping = threading.Event()
+        # Set when the run begins to stop (begin_stop): waits that would end after the
+        # deadline fail at once instead.
+        self.wait_deadline: float | None = None
+        self.draining = threading.Event()
         sleep = sleep or self._sleep
         for key in SECRET_SETTINGS:
             REDACTOR.add(config.get(key))
@@ -167,9 +171,25 @@ class Runtime:
         self.finished = False
 
     def _sleep(self, seconds: float) -> None:
-        if self.stopping.wait(seconds):
-            msg = "The run is stopping; not waiting to retry."
+        end = time.monotonic() + seconds
+        if self._past_deadline(end):
+            msg = "The run is stopping; a retry would come after the shutdown grace period."
             raise HubSpotFatalError(msg)
+        if self.draining.wait(seconds):  # the run began to stop while waiting
+            if self._past_deadline(end):
+                msg = "The run is stopping; a retry would come after the shutdown grace period."
+                raise HubSpotFatalError(msg)
+            if self.stopping.wait(max(0.0, end - time.monotonic())):
+                msg = "The run is stopping; not waiting to retry."
+                raise HubSpotFatalError(msg)
+
+    def _past_deadline(self, end: float) -> bool:
+        return self.wait_deadline is not None and end > self.wait_deadline
+
+    def begin_stop(self, grace_s: float) -> None:
+        """The run is stopping: waits that would outlast `grace_s` end now, with a failure."""
+        self.wait_deadline = time.monotonic() + grace_s
+        self.draining.set()
 
     # --- records ------------------------------------------------------------------------
 
@@ -426,6 +446,7 @@ class Runtime:
     def close(self) -> None:
         """Release threads, files and metric counters."""
         self.stopping.set()
+        self.draining.set()
         self.dispatcher.shutdown()
         self.client.close()
         self.rejects.close()

@@ -487,6 +487,7 @@ class TargetHubSpotUpsert(Target):
         if runtime.finished:
             return
         runtime.finished = True
+        runtime.begin_stop(SHUTDOWN_GRACE_S)
         if runtime.dispatcher.in_flight:
             logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
             runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S)

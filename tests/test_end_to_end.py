@@ -148,6 +148,30 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     assert all(f"user{i}@example.com" in landed for i in range(last))
 
 
+def test_sigterm_during_a_long_retry_wait_exits_without_waiting_it_out(sim, config, tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({**config, "batch_size_rows": 10}))
+    sim.configure(retry_after_seconds=120)
+    sim.script_faults([429] * 20)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(contacts_with_states(30, 10)[:-1]))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sim.stats["rate_limited_ten_secondly"] < 1:
+        time.sleep(0.01)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert time.monotonic() - started < 10  # neither the 120 s wait nor the 30 s grace
+    assert stdout == ""  # nothing landed, so nothing is checkpointed
+    assert "unconfirmed (run stopped) 30" in stderr
+
+
 def test_retries_recover_from_429_5xx_and_dropped_connections(sim, config):
     sim.script_faults([429, 500, "drop", 503, "drop_after_write", 423, 502, 504])
     run = run_in_process({**config, "max_concurrent_requests": 1}, contacts_with_states(300, 50))
