@@ -302,10 +302,10 @@ class Runtime:
                 f"or set object_mappings.{target.stream}.id_property."
             )
             raise HubSpotConfigError(msg)
-        plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls)
+        plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream)
         if plan.unknown and policy == "create":
             self._create_properties(target, plan.unknown, properties, catalog)
-            plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls)
+            plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream)
         id_spec = catalog.get(id_property)
         if id_spec is None:
             if id_property not in plan.unknown:

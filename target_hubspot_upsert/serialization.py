@@ -7,6 +7,7 @@ Everything here is pure: a property description in, a converter out. Converters 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+logger = logging.getLogger("target_hubspot_upsert.serialization")
 
 MAX_STRING_LENGTH = 65_536
 _MS_PER_DAY = 86_400_000
@@ -325,6 +328,9 @@ class StreamPlan:
     id_in_properties: bool = True
     unknown: list[str] = field(default_factory=list)
     read_only: list[str] = field(default_factory=list)
+    stream: str = ""
+    schema_fields: frozenset[str] = frozenset()  # fields the stream's SCHEMA declares
+    off_schema: set[str] = field(default_factory=set)  # record fields outside it, warned once
 
     def record_id(self, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """Return `(id, None)` or `(None, reason)` for a record's upsert id."""
@@ -354,6 +360,8 @@ class StreamPlan:
         for key, value in record.items():
             entry = converters.get(key)
             if entry is None:
+                if key not in self.schema_fields and key not in self.off_schema:
+                    self._off_schema(key)
                 continue
             name, convert = entry
             if value is None:
@@ -371,6 +379,15 @@ class StreamPlan:
             props[self.id_field] = record_id
         return props, bad
 
+    def _off_schema(self, key: str) -> None:
+        self.off_schema.add(key)
+        if not key.startswith("_sdc_"):
+            logger.warning(
+                "Field '%s' of stream '%s' is not in the stream's SCHEMA, so it is not sent; add "
+                "it to the SCHEMA (and to HubSpot) to load it. Warned once per run.",
+                key, self.stream,
+            )
+
 
 def build_plan(
     fields: Iterable[str],
@@ -378,6 +395,7 @@ def build_plan(
     id_property: str,
     *,
     clear_nulls: bool = False,
+    stream: str = "",
 ) -> StreamPlan:
     """Compile the per-field converters for a stream against an object's catalogue.
 
@@ -387,6 +405,7 @@ def build_plan(
     converters: dict[str, tuple[str, Converter]] = {}
     unknown: list[str] = []
     read_only: list[str] = []
+    fields = list(fields)
     for name in fields:
         if name.startswith("_sdc_"):
             continue  # Singer metadata columns are not HubSpot properties
@@ -411,4 +430,6 @@ def build_plan(
         id_in_properties=not (id_spec is not None and id_spec.read_only),
         unknown=unknown,
         read_only=read_only,
+        stream=stream,
+        schema_fields=frozenset(fields),
     )
