@@ -114,6 +114,20 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def describe_connection_error(error: BaseException) -> str:
+    """A connection-level failure in words, with the exception class for searching logs."""
+    name = type(error).__name__
+    if isinstance(error, urllib3.exceptions.NewConnectionError):  # also a TimeoutError in urllib3 2
+        what = "could not connect"
+    elif isinstance(error, urllib3.exceptions.TimeoutError):
+        what = "no answer within request_timeout"
+    elif isinstance(error, urllib3.exceptions.ProtocolError):
+        what = "connection dropped"
+    else:
+        what = "connection error"
+    return f"{what} ({name})"
+
+
 def should_retry(
     status: int | None,
     body: Any,  # noqa: ANN401 - parsed JSON of any shape
@@ -134,7 +148,7 @@ def should_retry(
     base = _BACKOFF_DELAYS[min(attempt, len(_BACKOFF_DELAYS)) - 1]
     backoff_wait = base * (0.5 + rand() / 2)
     if error is not None:
-        return Decision(Action.RETRY, backoff_wait, f"{type(error).__name__}")
+        return Decision(Action.RETRY, backoff_wait, describe_connection_error(error))
     assert status is not None  # noqa: S101 - either an error or a status
     if status in (401, 403):
         return Decision(Action.AUTH_FAILED, reason=str(status))
@@ -381,9 +395,14 @@ class HubSpotClient:
                     if t is not None:
                         t.add(rate_limited=1)
             if attempt > self.max_retries:
+                hint = (
+                    "raise request_timeout or max_retries, or try again later"
+                    if "request_timeout" in decision.reason
+                    else "raise max_retries or try again later"
+                )
                 msg = (
                     f"HubSpot request {method} {endpoint} kept failing ({decision.reason}) after "
-                    f"{self.max_retries} retries; raise max_retries or try again later."
+                    f"{self.max_retries} retries; {hint}."
                 )
                 raise RetriesExhausted(msg)
             for t in (tally, self.totals):

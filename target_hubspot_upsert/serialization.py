@@ -310,10 +310,19 @@ class BadField:
 
     def describe(self) -> str:
         """A message naming the property, the value and the expected format."""
-        shown = repr(self.value)
+        value = self.value
+        if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+            shown = str(value)
+        elif isinstance(value, date | datetime):
+            shown = value.isoformat()
+        else:
+            shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        return f"property '{self.field}' value {shown}: {self.detail} (expected {self.expected})"
+        hint = f"expected {self.expected}"
+        if self.detail == hint:
+            return f"property '{self.field}' value {shown}: {hint}"
+        return f"property '{self.field}' value {shown}: {self.detail} ({hint})"
 
 
 @dataclass

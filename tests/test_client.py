@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+import urllib3
 
 from target_hubspot_upsert.client import Action, retry_after_seconds, should_retry
 
@@ -51,3 +52,15 @@ def test_retry_after_accepts_http_dates():
     assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({}) is None
     assert retry_after_seconds({"Retry-After": "soon"}) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), "no answer within request_timeout (ReadTimeoutError)"),
+        (urllib3.exceptions.ProtocolError("Connection aborted."), "connection dropped (ProtocolError)"),
+        (urllib3.exceptions.NewConnectionError(None, "refused"), "could not connect (NewConnectionError)"),
+    ],
+)
+def test_connection_failures_are_described_in_words(error, words):
+    assert should_retry(None, None, {}, 1, error=error, rand=half).reason == words

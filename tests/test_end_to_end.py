@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError
+from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
 
 from .conftest import TOKEN
 from .helpers import FIXTURES, contact, lines, record, run_cli, run_in_process, schema, state
@@ -184,6 +184,15 @@ def test_retries_recover_from_429_5xx_and_dropped_connections(sim, config):
     assert stats.tally.retries == 8 and stats.tally.rate_limited == 1
     assert stats.created + stats.updated == 300
     assert run.states[-1] == {"n": 300}
+
+
+def test_timeouts_that_outlast_the_retries_name_request_timeout(sim, config):
+    sim.configure(latency_ms=1500)
+    run = run_in_process({**config, "request_timeout": 0.2, "max_retries": 1}, contacts_with_states(5, 5))
+    assert isinstance(run.error, RetriesExhausted)
+    assert "no answer within request_timeout (ReadTimeoutError)" in str(run.error)
+    assert "raise request_timeout or max_retries" in str(run.error)
+    assert run.states == []
 
 
 def test_timeouts_are_retried(sim, config):
