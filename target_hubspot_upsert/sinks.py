@@ -178,7 +178,9 @@ class HubSpotSink(Sink):
         seq = runtime.seq
         record_id, problem = self.plan.record_id(record)
         if record_id is None:
-            self._reject(record, None, stats.received, "INVALID_ID", problem or "invalid id")
+            raw = record.get(self.plan.id_field)  # reported as given, to find the record by
+            shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
+            self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
             return
         properties, bad = self.plan.properties(record, record_id)
         if bad:
