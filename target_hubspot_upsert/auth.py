@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-import backoff
 import requests
 
 from target_hubspot_upsert.errors import HubSpotAuthError
+from target_hubspot_upsert.ratelimit import RETRIABLE_STATUSES, backoff_wait
 from target_hubspot_upsert.redact import REDACTOR
 
 logger = logging.getLogger("target_hubspot_upsert.auth")
-
-#: Answers of the token endpoint worth asking again: rate limit, HubSpot or gateway trouble.
-_TRANSIENT_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
-#: Waits between attempts (0.5, 1, 2, ... capped at 30 s), jittered when used.
-_DELAYS = tuple(itertools.islice(backoff.expo(base=2, factor=0.5, max_value=30), 1, 40))
 
 
 class TokenProvider(Protocol):
@@ -128,7 +121,7 @@ class OAuthTokenProvider:
             except requests.RequestException as exc:
                 problem = type(exc).__name__
             else:
-                if response.status_code not in _TRANSIENT_STATUSES:
+                if response.status_code not in RETRIABLE_STATUSES:
                     break
                 problem = f"HTTP {response.status_code}"
             if attempt > self._max_retries:
@@ -138,7 +131,7 @@ class OAuthTokenProvider:
                     "or try again later."
                 )
                 raise HubSpotAuthError(msg)
-            wait = _DELAYS[min(attempt - 1, len(_DELAYS) - 1)] * (0.5 + random.random() / 2)  # noqa: S311
+            wait = backoff_wait(attempt)
             logger.warning(
                 "OAuth token request failed (%s); retry %d of %d in %.1f s.",
                 problem, attempt, self._max_retries, wait,

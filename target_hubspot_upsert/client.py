@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import itertools
 import logging
 import os
 import random
@@ -15,7 +14,6 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import backoff
 import orjson
 import requests
 import requests.certs
@@ -30,12 +28,10 @@ from target_hubspot_upsert.errors import (
     HubSpotFatalError,
     RetriesExhausted,
 )
-from target_hubspot_upsert.ratelimit import RateLimiter
+from target_hubspot_upsert.ratelimit import RETRIABLE_STATUSES, RateLimiter, backoff_wait
 
 logger = logging.getLogger("target_hubspot_upsert.client")
 
-RETRIABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
-_BACKOFF_DELAYS = tuple(itertools.islice(backoff.expo(base=2, factor=0.5, max_value=30), 1, 40))
 
 
 class Transport:
@@ -143,12 +139,9 @@ def should_retry(
     Order: server hint first (Retry-After), then HubSpot's 429 policy, 423, 5xx and
     connection-level errors. 400s and other client errors are returned, never retried as is.
     """
-    # Exponential delays from the `backoff` library (0.5, 1, 2, ... capped at 30 s), with
-    # injectable "equal jitter" so concurrent workers spread out and tests stay deterministic.
-    base = _BACKOFF_DELAYS[min(attempt, len(_BACKOFF_DELAYS)) - 1]
-    backoff_wait = base * (0.5 + rand() / 2)
+    jittered = backoff_wait(attempt, rand)
     if error is not None:
-        return Decision(Action.RETRY, backoff_wait, describe_connection_error(error))
+        return Decision(Action.RETRY, jittered, describe_connection_error(error))
     assert status is not None  # noqa: S101 - either an error or a status
     if status in (401, 403):
         return Decision(Action.AUTH_FAILED, reason=str(status))
@@ -161,7 +154,7 @@ def should_retry(
         wait = hint if hint is not None else window_s * min(attempt, 3)
         return Decision(Action.RETRY, wait, "429 TEN_SECONDLY_ROLLING", rate_limited=True)
     if status in RETRIABLE_STATUSES:
-        wait = hint if hint is not None else backoff_wait
+        wait = hint if hint is not None else jittered
         if status == 423:
             wait = max(wait, 2.0)  # HubSpot: wait at least 2 s after 423 Locked
         return Decision(Action.RETRY, wait, str(status))

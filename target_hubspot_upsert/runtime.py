@@ -171,20 +171,15 @@ class Runtime:
         self.finished = False
 
     def _sleep(self, seconds: float) -> None:
+        """Wait; once the run stops, a wait that would outlast the grace period fails at once."""
         end = time.monotonic() + seconds
-        if self._past_deadline(end):
-            msg = "The run is stopping; a retry would come after the shutdown grace period."
-            raise HubSpotFatalError(msg)
-        if self.draining.wait(seconds):  # the run began to stop while waiting
-            if self._past_deadline(end):
-                msg = "The run is stopping; a retry would come after the shutdown grace period."
-                raise HubSpotFatalError(msg)
-            if self.stopping.wait(max(0.0, end - time.monotonic())):
-                msg = "The run is stopping; not waiting to retry."
-                raise HubSpotFatalError(msg)
-
-    def _past_deadline(self, end: float) -> bool:
-        return self.wait_deadline is not None and end > self.wait_deadline
+        if not self.draining.wait(seconds):
+            return
+        deadline = self.wait_deadline
+        if deadline is not None and end <= deadline and not self.stopping.wait(max(0.0, end - time.monotonic())):
+            return
+        msg = "The run is stopping; not waiting to retry."
+        raise HubSpotFatalError(msg)
 
     def begin_stop(self, grace_s: float) -> None:
         """The run is stopping: waits that would outlast `grace_s` end now, with a failure."""

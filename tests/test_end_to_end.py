@@ -112,21 +112,28 @@ def test_401_midway_stops_with_state_covering_only_landed_records(sim, config):
     assert all(f"user{i}@example.com" in landed for i in range(last))
 
 
-def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, tmp_path):
+def start_slow_tap_run(config: dict, messages: list[dict], tmp_path, until) -> subprocess.Popen:
+    """Run the CLI on `messages` with stdin left open like a slow tap; return once `until()` holds."""
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps({**config, "batch_size_rows": 25}))
-    sim.configure(latency_ms=30)
+    config_path.write_text(json.dumps(config))
     proc = subprocess.Popen(
         [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stdin is not None
-    # 110 records (four full batches and a partial one), then keep the pipe open like a slow tap.
-    proc.stdin.write(lines(contacts_with_states(110, 10)[:-1]))
+    proc.stdin.write(lines(messages))
     proc.stdin.flush()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(sim.upsert_requests()) < 2:
+    while time.monotonic() < deadline and not until():
         time.sleep(0.01)
+    return proc
+
+
+def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, tmp_path):
+    sim.configure(latency_ms=30)
+    # 110 records (four full batches and a partial one), then keep the pipe open like a slow tap.
+    proc = start_slow_tap_run({**config, "batch_size_rows": 25}, contacts_with_states(110, 10)[:-1], tmp_path,
+                              until=lambda: len(sim.upsert_requests()) >= 2)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143  # 128 + SIGTERM, like a process the signal ended
@@ -149,20 +156,10 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
 
 
 def test_sigterm_during_a_long_retry_wait_exits_without_waiting_it_out(sim, config, tmp_path):
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps({**config, "batch_size_rows": 10}))
     sim.configure(retry_after_seconds=120)
     sim.script_faults([429] * 20)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(lines(contacts_with_states(30, 10)[:-1]))
-    proc.stdin.flush()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and sim.stats["rate_limited_ten_secondly"] < 1:
-        time.sleep(0.01)
+    proc = start_slow_tap_run({**config, "batch_size_rows": 10}, contacts_with_states(30, 10)[:-1], tmp_path,
+                              until=lambda: sim.stats["rate_limited_ten_secondly"] >= 1)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
