@@ -34,7 +34,14 @@ class CheckpointLedger:
         self._lock = threading.Lock()
         self._buffers: dict[str, int] = {}
         self._in_flight: dict[int, int] = {}
-        self._pending: deque[tuple[int, Any]] = deque()
+        self._pending: deque[tuple[int, int, Any]] = deque()
+        self._cap = math.inf  # no checkpoint after this record number (rejection limit)
+        self.written_line: int | None = None  # input line of the last STATE written
+
+    def cap(self, seq: int) -> None:
+        """Never write a checkpoint that covers record `seq` (it broke the rejection limit)."""
+        with self._lock:
+            self._cap = min(self._cap, seq)
 
     def buffer_started(self, key: str, seq: int) -> None:
         """A sink buffer went from empty to holding record `seq`."""
@@ -56,19 +63,21 @@ class CheckpointLedger:
             self._in_flight.pop(batch_id, None)
             self._release()
 
-    def add(self, state: Any, boundary: int) -> None:  # noqa: ANN401
-        """A STATE arrived after records numbered below `boundary`."""
+    def add(self, state: Any, boundary: int, line: int = 0) -> None:  # noqa: ANN401
+        """A STATE (input line `line`) arrived after records numbered below `boundary`."""
         with self._lock:
-            self._pending.append((boundary, state))
+            self._pending.append((boundary, line, state))
             self._release()
 
     def _release(self) -> None:
         low = min(
             min(self._buffers.values(), default=math.inf),
             min(self._in_flight.values(), default=math.inf),
+            self._cap,
         )
         newest = None
         while self._pending and self._pending[0][0] <= low:
             newest = self._pending.popleft()
         if newest is not None:
-            self._write(newest[1])
+            self.written_line = newest[1]
+            self._write(newest[2])

@@ -49,7 +49,6 @@ class Dispatcher:
         self._in_flight = 0
         self._next_batch_id = 0
         self.failure: BaseException | None = None
-        self.max_in_flight_seen = 0
 
     @property
     def in_flight(self) -> int:
@@ -91,7 +90,6 @@ class Dispatcher:
             self._next_batch_id += 1
             batch = make_batch(self._next_batch_id)
             self._in_flight += 1
-            self.max_in_flight_seen = max(self.max_in_flight_seen, self._in_flight)
             # Registered under the pool lock so the ledger never sees the records nowhere.
             self.ledger.moved_to_batch(buffer_key, remaining_min, batch.batch_id, batch.min_seq)
         self._queue.put((object_key, batch))
@@ -120,15 +118,15 @@ class Dispatcher:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for every in-flight batch; return False if `timeout` passed first."""
+    def join(self, timeout: float | None = None, stop: threading.Event | None = None) -> bool:
+        """Wait for every in-flight batch; return False if `timeout` passed or `stop` was set first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._in_flight:
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if (remaining is not None and remaining <= 0) or (stop is not None and stop.is_set()):
                     return False
-                self._cond.wait(remaining if remaining is not None else 1.0)
+                self._cond.wait(min(remaining, 0.2) if remaining is not None else 0.2)
         return True
 
     def shutdown(self) -> None:

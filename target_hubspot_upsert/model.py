@@ -15,6 +15,7 @@ class RecordRef:
     seq: int
     position: int
     record: dict[str, Any]
+    line: int = 0  # input line, for messages
 
 
 @dataclass(slots=True, eq=False)  # identity: two inputs are never "equal"
@@ -51,6 +52,7 @@ class Batch:
 class Rejection:
     """A record that will not land, with HubSpot's (or our) reason."""
 
+    seq: int  # the record's number in the run (input order), for checkpoints
     stream: str
     object_type: str
     id: str | None
@@ -58,7 +60,9 @@ class Rejection:
     record: dict[str, Any]
     category: str
     code: str
-    message: str
+    message: str  # may quote values: for the rejected-records file (and logs, if asked)
+    line: int = 0
+    safe_message: str = ""  # the same without any record value: for logs at the default level
 
 
 @dataclass
@@ -68,4 +72,5 @@ class BatchOutcome:
     created: int = 0
     updated: int = 0
     merged: int = 0
-    rejected: list[tuple[PendingInput, str, str, str]] = field(default_factory=list)
+    # (input, category, code, message, message without record values)
+    rejected: list[tuple[PendingInput, str, str, str, str]] = field(default_factory=list)

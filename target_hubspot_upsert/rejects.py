@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import threading
@@ -10,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from target_hubspot_upsert.errors import TooManyRejectedRecords
 from target_hubspot_upsert.model import Rejection
 
 logger = logging.getLogger("target_hubspot_upsert.rejects")
@@ -20,32 +20,53 @@ IDS_PER_CODE = 5
 class RejectionLog:
     """Collects rejections from every thread; past `max_rejected` it stops the run."""
 
-    def __init__(self, path: str | None, max_rejected: int) -> None:
-        """Open the report (append-only) when a path is configured."""
+    def __init__(self, path: str | None, max_rejected: int, *, log_values: bool = False) -> None:
+        """Open the report (append-only) when a path is configured.
+
+        Record values (ids included) go to that file only; logs get them with `log_values`.
+        """
         self.path = path
         self.max_rejected = max_rejected
+        self.log_values = log_values
         self.count = 0
         self._by_code: dict[str, list[tuple[str, str]]] = defaultdict(list)  # (record, message)
         self._count_by_code: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._lowest: list[int] = []  # max-heap (negated) of the smallest max_rejected + 1 seqs
         self._file: IO[str] | None = None
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._file = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
-    def add(self, rejection: Rejection) -> None:
-        """Record one rejection; raise when the limit is passed."""
+    @property
+    def limit_passed(self) -> bool:
+        """More rejections than `max_rejected_records` allows: the run stops taking input."""
+        return self.count > self.max_rejected
+
+    def add(self, rejection: Rejection) -> int | None:
+        """Record one rejection; return the checkpoint cap once the limit is passed.
+
+        The cap is the run number of the record that breaks the limit in input order: the
+        (max + 1)-th smallest among the rejected ones. A checkpoint after it is never written,
+        however the batches completed. It can only move earlier as rejections arrive.
+        """
         with self._lock:
             self.count += 1
+            heap = self._lowest
+            if len(heap) <= self.max_rejected:
+                heapq.heappush(heap, -rejection.seq)
+            elif rejection.seq < -heap[0]:
+                heapq.heapreplace(heap, -rejection.seq)
             key = rejection.code or rejection.category
             self._count_by_code[key] += 1
+            label = f"record #{rejection.position} (input line {rejection.line})"
+            message = rejection.safe_message or rejection.message
+            if self.log_values:
+                label = f"{label} id {rejection.id!r}" if rejection.id else label
+                message = rejection.message
             if len(self._by_code[key]) < IDS_PER_CODE:
-                label = rejection.id or f"record #{rejection.position}"
-                self._by_code[key].append((label, rejection.message))
-            logger.warning(
-                "Rejected record %s of stream '%s' (%s): %s",
-                rejection.id or f"#{rejection.position}", rejection.stream, key, rejection.message,
-            )
+                self._by_code[key].append((label, message))
+            logger.warning("Rejected %s of stream '%s' (%s): %s", label, rejection.stream, key, message)
             if self._file is not None:
                 line = {
                     "stream": rejection.stream,
@@ -60,10 +81,10 @@ class RejectionLog:
                     },
                     "rejected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 }
-                self._file.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+                # ASCII escapes: a line is valid UTF-8 JSON whatever the record held (lone surrogates).
+                self._file.write(json.dumps(line, default=str, ensure_ascii=True) + "\n")
                 self._file.flush()
-            if self.count > self.max_rejected:
-                raise TooManyRejectedRecords(self.summary(limit_passed=True))
+            return -heap[0] if len(heap) > self.max_rejected else None
 
     def grouping(self) -> list[str]:
         """One line per error code: how many, and at most five ids, each with its message."""
@@ -86,7 +107,9 @@ class RejectionLog:
         )
         head = (
             f"{self.count} record(s) rejected, more than max_rejected_records "
-            f"({self.max_rejected}); stopping."
+            f"({self.max_rejected}); stopped reading input. Every good record already read was "
+            "still sent; STATE stops before the record that broke the limit, so the next run "
+            "sends from there again."
             if limit_passed
             else f"{self.count} record(s) rejected (max_rejected_records is {self.max_rejected})."
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import functools
 import json
 import logging
 import re
@@ -18,7 +20,7 @@ from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenPro
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.dispatch import Dispatcher
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -26,6 +28,8 @@ from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.serialization import (
+    IGNORE,
+    FieldDecision,
     PropertySpec,
     StreamPlan,
     build_plan,
@@ -38,6 +42,17 @@ HUBSPOT_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 PROGRESS_INTERVAL_S = 30.0
 SECRET_SETTINGS = ("access_token", "client_secret", "refresh_token")
 FIRST_ERRORS_KEPT = 5
+
+
+def _schema_of(value: Any) -> dict[str, Any]:  # noqa: ANN401 - any JSON value
+    """A JSON schema for a value, to create a property for a field no SCHEMA declares."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int | float | decimal.Decimal):
+        return {"type": "number"}
+    if isinstance(value, dict):
+        return {"type": "object"}
+    return {"type": "string"}
 
 
 @dataclass
@@ -154,7 +169,8 @@ class Runtime:
         self.writer = BatchWriter(self.client)
         self.ledger = CheckpointLedger(write_state)
         self.rejects = RejectionLog(
-            config.get("rejected_records_path"), int(config.get("max_rejected_records") or 0)
+            config.get("rejected_records_path"), int(config.get("max_rejected_records") or 0),
+            log_values=bool(config.get("log_record_values")),
         )
         self.dispatcher = Dispatcher(
             self._write,
@@ -181,6 +197,12 @@ class Runtime:
         msg = "The run is stopping; not waiting to retry."
         raise HubSpotFatalError(msg)
 
+    def stop_now(self) -> None:
+        """Stop waiting at once: retries and waits for batches in flight end now."""
+        self.wait_deadline = time.monotonic()
+        self.stopping.set()
+        self.draining.set()
+
     def begin_stop(self, grace_s: float) -> None:
         """The run is stopping: waits that would outlast `grace_s` end now, with a failure."""
         self.wait_deadline = time.monotonic() + grace_s
@@ -201,9 +223,18 @@ class Runtime:
             stats.rejected += 1
             if len(stats.first_errors) < FIRST_ERRORS_KEPT:
                 stats.first_errors.append(
-                    f"{rejection.id or '#' + str(rejection.position)}: {rejection.code}: {rejection.message}"
+                    f"record #{rejection.position} (input line {rejection.line}): {rejection.code}: "
+                    f"{rejection.safe_message or rejection.message}"
                 )
-        self.rejects.add(rejection)
+        cap = self.rejects.add(rejection)
+        if cap is not None:
+            self.ledger.cap(cap)
+
+    def check(self) -> None:
+        """On the main thread, before taking more input: stop if the run is failing."""
+        self.dispatcher.raise_if_failed()
+        if self.rejects.limit_passed:
+            raise TooManyRejectedRecords(self.rejects.summary(limit_passed=True))
 
     def _write(self, batch: Batch) -> BatchOutcome:
         stats = self.stats[batch.stream]
@@ -219,13 +250,14 @@ class Runtime:
             stats.created += outcome.created
             stats.updated += outcome.updated
             stats.merged += outcome.merged
-        for item, category, code, message in outcome.rejected:
+        for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either
                 note = "" if ref is latest else f" (merged with record #{latest.position} for the same id)"
                 self.reject(
                     stats,
                     Rejection(
+                        seq=ref.seq,
                         stream=batch.stream,
                         object_type=batch.target.object_type,
                         id=item.id,
@@ -234,6 +266,8 @@ class Runtime:
                         category=category,
                         code=code,
                         message=message + note,
+                        line=ref.line,
+                        safe_message=safe + note,
                     ),
                 )
 
@@ -297,10 +331,16 @@ class Runtime:
                 f"or set object_mappings.{target.stream}.id_property."
             )
             raise HubSpotConfigError(msg)
-        plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream)
+        resolve = functools.partial(self._decide_undeclared, target, policy)
+        plan = build_plan(
+            fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream, resolve_undeclared=resolve,
+        )
         if plan.unknown and policy == "create":
             self._create_properties(target, plan.unknown, properties, catalog)
-            plan = build_plan(fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream)
+            plan = build_plan(
+                fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream,
+                resolve_undeclared=resolve,
+            )
         id_spec = catalog.get(id_property)
         if id_spec is None:
             if id_property not in plan.unknown:
@@ -337,6 +377,50 @@ class Runtime:
                 f"HubSpot; stream '{target.stream}' never sends it.",
             )
         return plan
+
+    def _decide_undeclared(self, target: ObjectTarget, policy: str, key: str, value: Any) -> FieldDecision:  # noqa: ANN401
+        """A record field outside its stream's SCHEMA, seen for the first time: as a SCHEMA field would be."""
+        if key.startswith("_sdc_"):
+            return IGNORE  # Singer metadata columns are not HubSpot properties
+        catalog = self.catalog(target)
+        spec = catalog.get(key)
+        if spec is None and policy == "create" and HUBSPOT_PROPERTY_NAME.match(key):
+            self._create_properties(target, [key], {key: _schema_of(value)}, catalog)
+            spec = catalog.get(key)
+        where = f"Field '{key}' of stream '{target.stream}' is not in the stream's SCHEMA"
+        if spec is not None and not spec.read_only:
+            self._warn_once(
+                target.canonical_type, key, f"undeclared:{target.stream}",
+                f"{where}; it is sent as HubSpot property '{key}' of '{target.object_type}' "
+                f"(type {spec.type}). Add it to the tap's SCHEMA to silence this warning.",
+            )
+            return key, spec.converter()
+        if spec is not None:
+            self._warn_once(
+                target.canonical_type, key, "read_only",
+                f"Property '{key}' of '{target.object_type}' is read-only or calculated in "
+                f"HubSpot; stream '{target.stream}' never sends it.",
+            )
+            return IGNORE
+        if policy == "ignore":
+            self._warn_once(
+                target.canonical_type, key, f"undeclared:{target.stream}",
+                f"{where} nor a property of '{target.object_type}'; leaving it out "
+                "(unknown_properties=ignore).",
+            )
+            return IGNORE
+        if policy == "create":
+            return (
+                f"field '{key}' is not in the stream's SCHEMA and cannot become a HubSpot property "
+                "name (lowercase letters, digits and underscores, starting with a letter); rename "
+                "or drop it with stream_maps"
+            )
+        return (
+            f"field '{key}' is not in the stream's SCHEMA and is not a property of HubSpot object "
+            f"'{target.object_type}' (unknown_properties is 'fail'): drop or rename it with "
+            "stream_maps, create the property in HubSpot, or set unknown_properties to 'ignore' "
+            "or 'create'"
+        )
 
     def _create_properties(
         self, target: ObjectTarget, names: list[str], schema_properties: Mapping[str, Any],
@@ -399,8 +483,11 @@ class Runtime:
 
     # --- end of run -----------------------------------------------------------------------
 
-    def log_summary(self, *, grouping: bool = True) -> None:
-        """One line per stream, plus the rejection grouping (unless the error message has it)."""
+    def log_summary(self, *, grouping: bool = True, stopped: bool = False) -> None:
+        """One line per stream, plus the rejection grouping (unless the error message has it).
+
+        On a stopped run, also where the next run resumes.
+        """
         now = time.monotonic()
         unconfirmed = 0
         for stats in self.stats.values():
@@ -416,6 +503,13 @@ class Runtime:
             )
         if self.rejects.count and grouping:
             logger.warning(self.rejects.summary(limit_passed=False))
+        if stopped:
+            line = self.ledger.written_line
+            logger.warning(
+                "The last STATE written was input line %d; the next run resumes from there." % line
+                if line is not None
+                else "No STATE was written in this run; the next run starts where the previous state left off."
+            )
 
     def write_report(self, status: str, error: str | None = None) -> None:
         """Write the JSON run report when `run_report_path` is set."""

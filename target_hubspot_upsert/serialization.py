@@ -19,7 +19,6 @@ from typing import Any
 logger = logging.getLogger("target_hubspot_upsert.serialization")
 
 MAX_STRING_LENGTH = 65_536
-_MS_PER_DAY = 86_400_000
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Converter = Callable[[Any], str]
@@ -307,22 +306,39 @@ class BadField:
     value: Any
     expected: str
     detail: str
+    code: str = "INVALID_VALUE"
 
-    def describe(self) -> str:
-        """A message naming the property, the value and the expected format."""
-        value = self.value
-        if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
-            shown = str(value)
-        elif isinstance(value, date | datetime):
-            shown = value.isoformat()
-        else:
-            shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
+    def describe(self, *, with_value: bool = True) -> str:
+        """A message naming the property and the expected format (and the value, if asked)."""
+        if self.code == "UNKNOWN_PROPERTY":
+            return self.detail
         hint = f"expected {self.expected}"
-        if self.detail == hint:
-            return f"property '{self.field}' value {shown}: {hint}"
-        return f"property '{self.field}' value {shown}: {self.detail} ({hint})"
+        head = f"property '{self.field}'" + (f" value {_shown(self.value)}" if with_value else "")
+        if not with_value or self.detail == hint:
+            return f"{head}: {hint}"
+        return f"{head}: {self.detail} ({hint})"
+
+
+def _shown(value: Any) -> str:  # noqa: ANN401 - any JSON value
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        shown = str(value)
+    elif isinstance(value, date | datetime):
+        shown = value.isoformat()
+    else:
+        shown = repr(value)
+    return shown[:77] + "..." if len(shown) > 80 else shown
+
+
+#: What to do with a record field its stream's SCHEMA does not declare, decided once per field.
+#: A `(property name, converter)` pair sends it; `IGNORE` leaves it out; anything else is the
+#: reason every record carrying it is rejected.
+IGNORE = "ignore"
+FieldDecision = tuple[str, Converter] | str
+UndeclaredResolver = Callable[[str, Any], FieldDecision]
+
+
+def _warn_undeclared(key: str, value: Any) -> FieldDecision:  # noqa: ANN401, ARG001
+    return IGNORE
 
 
 @dataclass
@@ -339,7 +355,10 @@ class StreamPlan:
     read_only: list[str] = field(default_factory=list)
     stream: str = ""
     schema_fields: frozenset[str] = frozenset()  # fields the stream's SCHEMA declares
-    off_schema: set[str] = field(default_factory=set)  # record fields outside it, warned once
+    # Fields outside the SCHEMA: decided once each by `resolve_undeclared`.
+    resolve_undeclared: UndeclaredResolver = _warn_undeclared
+    ignored: set[str] = field(default_factory=set)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def record_id(self, record: Mapping[str, Any]) -> tuple[str | None, str | None]:
         """Return `(id, None)` or `(None, reason)` for a record's upsert id."""
@@ -349,11 +368,11 @@ class StreamPlan:
         try:
             record_id = value if type(value) is str else self.id_converter(value)
         except BadValue as exc:
-            return None, f"the id property '{self.id_field}' value {value!r} is invalid: {exc}"
+            return None, f"the id property '{self.id_field}' value is invalid: {exc.expected}"
         if self.lowercase_id:
             record_id = record_id.strip().lower()
             if not EMAIL_PATTERN.match(record_id):
-                return None, f"'{value}' is not a valid email address (the contacts id)"
+                return None, f"the id property '{self.id_field}' is not a valid email address"
         if not record_id:
             return None, f"the id property '{self.id_field}' is empty"
         return record_id, None
@@ -369,9 +388,9 @@ class StreamPlan:
         for key, value in record.items():
             entry = converters.get(key)
             if entry is None:
-                if key not in self.schema_fields and key not in self.off_schema:
-                    self._off_schema(key)
-                continue
+                entry = self._undeclared(key, value, bad)
+                if entry is None:
+                    continue
             name, convert = entry
             if value is None:
                 if self.clear_nulls:
@@ -388,14 +407,22 @@ class StreamPlan:
             props[self.id_field] = record_id
         return props, bad
 
-    def _off_schema(self, key: str) -> None:
-        self.off_schema.add(key)
-        if not key.startswith("_sdc_"):
-            logger.warning(
-                "Field '%s' of stream '%s' is not in the stream's SCHEMA, so it is not sent; add "
-                "it to the SCHEMA (and to HubSpot) to load it. Warned once per run.",
-                key, self.stream,
-            )
+    def _undeclared(self, key: str, value: Any, bad: list[BadField]) -> tuple[str, Converter] | None:  # noqa: ANN401
+        """A field without a converter: declared but not sent, ignored, refused, or decided now."""
+        if key in self.schema_fields or key in self.ignored or key == self.id_field:
+            return None
+        reason = self.refused.get(key)
+        if reason is None:
+            decision = self.resolve_undeclared(key, value)
+            if decision == IGNORE:
+                self.ignored.add(key)
+                return None
+            if isinstance(decision, tuple):
+                self.converters[key] = decision
+                return decision
+            reason = self.refused[key] = decision
+        bad.append(BadField(key, None, "", reason, code="UNKNOWN_PROPERTY"))
+        return None
 
 
 def build_plan(
@@ -405,6 +432,7 @@ def build_plan(
     *,
     clear_nulls: bool = False,
     stream: str = "",
+    resolve_undeclared: UndeclaredResolver = _warn_undeclared,
 ) -> StreamPlan:
     """Compile the per-field converters for a stream against an object's catalogue.
 
@@ -441,4 +469,5 @@ def build_plan(
         read_only=read_only,
         stream=stream,
         schema_fields=frozenset(fields),
+        resolve_undeclared=resolve_undeclared,
     )

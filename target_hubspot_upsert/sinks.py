@@ -13,7 +13,7 @@ import typing as t
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 
 # StorageTarget is the SDK's own reader of BATCH manifests (private module; the SDK is pinned).
 from singer_sdk.helpers._batch import StorageTarget
@@ -36,25 +36,18 @@ HUBSPOT_MAX_BATCH = 100
 class FastValidator(BaseJSONSchemaValidator):
     """Compiled JSON-schema validation (fastjsonschema): a few µs a record instead of ~100."""
 
-    def __init__(self, schema: dict[str, Any], stream: str, position: t.Callable[[], str]) -> None:
+    def __init__(self, schema: dict[str, Any]) -> None:
         """Compile the stream's schema once."""
         super().__init__(schema)
-        self._stream = stream
-        self._position = position
         self._validate = fastjsonschema.compile(schema, use_formats=False, use_default=False)
 
     def validate(self, record: dict[str, Any]) -> None:
-        """Raise InputError naming the stream, the record and what is wrong."""
+        """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values)."""
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:
             field = exc.message.replace("data.", "", 1) if exc.message.startswith("data.") else exc.message
-            msg = (
-                f"Stream '{self._stream}', {self._position()}: the record does not match the "
-                f"stream's SCHEMA: {field}. Fix the source data or the tap's schema "
-                "(or set validate_records to false)."
-            )
-            raise InputError(msg) from None
+            raise InvalidRecord(field, record) from None
 
 
 class HubSpotSink(Sink):
@@ -77,7 +70,8 @@ class HubSpotSink(Sink):
         self._object_key = self.object_target.canonical_type
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
-        self._counted = self.stats.received
+        self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
+        self._counted = 0
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
@@ -99,13 +93,9 @@ class HubSpotSink(Sink):
         if not self.validate_schema:
             return None
         try:
-            return FastValidator(self.schema, self.stream_name, self._where)
+            return FastValidator(self.schema)
         except fastjsonschema.JsonSchemaDefinitionException:
             return super().get_validator()
-
-    def _where(self) -> str:
-        line = self._hub_target.current_line
-        return f"record #{self.stats.received + 1} (input line {line})"
 
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:  # noqa: ANN401, ARG002
         # The serializer parses and checks dates by the HubSpot property's type and reports bad
@@ -127,7 +117,8 @@ class HubSpotSink(Sink):
         new = self.stats.received - self._counted
         if new:
             self._record_counter.increment(new)
-            self._counted = self.stats.received
+            self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
+        self._counted = 0
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
@@ -144,9 +135,7 @@ class HubSpotSink(Sink):
                     if not line.strip():
                         continue
                     record = deserialize_json(line)
-                    if self._validator is not None:
-                        self._validator.validate(record)
-                    self.add_record(record)
+                    self.accept(record)
                     if self.current_size >= self.max_size:
                         self.flush(final=False)
 
@@ -155,7 +144,17 @@ class HubSpotSink(Sink):
     def accept(self, record: dict[str, Any]) -> None:
         """The per-record work of the SDK's record path that matters here, then buffering."""
         if self._validator is not None:
-            self._validator.validate(record)
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as exc:
+                self.runtime.check()
+                self._count_one()
+                message = (
+                    f"the record does not match the stream's SCHEMA: {exc.error_message}; fix the "
+                    "source data or the tap's SCHEMA (or set validate_records to false)"
+                )
+                self._reject(record, None, self.stats.received, "SCHEMA_MISMATCH", message)
+                return
         for key in self._key_properties:
             if key not in record and key != self.plan.id_field:
                 # A missing id value is a rejected record (add_record); any other missing key
@@ -168,14 +167,19 @@ class HubSpotSink(Sink):
                 raise MissingKeyPropertiesError(msg)
         self.add_record(record)
 
+    def _count_one(self) -> int:
+        """Number the next record of this stream (and of the run); return the run's number."""
+        self.stats.received += 1
+        self._received_here += 1
+        runtime = self.runtime
+        runtime.seq += 1
+        return runtime.seq
+
     def add_record(self, record: dict[str, Any]) -> None:
         """Merge a record into the buffer, or reject it locally."""
-        runtime = self.runtime
-        runtime.dispatcher.raise_if_failed()
+        self.runtime.check()
+        seq = self._count_one()
         stats = self.stats
-        stats.received += 1
-        runtime.seq += 1
-        seq = runtime.seq
         record_id, problem = self.plan.record_id(record)
         if record_id is None:
             raw = record.get(self.plan.id_field)  # reported as given, to find the record by
@@ -185,35 +189,43 @@ class HubSpotSink(Sink):
         properties, bad = self.plan.properties(record, record_id)
         if bad:
             message = "; ".join(b.describe() for b in bad)
-            self._reject(record, record_id, stats.received, "INVALID_VALUE", message)
+            safe = "; ".join(b.describe(with_value=False) for b in bad)
+            code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
+            self._reject(record, record_id, stats.received, code, message, safe)
             return
-        ref = RecordRef(seq, stats.received, record)
+        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
         entry = self._buffer.get(record_id)
         if entry is not None:
             entry.properties.update(properties)
             entry.records.append(ref)
         else:
             if not self._buffer:
-                runtime.ledger.buffer_started(self._buffer_key, seq)
+                self.runtime.ledger.buffer_started(self._buffer_key, seq)
             self._buffer[record_id] = PendingInput(record_id, properties, [ref])
         if not stats.received & 0xFF:
-            runtime.maybe_log_progress(stats, time.monotonic())
+            self.runtime.maybe_log_progress(stats, time.monotonic())
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""
-        self.runtime.dispatcher.raise_if_failed()
-        self.stats.received += 1
-        self.runtime.seq += 1
+        self.runtime.check()
+        self._count_one()
         cause = str(exc).strip() or type(exc).__name__
         if exc.__cause__ is not None and str(exc.__cause__).strip():
             cause = f"{cause} ({exc.__cause__})"
         message = f"a stream_maps expression failed on this record: {cause}; fix stream_maps or the data"
-        self._reject(record, None, self.stats.received, "MAP_ERROR", message)
+        safe = (
+            f"a stream_maps expression failed on this record ({type(exc.__cause__ or exc).__name__}); "
+            "fix stream_maps or the data"
+        )
+        self._reject(record, None, self.stats.received, "MAP_ERROR", message, safe)
 
-    def _reject(self, record: dict, record_id: str | None, position: int, code: str, message: str) -> None:
+    def _reject(
+        self, record: dict, record_id: str | None, position: int, code: str, message: str, safe: str | None = None,
+    ) -> None:
         self.runtime.reject(
             self.stats,
             Rejection(
+                seq=self.runtime.seq,
                 stream=self.stream_name,
                 object_type=self.object_target.object_type,
                 id=record_id,
@@ -222,6 +234,8 @@ class HubSpotSink(Sink):
                 category="LOCAL_VALIDATION",
                 code=code,
                 message=message,
+                line=self._hub_target.current_line,
+                safe_message=message if safe is None else safe,
             ),
         )
 
@@ -254,6 +268,16 @@ class HubSpotSink(Sink):
 
     def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int) -> Batch:
         return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min)
+
+    def retire(self) -> None:
+        """A new SCHEMA replaces this sink: send all it holds before any record of the new one.
+
+        The SDK keeps a replaced sink until its next full drain (at the end of the input here),
+        so records buffered under the old SCHEMA would reach HubSpot after newer records for
+        the same ids, and would hold every later checkpoint back.
+        """
+        self._count_received()
+        self.flush(final=True)
 
     def clean_up(self) -> None:
         """End of stream: nothing may stay buffered."""

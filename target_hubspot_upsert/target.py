@@ -27,6 +27,7 @@ from singer_sdk.exceptions import (
 from singer_sdk.io_base import SingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
+from typing_extensions import override
 
 from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
 from target_hubspot_upsert.mapping import mapping_problems
@@ -60,10 +61,16 @@ class LineCountingReader(SingerReader):
             # and builds a new decoder for every line. Floats stay exact as Decimal.
             message = _DECODER.decode(line)
         except json.JSONDecodeError as exc:
-            shown = line.strip()[:120]
+            # The line's text is not quoted: it may hold customers' personal data.
             msg = (
                 f"Input line {self.line_number} is not valid JSON ({exc.msg} at column "
-                f"{exc.colno}): {shown!r}. The tap must write one Singer message per line."
+                f"{exc.colno}). The tap must write one Singer message per line."
+            )
+            raise InputError(msg) from None
+        except RecursionError:
+            msg = (
+                f"Input line {self.line_number} nests objects or arrays too deeply to read; "
+                "flatten the record in the tap or with stream_maps."
             )
             raise InputError(msg) from None
         if not isinstance(message, dict):
@@ -322,6 +329,10 @@ class TargetHubSpotUpsert(Target):
             description="Rejected records tolerated before the run stops with a non-zero exit.",
         ),
         th.Property(
+            "log_record_values", th.BooleanType, default=False,
+            description="Put record values (ids, rejected values, HubSpot's messages quoting them) into the logs, for debugging. Off by default: logs name the stream, input line, property and error code, and the values go only to `rejected_records_path`.",
+        ),
+        th.Property(
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
@@ -441,17 +452,42 @@ class TargetHubSpotUpsert(Target):
         super()._process_schema_message(message_dict)
         self._routes.clear()  # maps may have been re-registered
 
+    @override
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: t.Sequence[str] | None = None,
+    ) -> HubSpotSink:
+        """A changed SCHEMA replaces the sink: the old one sends all it holds first."""
+        existing = t.cast("HubSpotSink | None", self._sinks_active.get(stream_name))
+        if schema is not None and existing is not None and (
+            existing.original_schema != schema or existing.key_properties != key_properties
+        ):
+            existing.retire()
+        return t.cast(
+            "HubSpotSink",
+            super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties),
+        )
+
     def _process_state_message(self, message_dict: dict) -> None:
         # Held by the ledger until every record received before it is acknowledged (the SDK
         # would write it at the next full drain, while batches may still be in flight).
         self._assert_line_requires(message_dict, requires={"value"})
-        self.runtime.dispatcher.raise_if_failed()
-        self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1)
+        self.runtime.check()
+        self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1, self.current_line)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         # Unwind the main thread; listen() then lets in-flight batches finish and writes the
         # checkpoints they complete. (The SDK's handler would write STATE without waiting.)
         name = signal.Signals(signum).name
+        if self.runtime.finished:
+            # Already stopping: cut the wait short; the summary and report are still written.
+            logger.warning("Received %s again: not waiting for the batches in flight.", name)
+            self.runtime.stop_now()
+            return
         msg = f"Received {name}: stopped reading input."
         raise Interrupted(msg, signum)
 
@@ -476,21 +512,39 @@ class TargetHubSpotUpsert(Target):
         super().process_endofpipe()
         runtime = self.runtime
         runtime.dispatcher.join()
-        runtime.dispatcher.raise_if_failed()
+        runtime.check()
         runtime.log_summary()
         runtime.write_report("succeeded")
         runtime.close()
 
+    def _send_what_was_read(self) -> None:
+        """Submit every buffered record and wait for all batches (the rejection-limit stop)."""
+        runtime = self.runtime
+        sinks = [*self._sinks_to_clear, *self._sinks_active.values()]
+        try:
+            for sink in sinks:
+                t.cast("HubSpotSink", sink).flush(final=True)
+        except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
+            logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
+        runtime.dispatcher.join(stop=runtime.stopping)
+
     def abort(self, exc: BaseException) -> None:
-        """Stop sending; give in-flight batches a bounded time to land and checkpoint."""
+        """Stop sending; give in-flight batches a bounded time to land and checkpoint.
+
+        After too many rejections the good records already read are all sent first (the
+        requests' own timeouts and retries bound that); a signal cuts the wait short.
+        """
         runtime = self.runtime
         if runtime.finished:
             return
         runtime.finished = True
-        runtime.begin_stop(SHUTDOWN_GRACE_S)
-        if runtime.dispatcher.in_flight:
-            logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
-            runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S)
-        runtime.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords))
+        if isinstance(exc, TooManyRejectedRecords):
+            self._send_what_was_read()
+        else:
+            runtime.begin_stop(SHUTDOWN_GRACE_S)
+            if runtime.dispatcher.in_flight:
+                logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
+                runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S, stop=runtime.stopping)
+        runtime.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords), stopped=True)
         runtime.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
         runtime.close()

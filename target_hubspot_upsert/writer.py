@@ -100,6 +100,14 @@ class Failure:
         messages = [d.message for d in self.details if d.message]
         return "; ".join(dict.fromkeys(messages)) if messages else self.message
 
+    def describe_safe(self) -> str:
+        """The error code and property names only: HubSpot's messages quote record values."""
+        if self.status in (0, 200):  # our own reasons, which never quote values
+            return self.message
+        props = sorted({d.property for d in self.details if d.property})
+        named = f" for {', '.join(repr(p) for p in props)}" if props else ""
+        return f"HubSpot rejected it ({self.code or self.category}){named}"
+
 
 def _mentions(message: str, value: str) -> bool:
     if not value:
@@ -362,7 +370,9 @@ class BatchWriter:
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
-        outcome.rejected.append((item, failure.category, failure.code or failure.category, failure.describe()))
+        outcome.rejected.append(
+            (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
+        )
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:

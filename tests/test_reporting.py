@@ -23,7 +23,9 @@ def test_run_report_has_per_stream_counts_requests_retries_and_first_errors(sim,
     assert stream["received"] == 151 and stream["created"] == 150 and stream["rejected"] == 1
     assert stream["requests"] == 4 and stream["retries"] == 2 and stream["rate_limited_429s"] == 1
     assert stream["duration_seconds"] >= 0
-    assert stream["first_errors"] == ["broken: INVALID_ID: 'broken' is not a valid email address (the contacts id)"]
+    assert stream["first_errors"] == [
+        "record #151 (input line 152): INVALID_ID: the id property 'email' is not a valid email address"
+    ]
     assert report["rejected_total"] == 1
 
 
