@@ -64,9 +64,9 @@ class HubSpotSink(Sink):
         self._hub_target = target
         self.runtime = target.runtime
         self.object_target = resolve_stream(stream_name, target.config.get("object_mappings"))
-        self.stats = self.runtime.stream_stats(stream_name, self.object_target.object_type)
+        self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
-        self.plan = self.runtime.plan_for(self.object_target, self.schema)
+        self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
         self._object_key = self.object_target.canonical_type
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
@@ -203,7 +203,7 @@ class HubSpotSink(Sink):
                 self.runtime.ledger.buffer_started(self._buffer_key, seq)
             self._buffer[record_id] = PendingInput(record_id, properties, [ref])
         if not stats.received & 0xFF:
-            self.runtime.maybe_log_progress(stats, time.monotonic())
+            self.runtime.report.maybe_log_progress(stats, time.monotonic())
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""

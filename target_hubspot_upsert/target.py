@@ -32,7 +32,8 @@ from typing_extensions import override
 from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
 from target_hubspot_upsert.mapping import mapping_problems
 from target_hubspot_upsert.redact import REDACTOR
-from target_hubspot_upsert.runtime import SECRET_SETTINGS, Runtime
+from target_hubspot_upsert.runtime import Runtime
+from target_hubspot_upsert.settings import SECRET_SETTINGS
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
@@ -356,6 +357,7 @@ class TargetHubSpotUpsert(Target):
                 raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._records_seen = 0
+        self._signalled = False
         self._routes: dict[str, list[tuple[bool, t.Any, str]]] = {}
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
@@ -363,7 +365,7 @@ class TargetHubSpotUpsert(Target):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        self.runtime = Runtime(self.config, **runtime_kwargs)
+        self.runtime = Runtime.from_config(self.config, self.config_jsonschema, **runtime_kwargs)
 
     @property
     def current_line(self) -> int:
@@ -483,11 +485,12 @@ class TargetHubSpotUpsert(Target):
         # Unwind the main thread; listen() then lets in-flight batches finish and writes the
         # checkpoints they complete. (The SDK's handler would write STATE without waiting.)
         name = signal.Signals(signum).name
-        if self.runtime.finished:
+        if self._signalled or self.runtime.finished:
             # Already stopping: cut the wait short; the summary and report are still written.
             logger.warning("Received %s again: not waiting for the batches in flight.", name)
             self.runtime.stop_now()
             return
+        self._signalled = True
         msg = f"Received {name}: stopped reading input."
         raise Interrupted(msg, signum)
 
@@ -513,8 +516,8 @@ class TargetHubSpotUpsert(Target):
         runtime = self.runtime
         runtime.dispatcher.join()
         runtime.check()
-        runtime.log_summary()
-        runtime.write_report("succeeded")
+        runtime.report.log_summary()
+        runtime.report.write_report("succeeded")
         runtime.close()
 
     def _send_what_was_read(self) -> None:
@@ -545,6 +548,6 @@ class TargetHubSpotUpsert(Target):
             if runtime.dispatcher.in_flight:
                 logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
                 runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S, stop=runtime.stopping)
-        runtime.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords), stopped=True)
-        runtime.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
+        runtime.report.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords), stopped=True)
+        runtime.report.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
         runtime.close()

@@ -177,7 +177,7 @@ def test_retries_recover_from_429_5xx_and_dropped_connections(sim, config):
     statuses = [e.status for e in sim.upsert_requests()]
     assert statuses.count(None) == 2  # both dropped connections were retried
     assert {429, 500, 503, 423, 502, 504} <= set(statuses)
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     assert stats.tally.retries == 8 and stats.tally.rate_limited == 1
     assert stats.created + stats.updated == 300
     assert run.states[-1] == {"n": 300}
@@ -205,7 +205,7 @@ def test_timeouts_are_retried(sim, config):
     run = run_in_process({**config, "request_timeout": 0.3}, contacts_with_states(50, 50))
     assert run.error is None
     assert len(sim.objects("contacts")) == 50
-    assert run.target.runtime.stats["contacts"].tally.retries >= 1
+    assert run.target.runtime.report.stats["contacts"].tally.retries >= 1
 
 
 def test_daily_limit_is_fatal_with_a_clear_message(sim, config):
@@ -298,3 +298,23 @@ def test_both_api_versions(sim, config, api_version):
     paths = {e.path for e in sim.upsert_requests()}
     expected = "/crm/v3/objects/contacts/batch/upsert" if api_version == "v3" else "/crm/objects/2026-09/contacts/batch/upsert"
     assert paths == {expected}
+
+
+def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(sim, config, tmp_path):
+    # Each answer takes 2 s: once batches 1-2 landed, batches 3-4 are in flight when the signals come.
+    sim.configure(latency_ms=2000)
+    proc = start_slow_tap_run({**config, "batch_size_rows": 10, "max_concurrent_requests": 2},
+                              contacts_with_states(40, 10)[:-1], tmp_path,
+                              until=lambda: any(e.status == 200 for e in sim.upsert_requests()))
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    second = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - second < 1.5  # not the rest of the 2 s answers nor the 30 s grace
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert "Received SIGTERM again" in stderr
+    assert "Stream 'contacts' -> contacts: received 40" in stderr  # the summary was written
+    states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert states and states[-1]["n"] >= 10  # the checkpoints earned by the batches that landed

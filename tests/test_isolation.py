@@ -98,7 +98,7 @@ def test_every_record_is_accounted_for(sim, config, mode):
     ]
     run = run_in_process({**config, "max_rejected_records": 100}, messages)
     assert run.error is None
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     assert stats.received == 302
     assert stats.created + stats.updated + stats.merged + stats.rejected == stats.received
     assert stats.rejected == 6 and stats.merged == 1  # 300 records, 1 in 50 bad
@@ -120,7 +120,7 @@ def test_a_rejected_merged_input_rejects_every_record_merged_into_it(sim, config
     ]
     run = run_in_process({**config, "max_rejected_records": 10, "rejected_records_path": str(path)}, messages)
     assert run.error is None
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     assert (stats.created, stats.merged, stats.rejected) == (1, 0, 2)
     rejected = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["record"] for r in rejected] == [
@@ -141,9 +141,9 @@ def test_a_record_without_its_id_key_property_is_rejected_not_fatal(sim, config)
     ]
     run = run_in_process({**config, "max_rejected_records": 1}, messages)
     assert run.error is None
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     assert (stats.created, stats.rejected) == (2, 1)
-    assert "the id property 'email' is missing or empty" in run.target.runtime.stats["contacts"].first_errors[0]
+    assert "the id property 'email' is missing or empty" in run.target.runtime.report.stats["contacts"].first_errors[0]
     assert run.states == [{"n": 3}]
 
 
@@ -229,7 +229,7 @@ def test_partial_writes_are_resent_until_acknowledged(sim, config):
         record("contacts", contact(i)) for i in range(400)
     ])
     assert run.error is None
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     landed = len(sim.objects("contacts"))
     assert stats.created + stats.updated == landed
     assert stats.created + stats.updated + stats.rejected == 400
@@ -284,7 +284,7 @@ def test_whole_batch_409_conflict_is_isolated(sim, config):
     run = run_in_process(cfg, messages)
     assert run.error is None
     assert 409 in {e.status for e in sim.upsert_requests()}
-    stats = run.target.runtime.stats["people"]
+    stats = run.target.runtime.report.stats["people"]
     assert stats.created == 39 and stats.rejected == 1
     assert "record #17 " in stats.first_errors[0] and "CONFLICT" in stats.first_errors[0]
     assert "x-17" not in stats.first_errors[0]  # ids are personal data: not in logs or the report

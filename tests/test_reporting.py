@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from target_hubspot_upsert import runtime
+from target_hubspot_upsert import report
 
 from .helpers import contact, record, run_cli, run_in_process, schema, state
 
@@ -38,7 +38,7 @@ def test_run_report_is_written_when_the_run_fails(sim, config, tmp_path):
 
 
 def test_progress_line_names_done_rate_in_flight_and_rejected(sim, config, monkeypatch, caplog):
-    monkeypatch.setattr(runtime, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(report, "PROGRESS_INTERVAL_S", 0.0)
     caplog.set_level(logging.INFO, logger="target_hubspot_upsert")
     run = run_in_process(config, [schema("contacts")] + [record("contacts", contact(i)) for i in range(300)])
     assert run.error is None

@@ -171,7 +171,7 @@ def test_fields_outside_the_schema_follow_unknown_properties(sim, config, caplog
     ]
     run = run_in_process({**config, "max_rejected_records": 10}, messages)
     assert run.error is None, run.error
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     # A property HubSpot has is sent, warned once per field and stream.
     assert sim.find("contacts", "email", "a@b.co")["properties"]["lastname"] == "Undeclared"
     warned = [r.getMessage() for r in caplog.records if "'lastname' of stream 'contacts' is not in" in r.getMessage()]
@@ -264,7 +264,7 @@ def test_a_record_failing_its_schema_is_rejected_not_a_stop(sim, config):
         state({"ok": True}),
     ])
     assert run.error is None, run.error
-    stats = run.target.runtime.stats["contacts"]
+    stats = run.target.runtime.report.stats["contacts"]
     assert (stats.received, stats.created, stats.rejected) == (4, 2, 2)
     assert all("SCHEMA_MISMATCH" in e for e in stats.first_errors)
     assert run.states == [{"ok": True}]

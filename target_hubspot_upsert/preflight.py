@@ -1,0 +1,248 @@
+"""Pre-flight: read each object's property catalogue, plan a stream's serialization, create properties.
+
+Redone for every SCHEMA (a changed SCHEMA gets a new plan); catalogues are read once per object
+type per run. Knows HubSpot's property API through the client, nothing of Singer.
+"""
+
+from __future__ import annotations
+
+import decimal
+import functools
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from target_hubspot_upsert.client import HubSpotClient
+from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.mapping import ObjectTarget
+from target_hubspot_upsert.serialization import (
+    IGNORE,
+    FieldDecision,
+    PropertySpec,
+    StreamPlan,
+    build_plan,
+    derive_property_definition,
+)
+from target_hubspot_upsert.settings import Settings
+
+logger = logging.getLogger("target_hubspot_upsert")
+HUBSPOT_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _schema_of(value: Any) -> dict[str, Any]:  # noqa: ANN401 - any JSON value
+    """A JSON schema for a value, to create a property for a field no SCHEMA declares."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int | float | decimal.Decimal):
+        return {"type": "number"}
+    if isinstance(value, dict):
+        return {"type": "object"}
+    return {"type": "string"}
+
+
+class Preflight:
+    """Catalogues, per-stream plans and property creation for one run."""
+
+    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
+        """Nothing is read until a stream needs it."""
+        self.client = client
+        self.settings = settings
+        self._catalogs: dict[str, dict[str, PropertySpec]] = {}
+        self._groups_checked: set[str] = set()
+        self._warned: set[tuple[str, str, str]] = set()
+
+    def catalog(self, target: ObjectTarget) -> dict[str, PropertySpec]:
+        """The object's property catalogue, fetched once per object type per run."""
+        key = target.canonical_type
+        cached = self._catalogs.get(key)
+        if cached is not None:
+            return cached
+        response = self.client.get_properties(target.object_type)
+        if response.status != 200:
+            message = response.body.get("message") if isinstance(response.body, dict) else ""
+            msg = (
+                f"Could not read the properties of HubSpot object '{target.object_type}' "
+                f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
+                f"object_mappings.{target.stream}.object_type."
+            )
+            raise HubSpotConfigError(msg)
+        results = response.body.get("results", []) if isinstance(response.body, dict) else []
+        catalog = {
+            str(p["name"]): PropertySpec.from_hubspot(p)
+            for p in results
+            if isinstance(p, dict) and p.get("name") and not p.get("archived")
+        }
+        self._catalogs[key] = catalog
+        return catalog
+
+    def _warn_once(self, object_type: str, prop: str, kind: str, message: str) -> None:
+        key = (object_type, prop, kind)
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    def plan_for(self, target: ObjectTarget, schema: Mapping[str, Any]) -> StreamPlan:
+        """Check a stream's fields against its object and compile its serializer."""
+        properties: Mapping[str, Any] = schema.get("properties") or {}
+        fields = list(properties)
+        catalog = self.catalog(target)
+        policy = self.settings.unknown_properties
+        clear_nulls = self.settings.clear_nulls
+        id_property = target.id_property
+        if id_property not in properties:
+            msg = (
+                f"Stream '{target.stream}' has no field '{id_property}', the id property it "
+                f"upserts '{target.object_type}' by. Add the field, rename one with stream_maps, "
+                f"or set object_mappings.{target.stream}.id_property."
+            )
+            raise HubSpotConfigError(msg)
+        resolve = functools.partial(self._decide_undeclared, target, policy)
+        plan = build_plan(
+            fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream, resolve_undeclared=resolve,
+        )
+        if plan.unknown and policy == "create":
+            self._create_properties(target, plan.unknown, properties, catalog)
+            plan = build_plan(
+                fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream,
+                resolve_undeclared=resolve,
+            )
+        id_spec = catalog.get(id_property)
+        if id_spec is None:
+            if id_property not in plan.unknown:
+                plan.unknown.append(id_property)
+        elif not id_spec.unique and not (target.canonical_type == "contacts" and id_property == "email"):
+            msg = (
+                f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
+                f"values, so HubSpot cannot upsert by it (stream '{target.stream}'). Set "
+                f"object_mappings.{target.stream}.id_property to a unique property"
+                + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+            )
+            raise HubSpotConfigError(msg)
+        if plan.unknown:
+            if policy == "fail" or id_property in plan.unknown:
+                names = ", ".join(f"'{name}'" for name in plan.unknown)
+                msg = (
+                    f"Stream '{target.stream}' has field(s) {names} that are not properties of "
+                    f"HubSpot object '{target.object_type}'; no record with them is sent. "
+                    "Either map them to existing properties (or drop them) with stream_maps, set "
+                    "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
+                    "create them in HubSpot."
+                )
+                raise HubSpotConfigError(msg)
+            for name in plan.unknown:
+                self._warn_once(
+                    target.canonical_type, name, "unknown",
+                    f"Field '{name}' of stream '{target.stream}' is not a property of "
+                    f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
+                )
+        for name in plan.read_only:
+            self._warn_once(
+                target.canonical_type, name, "read_only",
+                f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
+                f"HubSpot; stream '{target.stream}' never sends it.",
+            )
+        return plan
+
+    def _decide_undeclared(self, target: ObjectTarget, policy: str, key: str, value: Any) -> FieldDecision:  # noqa: ANN401
+        """A record field outside its stream's SCHEMA, seen for the first time: as a SCHEMA field would be."""
+        if key.startswith("_sdc_"):
+            return IGNORE  # Singer metadata columns are not HubSpot properties
+        catalog = self.catalog(target)
+        spec = catalog.get(key)
+        if spec is None and policy == "create" and HUBSPOT_PROPERTY_NAME.match(key):
+            self._create_properties(target, [key], {key: _schema_of(value)}, catalog)
+            spec = catalog.get(key)
+        where = f"Field '{key}' of stream '{target.stream}' is not in the stream's SCHEMA"
+        if spec is not None and not spec.read_only:
+            self._warn_once(
+                target.canonical_type, key, f"undeclared:{target.stream}",
+                f"{where}; it is sent as HubSpot property '{key}' of '{target.object_type}' "
+                f"(type {spec.type}). Add it to the tap's SCHEMA to silence this warning.",
+            )
+            return key, spec.converter()
+        if spec is not None:
+            self._warn_once(
+                target.canonical_type, key, "read_only",
+                f"Property '{key}' of '{target.object_type}' is read-only or calculated in "
+                f"HubSpot; stream '{target.stream}' never sends it.",
+            )
+            return IGNORE
+        if policy == "ignore":
+            self._warn_once(
+                target.canonical_type, key, f"undeclared:{target.stream}",
+                f"{where} nor a property of '{target.object_type}'; leaving it out "
+                "(unknown_properties=ignore).",
+            )
+            return IGNORE
+        if policy == "create":
+            return (
+                f"field '{key}' is not in the stream's SCHEMA and cannot become a HubSpot property "
+                "name (lowercase letters, digits and underscores, starting with a letter); rename "
+                "or drop it with stream_maps"
+            )
+        return (
+            f"field '{key}' is not in the stream's SCHEMA and is not a property of HubSpot object "
+            f"'{target.object_type}' (unknown_properties is 'fail'): drop or rename it with "
+            "stream_maps, create the property in HubSpot, or set unknown_properties to 'ignore' "
+            "or 'create'"
+        )
+
+    def _create_properties(
+        self, target: ObjectTarget, names: list[str], schema_properties: Mapping[str, Any],
+        catalog: dict[str, PropertySpec],
+    ) -> None:
+        group = self.settings.property_group
+        bad_names = [n for n in names if not HUBSPOT_PROPERTY_NAME.match(n)]
+        if bad_names:
+            msg = (
+                f"Stream '{target.stream}' field(s) {', '.join(repr(n) for n in bad_names)} cannot "
+                "become HubSpot property names (lowercase letters, digits and underscores, "
+                "starting with a letter). Rename them with stream_maps."
+            )
+            raise HubSpotConfigError(msg)
+        self._ensure_group(target, group)
+        for name in names:
+            definition = derive_property_definition(name, schema_properties.get(name) or {})
+            definition["groupName"] = group
+            if name == target.id_property:
+                definition["hasUniqueValue"] = True
+            response = self.client.create_property(target.object_type, definition)
+            if response.status == 409:
+                logger.info("Property '%s' of '%s' already exists.", name, target.object_type)
+                created = {**definition}
+            elif response.status in (200, 201):
+                created = response.body if isinstance(response.body, dict) else definition
+                logger.info(
+                    "Created HubSpot property '%s' on '%s' (type %s, field type %s, group %s)%s.",
+                    name, target.object_type, definition["type"], definition["fieldType"], group,
+                    ", with unique values" if definition.get("hasUniqueValue") else "",
+                )
+            else:
+                message = response.body.get("message") if isinstance(response.body, dict) else ""
+                msg = (
+                    f"HubSpot refused to create property '{name}' on '{target.object_type}' "
+                    f"(HTTP {response.status}): {message}"
+                )
+                raise HubSpotConfigError(msg)
+            catalog[name] = PropertySpec.from_hubspot({**definition, **created})
+
+    def _ensure_group(self, target: ObjectTarget, group: str) -> None:
+        key = f"{target.canonical_type}/{group}"
+        if key in self._groups_checked:
+            return
+        response = self.client.get_groups(target.object_type)
+        names = set()
+        if response.status == 200 and isinstance(response.body, dict):
+            names = {g.get("name") for g in response.body.get("results") or [] if isinstance(g, dict)}
+        if group not in names:
+            created = self.client.create_group(target.object_type, group, "Target HubSpot Upsert")
+            if created.status not in (200, 201, 409):
+                message = created.body.get("message") if isinstance(created.body, dict) else ""
+                msg = (
+                    f"Could not create property group '{group}' on '{target.object_type}' "
+                    f"(HTTP {created.status}): {message}. Set property_group to an existing group."
+                )
+                raise HubSpotConfigError(msg)
+            logger.info("Created property group '%s' on '%s'.", group, target.object_type)
+        self._groups_checked.add(key)
