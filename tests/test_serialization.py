@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hubspot_simulator import server as sim_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from target_hubspot_upsert.serialization import BadValue, PropertySpec, text
-from target_hubspot_upsert.simulator import server as sim_server
 
 OPTIONS = ["alpha", "beta", "gamma", "1", "2.5", "true"]
 PROPERTIES = {

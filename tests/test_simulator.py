@@ -1,4 +1,4 @@
-"""Tests of the local HubSpot simulator (target_hubspot_upsert.simulator).
+"""Tests of the local HubSpot simulator (the hubspot_simulator package).
 
 They talk real HTTP to a simulator on a free loopback port and assert on concrete
 response bodies and stored objects, since the target's own tests trust these behaviours.
@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from target_hubspot_upsert.simulator import OPTION_DEFAULTS, HubSpotSimulator
+from hubspot_simulator import OPTION_DEFAULTS, HubSpotSimulator
 
 TOKEN = "sim-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -1192,7 +1191,7 @@ def test_cli_prints_url_serves_and_exits_on_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "target_hubspot_upsert.simulator",
+            "hubspot_simulator",
             "--token",
             "cli-token",
             "second-token",
