@@ -6,6 +6,8 @@ without a HubSpot account. Start it in-process with :class:`HubSpotSimulator` or
 separate process with ``python -m hubspot_simulator`` / ``hubspot-simulator``.
 """
 
-from .server import FAULTS, OPTION_DEFAULTS, HubSpotSimulator, RequestLogEntry
+from .options import FAULTS, OPTION_DEFAULTS
+from .requestlog import RequestLogEntry
+from .server import HubSpotSimulator
 
 __all__ = ["FAULTS", "OPTION_DEFAULTS", "HubSpotSimulator", "RequestLogEntry"]
