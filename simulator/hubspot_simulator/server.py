@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,6 +45,9 @@ class HubSpotSimulator:
         tokens: Valid static bearer tokens (default ``{"sim-token"}``).
         host: Loopback address to bind.
         port: TCP port; 0 picks a free one.
+        clock: Monotonic seconds, for the rate-limit window, OAuth token expiry and the
+            request log's ``started``/``finished``. Tests pass a fake one to move time.
+        sleep: Waits for added latency (``latency_ms``); a fake one makes latency free.
         **options: Any other option of :data:`OPTION_DEFAULTS`.
     """
 
@@ -54,13 +57,15 @@ class HubSpotSimulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         **options: Any,
     ) -> None:
         if not (host.startswith("127.") or host == "localhost"):
             raise ValueError(f"the simulator only binds to loopback addresses, not {host!r}")
         self._host = host
         self._port = port
-        self._state = SimState(time.monotonic, time.sleep)
+        self._state = SimState(clock, sleep)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         if tokens is not None:
