@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--validation-error-mode", choices=("batch", "multi_status"), default="batch")
     add("--no-log-bodies", action="store_true", help="log only input counts and ids")
     add("--seed", type=int, default=0, help="seed of the fault RNG")
+    add("--portal-id", type=int, default=12345678, help="portal id of GET /account-info/v3/details")
     add("--url-file", default=None, help="write the base URL to this file once listening")
     return p
 
@@ -52,6 +53,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "validation_error_mode": args.validation_error_mode,
         "log_bodies": not args.no_log_bodies,
         "seed": args.seed,
+        "portal_id": args.portal_id,
     }
 
 

@@ -594,3 +594,20 @@ def default_object_types() -> list[ObjectTypeSpec]:
         _subscriptions(),
         _widgets(),
     ]
+
+
+#: HubSpot-defined association types, one line per pair of directions:
+#: ``(from type, to type, typeId, inverse typeId, label)`` (HubSpot's Node client,
+#: ``AssociationTypes``; a None label is the pair's default, unlabelled type).
+HUBSPOT_DEFINED_ASSOCIATIONS: list[tuple[str, str, int, int, str | None]] = [
+    ("contacts", "companies", 279, 280, None),
+    ("contacts", "companies", 1, 2, "Primary"),
+    ("deals", "contacts", 3, 4, None),
+    ("deals", "companies", 341, 342, None),
+    ("deals", "companies", 5, 6, "Primary"),
+    ("contacts", "tickets", 15, 16, None),
+    ("tickets", "companies", 339, 340, None),
+    ("tickets", "companies", 26, 25, "Primary"),
+    ("deals", "tickets", 27, 28, None),
+    ("deals", "line_items", 19, 20, None),
+]

@@ -3,13 +3,15 @@
 Unauthenticated and not logged in :attr:`HubSpotSimulator.requests`:
 
 - ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/options``
-- ``GET /_sim/objects/{objectType}`` -> ``{"results": [...]}``
+- ``GET /_sim/objects/{objectType}[?archived=1]`` -> ``{"results": [...]}``
+- ``GET /_sim/associations/{fromObjectType}[/{toObjectType}]`` -> ``{"results": [...]}``
 - ``GET /_sim/requests[?upserts_only=1][&since=SEQ]`` -> ``{"results": [entry...]}``
 - ``POST /_sim/configure`` (JSON options), ``POST /_sim/reset``
 - ``POST /_sim/script`` ``{"faults": [...]}``, ``POST /_sim/revoke`` ``{"token": ...}``
 - ``POST /_sim/consume`` ``{"n": N}``
 - ``POST /_sim/validation_rule`` ``{"object_type", "property", "value", "message"?}``
 - ``POST /_sim/object_type`` ``{"name", "type_id", "properties", "aliases"?}``
+- ``POST /_sim/association_label`` ``{"from", "to", "label", "inverse_label"?}`` -> ``{"typeId", "inverseTypeId"}``
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def _objects(sim: HubSpotSimulator, args: list[str], query: dict[str, str]) -> R
     if len(args) != 1:
         return _unknown()
     try:
-        return Response(200, {"results": sim.objects(args[0])})
+        archived = query.get("archived") in ("1", "true")
+        return Response(200, {"results": sim.objects(args[0], archived)})
     except KeyError:
         return error(404, f"Unable to infer object type from: {args[0]}", None)
 
@@ -40,12 +43,19 @@ def _requests(sim: HubSpotSimulator, args: list[str], query: dict[str, str]) -> 
     return Response(200, {"results": [e.to_dict() for e in entries if e.seq > since]})
 
 
+def _associations(sim: HubSpotSimulator, args: list[str], query: dict[str, str]) -> Response:
+    if len(args) not in (1, 2):
+        return _unknown()
+    return Response(200, {"results": sim.associations(*args)})
+
+
 _GET: dict[str, Callable[[HubSpotSimulator, list[str], dict[str, str]], Response]] = {
     "health": lambda sim, args, query: Response(200, _OK),
     "stats": lambda sim, args, query: Response(200, sim.stats),
     "options": lambda sim, args, query: Response(200, sim.options),
     "objects": _objects,
     "requests": _requests,
+    "associations": _associations,
 }
 
 
@@ -59,6 +69,11 @@ def _validation_rule(sim: HubSpotSimulator, data: dict[str, Any]) -> None:
     sim.add_validation_rule(data["object_type"], data["property"], data["value"], **extra)
 
 
+def _association_label(sim: HubSpotSimulator, data: dict[str, Any]) -> Response:
+    type_id, inverse = sim.add_association_label(data["from"], data["to"], data["label"], data.get("inverse_label"))
+    return Response(200, {"typeId": type_id, "inverseTypeId": inverse})
+
+
 _POST: dict[str, Callable[[HubSpotSimulator, dict[str, Any]], Response | None]] = {
     "configure": _configure,
     "reset": lambda sim, data: sim.reset(),
@@ -66,6 +81,7 @@ _POST: dict[str, Callable[[HubSpotSimulator, dict[str, Any]], Response | None]] 
     "revoke": lambda sim, data: sim.revoke_token(data["token"]),
     "consume": lambda sim, data: sim.consume_rate_limit(int(data.get("n", 1))),
     "validation_rule": _validation_rule,
+    "association_label": _association_label,
     "object_type": lambda sim, data: sim.add_object_type(
         data["name"], data["type_id"], data.get("properties", []), data.get("aliases", ())
     ),

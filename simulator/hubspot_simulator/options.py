@@ -27,6 +27,17 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "error_detail": "full",
     "partial_write_rate": 0.0,
     "log_bodies": True,
+    # batch/read: HubSpot answers 207 with OBJECT_NOT_FOUND; one report says 404 when all are missing.
+    "read_all_missing_404": False,
+    # batch/archive of unknown record ids: "ignore" (204, as a single DELETE does) or "error" (207).
+    "archive_unknown_ids": "ignore",
+    # GET /account-info/v3/details: the portal of each token (``portals``), else ``portal_id``.
+    "portal_id": 12345678,
+    "portals": {},
+    "account_type": "STANDARD",
+    "time_zone": "US/Eastern",
+    "company_currency": "USD",
+    "ui_domain": "app.hubspot.com",
 }
 
 #: Named (non-integer) items accepted by :meth:`HubSpotSimulator.script_faults`.
@@ -95,6 +106,18 @@ def _oauth_clients(name: str, v: Any) -> dict[str, str]:
     return {str(k): str(s) for k, s in v.items()}
 
 
+def _portals(name: str, v: Any) -> dict[str, int]:
+    if not isinstance(v, Mapping):
+        raise ValueError(f"{name} must be a mapping token -> portal id")
+    return {str(t): _int(name, pid) for t, pid in v.items()}
+
+
+def _text(name: str, v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"{name} must be a non-empty string, got {v!r}")
+    return v
+
+
 def _choice(*allowed: str) -> Callable[[str, Any], str]:
     def check(name: str, v: Any) -> str:
         if v not in allowed:
@@ -125,6 +148,14 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "error_detail": _choice("full", "none"),
     "partial_write_rate": _probability,
     "log_bodies": _bool,
+    "read_all_missing_404": _bool,
+    "archive_unknown_ids": _choice("ignore", "error"),
+    "portal_id": _int,
+    "portals": _portals,
+    "account_type": _text,
+    "time_zone": _text,
+    "company_currency": _text,
+    "ui_domain": _text,
 }
 
 

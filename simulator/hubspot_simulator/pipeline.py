@@ -8,14 +8,14 @@ import sys
 import traceback
 from typing import Any
 
-from . import oauth, objects, properties
+from . import account, associations, oauth, objects, properties
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
 from .responses import Response, error, fault_response, fmt_number, not_found, now_iso, rate_limited
 from .routing import Call, Route
 from .state import SimState
 
-ROUTES: list[Route] = [*objects.ROUTES, *properties.ROUTES, *oauth.ROUTES]
+ROUTES: list[Route] = [*objects.ROUTES, *associations.ROUTES, *properties.ROUTES, *oauth.ROUTES, *account.ROUTES]
 
 
 def find_route(method: str, path: str) -> tuple[Route, re.Match[str]] | None:
@@ -79,9 +79,19 @@ def _parse_batch(state: SimState, call: Call) -> None:
     entry = call.entry
     if isinstance(payload, dict) and isinstance(payload.get("inputs"), list):
         entry.input_count = len(payload["inputs"])
-        entry.ids = [i.get("id") if isinstance(i, dict) else None for i in payload["inputs"]]
+        entry.ids = [_input_id(i) for i in payload["inputs"]]
     if state.log_bodies and not isinstance(payload, ValueError):
         entry.request_body = payload
+
+
+def _input_id(inp: Any) -> Any:
+    """The id an input addresses (the ``from`` id of an association input)."""
+    if not isinstance(inp, dict):
+        return None
+    if "id" in inp:
+        return inp["id"]
+    end = inp.get("from")
+    return end.get("id") if isinstance(end, dict) else None
 
 
 def _serve(state: SimState, rt: Route, call: Call) -> Response:

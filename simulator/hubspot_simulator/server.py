@@ -1,10 +1,11 @@
 """The public face of the simulator: :class:`HubSpotSimulator`, a local HubSpot CRM API over real HTTP.
 
-It implements what the target needs (batch upsert on the ``v3`` and date-versioned paths,
-the Properties API, static-token and OAuth authentication, rate limits) with HubSpot's
-validation rules and error bodies, plus fault injection (scripted and random errors,
-dropped connections, partial writes) so clients can be tested against the failures the
-real service produces. ``/_sim/...`` endpoints (see :mod:`.control`) let another process
+It implements the object batch endpoints (upsert, read, update, create, archive) on the
+``v3`` and date-versioned paths, associations v4 (create, associate/default, archive, read,
+labels), the Properties API, account details, static-token and OAuth authentication and
+rate limits, with HubSpot's validation rules and error bodies, plus fault injection
+(scripted and random errors, dropped connections, partial writes) so clients can be tested
+against the failures the real service produces. ``/_sim/...`` endpoints (see :mod:`.control`) let another process
 inspect and steer it.
 
 The server is independent of the target package on purpose: it models HubSpot, not the
@@ -151,17 +152,62 @@ class HubSpotSimulator:
 
     # -- test helpers --------------------------------------------------------------------
 
-    def objects(self, object_type: str) -> list[dict[str, Any]]:
+    def objects(self, object_type: str, archived: bool = False) -> list[dict[str, Any]]:
         """Return copies of the stored objects of a type, in creation order.
 
         Args:
             object_type: Name, type id or alias.
+            archived: Return the archived objects (the recycle bin) instead of the live ones.
 
         Returns:
             ``[{"id", "properties", "createdAt", "updatedAt"}, ...]``.
         """
         db = self._state.db
-        return db.objects(db.resolve_or_raise(object_type))
+        return db.objects(db.resolve_or_raise(object_type), archived)
+
+    def associations(self, from_type: str, to_type: str | None = None) -> list[dict[str, Any]]:
+        """Return the associations of a type's objects (each link appears from both of its ends).
+
+        Args:
+            from_type: Name, type id or alias.
+            to_type: Only links to this type (name, type id or alias); None for every type.
+
+        Returns:
+            ``[{"fromId", "toObjectType", "toId", "types": [{"category", "typeId", "label"}]}]``.
+        """
+        db = self._state.db
+        from_name = db.resolve_or_raise(from_type).name
+        to_name = db.resolve_or_raise(to_type).name if to_type else None
+        with db.store_lock, db.catalog_lock:
+            links = db.links.of_type(from_name, to_name)
+            return [
+                {
+                    "fromId": from_id,
+                    "toObjectType": to,
+                    "toId": to_id,
+                    "types": [db.association_types.type_of(from_name, to, c, t).to_dict() for c, t in sorted(kinds)],
+                }
+                for from_id, to, to_id, kinds in links
+            ]
+
+    def add_association_label(
+        self, from_type: str, to_type: str, label: str, inverse_label: str | None = None
+    ) -> tuple[int, int]:
+        """Define a USER_DEFINED association label between two object types.
+
+        Args:
+            from_type: Name, type id or alias.
+            to_type: Name, type id or alias.
+            label: The label from ``from_type`` to ``to_type``.
+            inverse_label: The label the other way (default: the same).
+
+        Returns:
+            The type ids ``(from -> to, to -> from)``, as ``GET .../labels`` then lists them.
+        """
+        db = self._state.db
+        names = (db.resolve_or_raise(from_type).name, db.resolve_or_raise(to_type).name)
+        with db.catalog_lock:
+            return db.association_types.add_label(*names, label, inverse_label)
 
     def find(self, object_type: str, property: str, value: str) -> dict[str, Any] | None:
         """Return a copy of the first stored object whose ``property`` equals ``value``.

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from .associations_store import AssociationLinks, AssociationType, AssociationTypes
 from .catalog import ObjectTypeSpec, default_object_types
 from .responses import now_iso
 from .validation import K_MULTI, compile_validator
@@ -13,11 +14,19 @@ from .validation import K_MULTI, compile_validator
 Conflict = tuple[int, str, str]  # (input index, property, message)
 
 
+def singular(name: str) -> str:
+    """``companies`` -> ``company``, ``contacts`` -> ``contact``."""
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    return name.removesuffix("s")
+
+
 class ObjectType:
     """A compiled, immutable view of an :class:`ObjectTypeSpec` (replaced on change)."""
 
     __slots__ = (
         "created",
+        "enum_name",
         "groups",
         "id_props",
         "label",
@@ -32,7 +41,8 @@ class ObjectType:
     def __init__(self, spec: ObjectTypeSpec) -> None:
         self.spec = spec
         self.name = spec.name
-        self.label = spec.name.rstrip("s").replace("_", " ").capitalize()  # "Contact", "Line item"
+        self.label = singular(spec.name).replace("_", " ").capitalize()  # "Contact", "Line item"
+        self.enum_name = singular(spec.name).upper()  # "CONTACT", as HubSpot names types in messages
         self.props: dict[str, dict[str, Any]] = {p["name"]: p for p in spec.properties}
         is_contacts = spec.name == "contacts"
         self.validators = {n: compile_validator(p, is_contacts and n == "email") for n, p in self.props.items()}
@@ -69,7 +79,9 @@ class StoredObject:
             "updatedAt": self.updated_at,
         }
 
-    def result(self, now: str, new: bool | None = None, properties: Iterable[str] | None = None) -> dict[str, Any]:
+    def result(
+        self, now: str, new: bool | None = None, properties: Iterable[str] | None = None, archived: bool = False
+    ) -> dict[str, Any]:
         """The object as a batch endpoint answers it (all properties, or only the named ones)."""
         props = self.properties
         out: dict[str, Any] = {
@@ -77,7 +89,7 @@ class StoredObject:
             "properties": props.copy() if properties is None else {p: props.get(p) for p in properties},
             "createdAt": self.created_at,
             "updatedAt": now,
-            "archived": False,
+            "archived": archived,
         }
         if new is not None:
             out["new"] = new
@@ -120,6 +132,8 @@ class Database:
         self.aliases: dict[str, str] = {}
         self.stores: dict[str, Store] = {}
         self.rules: dict[str, list[tuple[str, str, str]]] = {}
+        self.association_types = AssociationTypes()
+        self.links = AssociationLinks()
         self.next_id = 1
         for spec in default_object_types():
             self.register_type(spec)
@@ -151,10 +165,11 @@ class Database:
 
     # -- test helpers ---------------------------------------------------------------------
 
-    def objects(self, ot: ObjectType) -> list[dict[str, Any]]:
-        """Copies of the live objects of a type, in creation order."""
+    def objects(self, ot: ObjectType, archived: bool = False) -> list[dict[str, Any]]:
+        """Copies of the live (or the archived) objects of a type, in creation (archive) order."""
         with self.store_lock:
-            return [o.to_dict() for o in self.stores[ot.name].objects.values()]
+            store = self.stores[ot.name]
+            return [o.to_dict() for o in (store.archived if archived else store.objects).values()]
 
     def find(self, ot: ObjectType, prop: str, value: str) -> dict[str, Any] | None:
         """A copy of the first live object whose ``prop`` equals ``value`` (emails: any case)."""
@@ -217,6 +232,122 @@ class Database:
                 apply_properties(ot, store, obj, inp["properties"], now, new=new, pinned=(idp, key))
                 results.append(_with_trace(obj.result(now, new), inp))
         return results, conflicts
+
+
+    def update(
+        self, ot: ObjectType, inputs: list[dict[str, Any]], all_or_nothing: bool
+    ) -> tuple[list[dict[str, Any]], list[Conflict], list[str]]:
+        """Apply validated update inputs to existing objects.
+
+        Returns:
+            The results, the unique-value conflicts (as :meth:`upsert`) and the ids of
+            inputs that address no live object (nothing is created for them).
+        """
+        now = now_iso()
+        results: list[dict[str, Any]] = []
+        with self.store_lock:
+            store = self.stores[ot.name]
+            targets = [store.lookup(ot, inp.get("idProperty") or "hs_object_id", inp["id"]) for inp in inputs]
+            missing = [inp["id"] for inp, obj in zip(inputs, targets, strict=True) if obj is None]
+            conflicts = unique_conflicts(ot, store.index, _by_record_id(inputs, targets))
+            if conflicts and all_or_nothing:
+                return results, conflicts, missing
+            skip = {c[0] for c in conflicts}
+            for n, (inp, obj) in enumerate(zip(inputs, targets, strict=True)):
+                if obj is None or n in skip:
+                    continue
+                apply_properties(ot, store, obj, inp["properties"], now, new=False)
+                results.append(_with_trace(obj.result(now), inp))
+        return results, conflicts, missing
+
+    def create(
+        self, ot: ObjectType, inputs: list[dict[str, Any]], all_or_nothing: bool
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, str, str, str | None]], list[StoredObject | None]]:
+        """Create objects from validated inputs, one after the other.
+
+        Returns:
+            The results; the conflicts ``(input index, property, message, existing id)``, each
+            against an object that existed or that an earlier input created; and the created
+            object per input (None when not created). With ``all_or_nothing`` any conflict
+            leaves everything unwritten.
+        """
+        now = now_iso()
+        with self.store_lock:
+            store = self.stores[ot.name]
+            if all_or_nothing:
+                dry = unique_conflicts(ot, store.index, [{"properties": inp["properties"]} for inp in inputs])
+                if dry:
+                    n, prop, message = dry[0]
+                    return [], [(n, prop, message, None)], [None] * len(inputs)
+            results: list[dict[str, Any]] = []
+            conflicts: list[tuple[int, str, str, str | None]] = []
+            created: list[StoredObject | None] = []
+            for n, inp in enumerate(inputs):
+                unique = sorted(ot.id_props & inp["properties"].keys())
+                clash = _first_conflict(ot, store.index, inp["properties"], unique, ("new", n), {})
+                if clash is not None:
+                    owner = store.index.get(clash[0], {}).get(ot.key(clash[0], inp["properties"][clash[0]]))
+                    conflicts.append((n, clash[0], clash[1], owner))
+                    created.append(None)
+                    continue
+                obj = self.new_object(ot, store, now)
+                apply_properties(ot, store, obj, inp["properties"], now, new=True)
+                created.append(obj)
+                results.append(_with_trace(obj.result(now), inp))
+        return results, conflicts, created
+
+    def read(
+        self, ot: ObjectType, id_property: str, ids: list[str], properties: list[str], archived: bool
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Objects by id (record ids, or values of a unique property); returns results and missing ids."""
+        found: list[dict[str, Any]] = []
+        missing: list[str] = []
+        with self.store_lock:
+            store = self.stores[ot.name]
+            for oid in dict.fromkeys(ids):
+                obj = store.archived.get(oid) if archived else store.lookup(ot, id_property, oid)
+                if obj is None:
+                    missing.append(oid)
+                else:
+                    found.append(obj.result(obj.updated_at, properties=properties, archived=archived))
+        return found, missing
+
+    def archive(self, ot: ObjectType, ids: list[str]) -> list[str]:
+        """Move objects to the recycle bin (their unique values and links go); returns unknown ids."""
+        missing: list[str] = []
+        with self.store_lock:
+            store = self.stores[ot.name]
+            for oid in dict.fromkeys(ids):
+                obj = store.objects.pop(oid, None)
+                if obj is None:
+                    missing.append(oid)
+                    continue
+                store.archived[oid] = obj
+                for p in ot.id_props:
+                    value = obj.properties.get(p)
+                    ix = store.index.get(p, {})
+                    if value is not None and ix.get(value) == oid:
+                        del ix[value]
+                self.links.drop_object(ot.name, oid)
+        return missing
+
+    def exists(self, ot: ObjectType, oid: str) -> bool:
+        """Whether a live object has this record id."""
+        with self.store_lock:
+            return oid in self.stores[ot.name].objects
+
+    def association_type(self, from_type: str, to_type: str, category: Any, type_id: Any) -> AssociationType | None:
+        """A type of the pair, or None."""
+        with self.catalog_lock:
+            return self.association_types.find(from_type, to_type, category, type_id)
+
+
+def _by_record_id(inputs: list[dict[str, Any]], targets: list[StoredObject | None]) -> list[dict[str, Any]]:
+    """Update inputs addressed by their objects' record ids, as conflict checks expect."""
+    return [
+        {"id": obj.id if obj else ("missing", n), "properties": inp["properties"]}
+        for n, (inp, obj) in enumerate(zip(inputs, targets, strict=True))
+    ]
 
 
 def _with_trace(result: dict[str, Any], inp: dict[str, Any]) -> dict[str, Any]:
