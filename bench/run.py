@@ -6,7 +6,7 @@ Run from the repository root::
     uv run python bench/run.py --quick           # record counts / 10, a fast smoke run
     uv run python bench/run.py --cases 3,4 --markdown bench/results.md
 
-Each case starts a fresh simulator (``python -m target_hubspot_upsert.simulator``) on a
+Each case starts a fresh simulator (``python -m hubspot_simulator``) on a
 free port with the case's latency and rate limit, generates a Singer input file with
 unique e-mails into a temporary directory, and runs the target as a child process
 (stdin from the file, stdout and stderr to files). The child's CPU time and peak RSS come
@@ -183,7 +183,7 @@ class Simulator:
         """Start it and wait until it has written its URL."""
         url_file = workdir / f"sim-{case.name}.url"
         url_file.unlink(missing_ok=True)
-        args = [sys.executable, "-m", "target_hubspot_upsert.simulator", "--port", "0",
+        args = [sys.executable, "-m", "hubspot_simulator", "--port", "0",
                 "--token", TOKEN, "--no-log-bodies", "--url-file", str(url_file),
                 "--latency-ms", str(case.latency_ms), "--jitter-ms", str(case.jitter_ms)]
         if case.sim_limit is not None:

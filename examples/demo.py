@@ -1,4 +1,4 @@
-"""End-to-end demo: sample Singer data -> target-hubspot-upsert -> the bundled local HubSpot simulator.
+"""End-to-end demo: sample Singer data -> target-hubspot-upsert -> the local HubSpot simulator (hubspot_simulator).
 
 Run with `uv run python examples/demo.py`. No HubSpot account or network is needed.
 """
@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from target_hubspot_upsert.simulator import HubSpotSimulator
+from hubspot_simulator import HubSpotSimulator
 
 HERE = Path(__file__).parent
 TOKEN = "demo-token"  # noqa: S105 - the simulator's token

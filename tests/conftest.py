@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from target_hubspot_upsert.simulator import HubSpotSimulator
+from hubspot_simulator import HubSpotSimulator
 
 TOKEN = "test-token-5f1d2c"
 

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from target_hubspot_upsert.simulator import HubSpotSimulator
+from hubspot_simulator import HubSpotSimulator
 
 TOKEN = "env-config-token-7d41c9e2"
 PREFIX = "TARGET_HUBSPOT_UPSERT_"

@@ -147,7 +147,7 @@ def sim_url(project) -> Iterator[str]:
     url_file = project / "simulator.url"
     log = (project / "logs" / "simulator.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "target_hubspot_upsert.simulator", "--port", "0", "--token", TOKEN,
+        [sys.executable, "-m", "hubspot_simulator", "--port", "0", "--token", TOKEN,
          "--url-file", str(url_file)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )

@@ -13,6 +13,7 @@ import io
 import json
 
 import pytest
+from hubspot_simulator import HubSpotSimulator
 from singer_sdk.testing import get_target_test_class
 from singer_sdk.testing.runners import TargetTestRunner
 from singer_sdk.testing.suites import SingerTestSuite
@@ -31,7 +32,6 @@ from singer_sdk.testing.target_tests import (
     TargetSchemaUpdates,
 )
 
-from target_hubspot_upsert.simulator import HubSpotSimulator
 from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN

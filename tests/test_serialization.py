@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hubspot_simulator import validation as sim_validation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from target_hubspot_upsert.serialization import BadValue, PropertySpec, text
-from target_hubspot_upsert.simulator import server as sim_server
 
 OPTIONS = ["alpha", "beta", "gamma", "1", "2.5", "true"]
 PROPERTIES = {
@@ -52,8 +52,8 @@ json_values = st.one_of(
 
 def simulator_accepts(kind_name: str, wire: str) -> bool:
     """HubSpot's validation as the simulator implements it."""
-    kind, options = sim_server._compile_validator(PROPERTIES[kind_name], email_property=False)
-    return sim_server._check_value("p", wire, kind, options) is None
+    kind, options = sim_validation.compile_validator(PROPERTIES[kind_name], email_property=False)
+    return sim_validation.check_value("p", wire, kind, options) is None
 
 
 def as_utc(value: datetime) -> datetime:

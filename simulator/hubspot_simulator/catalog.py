@@ -206,6 +206,28 @@ def _standard_properties(
     ]
 
 
+def _complete_property(raw: dict[str, Any], group: str) -> dict[str, Any]:
+    """A full HubSpot-shaped property from a full or partial definition."""
+    if "fieldType" in raw and "modificationMetadata" in raw:
+        full = copy.deepcopy(raw)
+        full.setdefault("groupName", group)
+        return full
+    options = [(o["label"], o["value"]) if isinstance(o, dict) else o for o in raw.get("options", ())]
+    return make_property(
+        raw["name"],
+        raw.get("type", "string"),
+        raw.get("fieldType"),
+        label=raw.get("label"),
+        group=raw.get("groupName", group),
+        description=raw.get("description", ""),
+        options=options or None,
+        unique=bool(raw.get("hasUniqueValue", False)),
+        calculated=bool(raw.get("calculated", False)),
+        read_only=bool(raw.get("readOnlyValue", False)),
+        external_options=bool(raw.get("externalOptions", False)),
+    )
+
+
 def build_object_type(
     name: str,
     type_id: str,
@@ -242,32 +264,10 @@ def build_object_type(
     if is_custom and f"p_{name}" not in alias_list:
         alias_list.append(f"p_{name}")
     props: dict[str, dict[str, Any]] = {
-        p["name"]: p
-        for p in _standard_properties(group, created_property, modified_property)
+        p["name"]: p for p in _standard_properties(group, created_property, modified_property)
     }
     for raw in properties:
-        if "fieldType" in raw and "modificationMetadata" in raw:
-            full = copy.deepcopy(raw)
-            full.setdefault("groupName", group)
-        else:
-            ptype = raw.get("type", "string")
-            full = make_property(
-                raw["name"],
-                ptype,
-                raw.get("fieldType"),
-                label=raw.get("label"),
-                group=raw.get("groupName", group),
-                description=raw.get("description", ""),
-                options=[
-                    (o["label"], o["value"]) if isinstance(o, dict) else o
-                    for o in raw.get("options", ())
-                ]
-                or None,
-                unique=bool(raw.get("hasUniqueValue", False)),
-                calculated=bool(raw.get("calculated", False)),
-                read_only=bool(raw.get("readOnlyValue", False)),
-                external_options=bool(raw.get("externalOptions", False)),
-            )
+        full = _complete_property(raw, group)
         props[full["name"]] = full
     groups = [
         make_group(
@@ -594,3 +594,20 @@ def default_object_types() -> list[ObjectTypeSpec]:
         _subscriptions(),
         _widgets(),
     ]
+
+
+#: HubSpot-defined association types, one line per pair of directions:
+#: ``(from type, to type, typeId, inverse typeId, label)`` (HubSpot's Node client,
+#: ``AssociationTypes``; a None label is the pair's default, unlabelled type).
+HUBSPOT_DEFINED_ASSOCIATIONS: list[tuple[str, str, int, int, str | None]] = [
+    ("contacts", "companies", 279, 280, None),
+    ("contacts", "companies", 1, 2, "Primary"),
+    ("deals", "contacts", 3, 4, None),
+    ("deals", "companies", 341, 342, None),
+    ("deals", "companies", 5, 6, "Primary"),
+    ("contacts", "tickets", 15, 16, None),
+    ("tickets", "companies", 339, 340, None),
+    ("tickets", "companies", 26, 25, "Primary"),
+    ("deals", "tickets", 27, 28, None),
+    ("deals", "line_items", 19, 20, None),
+]

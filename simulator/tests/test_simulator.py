@@ -1,4 +1,4 @@
-"""Tests of the local HubSpot simulator (target_hubspot_upsert.simulator).
+"""Tests of the local HubSpot simulator (the hubspot_simulator package).
 
 They talk real HTTP to a simulator on a free loopback port and assert on concrete
 response bodies and stored objects, since the target's own tests trust these behaviours.
@@ -12,61 +12,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 import pytest
 import requests
-
-from target_hubspot_upsert.simulator import OPTION_DEFAULTS, HubSpotSimulator
-
-TOKEN = "sim-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def _server():
-    with HubSpotSimulator(tokens={TOKEN}) as s:
-        yield s
-
-
-@pytest.fixture
-def sim(_server):
-    """The shared simulator, back to default options and an empty state."""
-    _server.configure(**{**OPTION_DEFAULTS, "tokens": {TOKEN}})
-    _server.reset()
-    return _server
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        yield session
-
-
-def upsert(
-    http: requests.Session,
-    sim: HubSpotSimulator,
-    inputs: list[dict[str, Any]],
-    object_type: str = "contacts",
-    token: str = TOKEN,
-    path: str | None = None,
-) -> requests.Response:
-    url = sim.base_url + (path or f"/crm/v3/objects/{object_type}/batch/upsert")
-    return http.post(
-        url,
-        json={"inputs": inputs},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-
-
-def contact(id_: str, trace: str | None = None, **props: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": id_, "idProperty": "email", "properties": props}
-    if trace is not None:
-        item["objectWriteTraceId"] = trace
-    return item
-
+from hubspot_simulator import HubSpotSimulator
+from sim_helpers import AUTH, TOKEN, contact, upsert
 
 # --------------------------------------------------------------------------- auth
 
@@ -836,7 +787,7 @@ def test_add_object_type_at_runtime(sim, http):
 # --------------------------------------------------------------------------- rate limits
 
 
-def test_ten_secondly_limit_headers_and_429(sim, http):
+def test_ten_secondly_limit_headers_and_429(sim, http, clock):
     sim.configure(rate_limit_per_10s=3, rate_limit_interval_ms=400)
     remaining = []
     for i in range(3):
@@ -861,12 +812,12 @@ def test_ten_secondly_limit_headers_and_429(sim, http):
     )
     assert "Retry-After" not in r.headers
     assert sim.find("contacts", "email", "late@x.com") is None
-    time.sleep(0.45)
-    assert (
-        upsert(http, sim, [contact("late@x.com")]).status_code == 200
-    )  # 429s did not count
+    clock.advance(0.39)
+    assert upsert(http, sim, [contact("late@x.com")]).status_code == 429  # the window still holds 3
+    clock.advance(0.02)
+    assert upsert(http, sim, [contact("late@x.com")]).status_code == 200  # 429s did not count
     stats = sim.stats
-    assert stats["rate_limited_ten_secondly"] == 1 and stats["by_status"][429] == 1
+    assert stats["rate_limited_ten_secondly"] == 2 and stats["by_status"][429] == 2
 
 
 def test_daily_limit_and_retry_after(sim, http):
@@ -960,25 +911,44 @@ def test_random_faults(sim, http):
     assert sim.objects("contacts") == []
 
 
-def test_latency_and_max_concurrency(sim):
-    sim.configure(latency_ms=150)
+def test_latency_and_max_concurrency(http):
+    """Latency is slept through the injected ``sleep`` while the request counts as in flight:
+    a sleep that waits for all four requests proves they were held at the same time."""
+    arrived = threading.Barrier(4)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        arrived.wait(timeout=10)
+
     statuses = []
 
-    def worker(i):
-        with requests.Session() as s:
-            statuses.append(upsert(s, sim, [contact(f"u{i}@x.com")]).status_code)
+    def worker(s: HubSpotSimulator, i: int) -> None:
+        with requests.Session() as session:
+            statuses.append(upsert(session, s, [contact(f"u{i}@x.com")]).status_code)
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert time.monotonic() - started >= 0.15
-    assert statuses == [200] * 4
-    assert sim.stats["max_concurrent_upserts"] >= 2
-    entry = sim.upsert_requests()[0]
-    assert entry.finished - entry.started >= 0.14
+    with HubSpotSimulator(tokens={TOKEN}, latency_ms=150, sleep=sleep) as s:
+        threads = [threading.Thread(target=worker, args=(s, i)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses == [200] * 4
+        assert slept == [0.15] * 4
+        assert s.stats["max_concurrent_upserts"] == 4
+        # Properties reads get no latency.
+        http.get(s.base_url + "/crm/v3/properties/contacts", headers=AUTH)
+        assert len(slept) == 4
+
+
+def test_latency_jitter_and_request_log_times(sim, http, clock):
+    sim.configure(latency_ms=200, latency_jitter_ms=50)
+    for i in range(5):
+        upsert(http, sim, [contact(f"u{i}@x.com")])
+    assert len(clock.slept) == 5 and all(0.15 <= t <= 0.25 for t in clock.slept)
+    assert len(set(clock.slept)) > 1
+    for entry, slept in zip(sim.upsert_requests(), clock.slept, strict=True):
+        assert entry.finished - entry.started == pytest.approx(slept)
 
 
 def test_script_rejects_unknown_fault(sim):
@@ -991,8 +961,9 @@ def test_script_rejects_unknown_fault(sim):
 # --------------------------------------------------------------------------- OAuth
 
 
-def test_oauth_grant_rotation_and_expiry(http):
+def test_oauth_grant_rotation_and_expiry(http, clock):
     with HubSpotSimulator(
+        clock=clock,
         tokens=set(),
         oauth_clients={"cid": "s3cr3t-value"},
         refresh_tokens={"r1-refresh"},
@@ -1035,7 +1006,9 @@ def test_oauth_grant_rotation_and_expiry(http):
         upserts = s.upsert_requests()
         assert upserts[0].auth == f"{access[:4]}...({len(access)})"
         assert access not in json.dumps(upserts[0].to_dict())
-        time.sleep(1.1)
+        clock.advance(0.9)
+        assert upsert(http, s, [contact("b@x.com")], token=access).status_code == 200
+        clock.advance(0.2)
         r = upsert(http, s, [contact("b@x.com")], token=access)
         assert r.status_code == 401
         assert r.json()["category"] == "EXPIRED_AUTHENTICATION"
@@ -1192,7 +1165,7 @@ def test_cli_prints_url_serves_and_exits_on_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "target_hubspot_upsert.simulator",
+            "hubspot_simulator",
             "--token",
             "cli-token",
             "second-token",

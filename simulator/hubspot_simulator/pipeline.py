@@ -1,0 +1,182 @@
+"""The request pipeline: log, authenticate, rate-limit, inject faults, route, count."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import traceback
+from typing import Any
+
+from . import account, associations, oauth, objects, properties
+from .auth import bearer
+from .requestlog import RequestLogEntry, fingerprint
+from .responses import Response, error, fault_response, fmt_number, not_found, now_iso, rate_limited
+from .routing import Call, Route
+from .state import SimState
+
+ROUTES: list[Route] = [*objects.ROUTES, *associations.ROUTES, *properties.ROUTES, *oauth.ROUTES, *account.ROUTES]
+
+
+def find_route(method: str, path: str) -> tuple[Route, re.Match[str]] | None:
+    """The first route matching the method and path."""
+    for rt in ROUTES:
+        if rt.methods is not None and method not in rt.methods:
+            continue
+        m = rt.pattern.fullmatch(path)
+        if m is not None:
+            return rt, m
+    return None
+
+
+def handle(state: SimState, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> Response:
+    """Answer one API request (not a control call) and log it."""
+    token = bearer(headers.get("Authorization"))
+    with state.lock:
+        state.seq += 1
+        entry = RequestLogEntry(
+            seq=state.seq, method=method, path=path, query=query, started=state.clock(), auth=fingerprint(token)
+        )
+        state.log.append(entry)
+    found = find_route(method, path)
+    try:
+        if found is None:
+            resp = not_found(path)
+        else:
+            call = Call(entry, method, path, query, headers, token, body, found[1])
+            resp = _serve(state, found[0], call)
+    except Exception:  # noqa: BLE001 - any bug answers 500, as HubSpot would, and is printed
+        traceback.print_exc(file=sys.stderr)
+        resp = error(500, "internal simulator error", "INTERNAL_ERROR")
+    _close(state, entry, resp)
+    return resp
+
+
+def _close(state: SimState, entry: RequestLogEntry, resp: Response) -> None:
+    entry.finished = state.clock()
+    with state.lock:
+        st = state.stats
+        st["requests"] += 1
+        if resp.drop:
+            entry.dropped = True
+            entry.response_body = None
+            st["dropped"] += 1
+        else:
+            entry.status = resp.status
+            if entry.response_body is None and state.log_bodies:
+                entry.response_body = resp.obj
+            by = st["by_status"]
+            by[resp.status] = by.get(resp.status, 0) + 1
+
+
+def _parse_batch(state: SimState, call: Call) -> None:
+    """Parse a batch body once, so even faulted requests log their input count and ids."""
+    try:
+        payload: Any = json.loads(call.body) if call.body else None
+    except ValueError as exc:
+        payload = exc
+    call.payload = payload
+    entry = call.entry
+    if isinstance(payload, dict) and isinstance(payload.get("inputs"), list):
+        entry.input_count = len(payload["inputs"])
+        entry.ids = [_input_id(i) for i in payload["inputs"]]
+    if state.log_bodies and not isinstance(payload, ValueError):
+        entry.request_body = payload
+
+
+def _input_id(inp: Any) -> Any:
+    """The id an input addresses (the ``from`` id of an association input)."""
+    if not isinstance(inp, dict):
+        return None
+    if "id" in inp:
+        return inp["id"]
+    end = inp.get("from")
+    return end.get("id") if isinstance(end, dict) else None
+
+
+def _serve(state: SimState, rt: Route, call: Call) -> Response:
+    call.entry.endpoint = rt.endpoint
+    ref = call.match.groupdict().get("type")
+    if ref is not None:
+        ot = state.db.resolve(ref)
+        call.entry.object_type = ot.name if ot is not None else None
+    if rt.batch:
+        _parse_batch(state, call)
+    if not rt.auth:
+        return rt.handler(state, call)
+    upsert = rt.endpoint == "batch_upsert"
+    if upsert:
+        with state.lock:
+            state.in_flight += 1
+            st = state.stats
+            st["upserts"] += 1
+            st["max_concurrent_upserts"] = max(st["max_concurrent_upserts"], state.in_flight)
+    try:
+        return _authorized(state, rt, call)
+    finally:
+        if upsert:
+            with state.lock:
+                state.in_flight -= 1
+
+
+def _authorized(state: SimState, rt: Route, call: Call) -> Response:
+    with state.lock:
+        denied = state.tokens.authenticate(state.opts, call.token, state.clock())
+    if denied is not None:
+        return denied
+    policy, headers, retry_after = _admit(state, rt, call)
+    if policy is not None:
+        resp = rate_limited(policy)
+        if retry_after is not None:
+            headers.append(("Retry-After", fmt_number(retry_after)))
+    elif rt.batch:
+        resp = _with_faults(state, rt, call)
+    else:
+        resp = rt.handler(state, call)
+    resp.headers.extend(headers)
+    return resp
+
+
+def _admit(state: SimState, rt: Route, call: Call) -> tuple[str | None, list[tuple[str, str]], float | None]:
+    """Count the request against the rate limits and draw its fault, as one decision.
+
+    A rate-limited request never consumes a scripted fault, and scripted 429s don't count
+    in the window.
+    """
+    daily_headers = call.token not in state.tokens  # HubSpot sends no daily headers to OAuth apps
+    fault = None
+    with state.lock:
+        faults, opts = state.faults, state.opts
+        if rt.faults and (fault := faults.next_rate_limit()) is not None:
+            policy: str | None = "DAILY" if fault == "daily_429" else "TEN_SECONDLY_ROLLING"
+            headers = state.limiter.headers(opts, daily_headers)
+        else:
+            policy, headers = state.limiter.check(opts, daily_headers, rt.ten_secondly)
+            if policy is None and rt.faults:
+                fault = faults.next(opts)
+        st = state.stats
+        if fault is not None:
+            st["faults_injected"] += 1
+        if policy is not None:
+            st["rate_limited"] += 1
+            st["rate_limited_daily" if policy == "DAILY" else "rate_limited_ten_secondly"] += 1
+        retry_after = opts["retry_after_seconds"]
+    call.fault = call.entry.fault = fault
+    return policy, headers, retry_after
+
+
+def _with_faults(state: SimState, rt: Route, call: Call) -> Response:
+    """Add latency (while counted in flight), then apply the drawn fault around the handler."""
+    started = now_iso()
+    state.sleep_latency()
+    fault = call.fault
+    if isinstance(fault, int):
+        return fault_response(fault)
+    if fault == "drop":
+        return Response(0, None, drop=True)
+    if fault == "empty_200":
+        return Response(200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()})
+    resp = rt.handler(state, call)
+    if fault == "drop_after_write":
+        resp.drop = True
+    return resp
