@@ -301,12 +301,25 @@ class BatchWriter:
         self, batch: Batch, group: list[PendingInput], body: Any, outcome: BatchOutcome,  # noqa: ANN401
         tally: RequestTally | None, resends: int,
     ) -> None:
+        """Account for a 2xx answer: results, per-input errors, and inputs it left out."""
         body = body if isinstance(body, dict) else {}
-        id_property = batch.target.id_property
         by_trace = {item.trace: item for item in group}
         by_id = {item.id.lower(): item for item in group}
         done: set[str] = set()
-        anonymous_results: list[dict] = []
+        anonymous = self._apply_results(batch, body, by_trace, by_id, done, outcome)
+        unmatched = self._apply_errors(body, by_trace, by_id, done, outcome)
+        missing = [item for item in group if item.trace not in done]
+        if missing:
+            self._settle_missing(batch, missing, anonymous, unmatched, outcome, tally, resends)
+
+    @staticmethod
+    def _apply_results(
+        batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+        done: set[str], outcome: BatchOutcome,
+    ) -> list[dict]:
+        """Count created/updated per result; return the results tied to no input."""
+        id_property = batch.target.id_property
+        anonymous: list[dict] = []
         for result in body.get("results") or []:
             if not isinstance(result, dict):
                 continue
@@ -316,40 +329,45 @@ class BatchWriter:
                 value = raw_props.get(id_property) if isinstance(raw_props, dict) else None
                 item = by_id.get(str(value).lower()) if value is not None else None
             if item is None or item.trace in done:
-                anonymous_results.append(result)
+                anonymous.append(result)
                 continue
             done.add(item.trace)
-            if result.get("new") is True:
-                outcome.created += 1
-            else:
-                outcome.updated += 1
-        unmatched_errors: list[Failure] = []
+            _count_result(outcome, result)
+        return anonymous
+
+    def _apply_errors(
+        self, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+        done: set[str], outcome: BatchOutcome,
+    ) -> list[Failure]:
+        """Reject the inputs each per-input error names; return the errors that name none."""
+        unmatched: list[Failure] = []
         for error in body.get("errors") or []:
             failure = Failure.parse(400, error)
-            if not failure.code or failure.code == failure.category:
-                failure.code = str(error.get("code") or failure.category) if isinstance(error, dict) else failure.code
+            if (not failure.code or failure.code == failure.category) and isinstance(error, dict):
+                failure.code = str(error.get("code") or failure.category)
             items = [by_trace[t] for t in failure.traces if t in by_trace]
             if not items and failure.ids:
                 items = [by_id[i.lower()] for i in failure.ids if i.lower() in by_id]
             items = [item for item in items if item.trace not in done]
             if not items:
-                unmatched_errors.append(failure)
+                unmatched.append(failure)
             for item in items:
                 done.add(item.trace)
                 self._reject(outcome, item, failure)
-        missing = [item for item in group if item.trace not in done]
-        if not missing:
-            return
-        if not unmatched_errors and len(anonymous_results) >= len(missing):
+        return unmatched
+
+    def _settle_missing(
+        self, batch: Batch, missing: list[PendingInput], anonymous: list[dict], unmatched: list[Failure],
+        outcome: BatchOutcome, tally: RequestTally | None, resends: int,
+    ) -> None:
+        """Inputs a 2xx answer did not account for by trace id or id value."""
+        if not unmatched and len(anonymous) >= len(missing):
             # Results without trace ids or id values: HubSpot accounted for every input.
-            for result in anonymous_results[: len(missing)]:
-                if result.get("new") is True:
-                    outcome.created += 1
-                else:
-                    outcome.updated += 1
+            for result in anonymous[: len(missing)]:
+                _count_result(outcome, result)
             return
-        if len(missing) == 1 and len(unmatched_errors) == 1:
-            self._reject(outcome, missing[0], unmatched_errors[0])
+        if len(missing) == 1 and len(unmatched) == 1:
+            self._reject(outcome, missing[0], unmatched[0])
             return
         if resends < self.max_resends:
             logger.warning(
@@ -358,7 +376,7 @@ class BatchWriter:
             )
             self._settle(batch, missing, outcome, tally, resends + 1)
             return
-        reason = unmatched_errors[0] if unmatched_errors else Failure(
+        reason = unmatched[0] if unmatched else Failure(
             status=200, category="NOT_ACKNOWLEDGED", code="NOT_ACKNOWLEDGED",
             message=(
                 f"HubSpot answered success {self.max_resends + 1} times without a result for "
@@ -373,6 +391,13 @@ class BatchWriter:
         outcome.rejected.append(
             (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
         )
+
+
+def _count_result(outcome: BatchOutcome, result: dict) -> None:
+    if result.get("new") is True:
+        outcome.created += 1
+    else:
+        outcome.updated += 1
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:
