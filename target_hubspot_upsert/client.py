@@ -301,7 +301,7 @@ class HubSpotClient:
                 counter.exit()
             self._counters.clear()
 
-    def request(
+    def request(  # noqa: C901, PLR0912, PLR0915 - being replaced by one transport and retry loop
         self,
         method: str,
         path: str,

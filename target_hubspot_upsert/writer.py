@@ -257,42 +257,10 @@ class BatchWriter:
             traced = [item for item in group if item.trace in failure.traces]
             if traced:
                 return traced, [], []
-        if failure.ids:
-            named = {i.lower() for i in failure.ids}
-            seen: set[str] = set()
-            deferred = []
-            for item in group:
-                key = item.id.lower()
-                if key in named:
-                    if key in seen:
-                        deferred.append(item)
-                    seen.add(key)
-            if deferred:
-                return [], [], deferred
-        culprits: list[PendingInput] = []
-        suspects: list[PendingInput] = []
-        message_text = failure.message + " " + " ".join(d.message for d in failure.details)
-        for detail in failure.details:
-            name = detail.property
-            if not name:
-                continue
-            having = [item for item in group if name in item.properties]
-            if detail.code in PROPERTY_WIDE_CODES:
-                culprits.extend(having)
-                continue
-            by_value = [item for item in having if _mentions(message_text, item.properties[name])]
-            if by_value and len(by_value) < len(group):
-                culprits.extend(by_value)
-            else:
-                suspects.extend(having)
-        if not culprits and "email" in message_text.lower():
-            culprits = [
-                item for item in group
-                if _mentions(message_text, item.id)
-                or _mentions(message_text, item.properties.get("email", ""))
-            ]
-            if len(culprits) == len(group) and len(group) > 1:
-                culprits = []
+        deferred = _later_duplicates(group, failure.ids)
+        if deferred:
+            return [], [], deferred
+        culprits, suspects = _named_by_details(group, failure)
         return _unique(culprits), _unique(suspects), []
 
     # --- 2xx answers --------------------------------------------------------------------
@@ -391,6 +359,48 @@ class BatchWriter:
         outcome.rejected.append(
             (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
         )
+
+
+def _later_duplicates(group: list[PendingInput], ids: list[str]) -> list[PendingInput]:
+    """Inputs whose id HubSpot named as duplicated, after the first of each (ids it normalizes)."""
+    named = {i.lower() for i in ids}
+    seen: set[str] = set()
+    deferred = []
+    for item in group:
+        key = item.id.lower()
+        if key in named:
+            if key in seen:
+                deferred.append(item)
+            seen.add(key)
+    return deferred
+
+
+def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list[PendingInput], list[PendingInput]]:
+    """Culprits (named by property and value, or by email) and suspects (by property only)."""
+    culprits: list[PendingInput] = []
+    suspects: list[PendingInput] = []
+    message_text = failure.message + " " + " ".join(d.message for d in failure.details)
+    for detail in failure.details:
+        name = detail.property
+        if not name:
+            continue
+        having = [item for item in group if name in item.properties]
+        if detail.code in PROPERTY_WIDE_CODES:
+            culprits.extend(having)
+            continue
+        by_value = [item for item in having if _mentions(message_text, item.properties[name])]
+        if by_value and len(by_value) < len(group):
+            culprits.extend(by_value)
+        else:
+            suspects.extend(having)
+    if not culprits and "email" in message_text.lower():
+        culprits = [
+            item for item in group
+            if _mentions(message_text, item.id) or _mentions(message_text, item.properties.get("email", ""))
+        ]
+        if len(culprits) == len(group) and len(group) > 1:
+            culprits = []
+    return culprits, suspects
 
 
 def _count_result(outcome: BatchOutcome, result: dict) -> None:
