@@ -31,6 +31,7 @@ from target_hubspot_upsert.serialization import (
     build_plan,
     derive_property_definition,
 )
+from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.writer import BatchWriter
 
 logger = logging.getLogger("target_hubspot_upsert")
@@ -95,9 +96,9 @@ class StreamStats:
 
 
 def make_token_provider(
-    config: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep
+    config: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep, transport: Transport | None = None,
 ) -> TokenProvider:
-    """The token provider the (already validated) config asks for."""
+    """The token provider the (already validated) config asks for; OAuth shares `transport`."""
     if config.get("access_token"):
         return StaticToken(config["access_token"])
     base = str(config.get("api_base_url") or "https://api.hubapi.com").rstrip("/")
@@ -109,6 +110,7 @@ def make_token_provider(
         timeout=float(config.get("request_timeout") or 60),
         max_retries=int(config.get("max_retries", 8)),
         sleep=sleep,
+        transport=transport,
     )
 
 
@@ -141,15 +143,19 @@ class Runtime:
         self.limiter = RateLimiter(
             int(config.get("max_requests_per_10_seconds") or 100), sleep=sleep, clock=clock
         )
+        # One transport (connection pools, deadlines, size cap) for API and OAuth token requests.
+        self.transport = Transport(
+            timeout=float(config.get("request_timeout") or 60),
+            pool_size=int(config.get("max_concurrent_requests") or 8) + 2,
+        )
         self.client = HubSpotClient(
             str(config.get("api_base_url") or "https://api.hubapi.com"),
-            make_token_provider(config, sleep),
+            make_token_provider(config, sleep, self.transport),
             limiter=self.limiter,
-            timeout=float(config.get("request_timeout") or 60),
             max_retries=int(config.get("max_retries", 8)),
             api_version=str(config.get("api_version") or "v3"),
             sleep=sleep,
-            pool_size=int(config.get("max_concurrent_requests") or 8) + 2,
+            transport=self.transport,
         )
         self.writer = BatchWriter(self.client)
         self.ledger = CheckpointLedger(write_state)

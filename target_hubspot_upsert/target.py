@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import decimal
-import ipaddress
 import json
 import logging
 import os
@@ -15,7 +14,6 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
@@ -33,13 +31,13 @@ from target_hubspot_upsert.mapping import mapping_problems
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import SECRET_SETTINGS, Runtime
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
+from target_hubspot_upsert.urls import check_url
 
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
 _DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
-_LOOPBACK_HOSTS = {"localhost"}
 
 
 class LineCountingReader(SingerReader):
@@ -107,15 +105,6 @@ _ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")
 _ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Cross-field checks the JSON schema cannot express, each with how to fix it."""
     problems: list[str] = []
@@ -137,17 +126,10 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         problems.append(f"OAuth needs client_id, client_secret and refresh_token: also set {', '.join(missing)}.")
     for key in ("api_base_url", "oauth_token_url"):
         url = config.get(key)
-        if url is None:
-            continue
-        parts = urlsplit(str(url))
-        if parts.scheme == "https" and parts.hostname:
-            continue
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-            continue
-        problems.append(
-            f"{key} must be an https:// URL (http:// is accepted only for 127.0.0.1, localhost "
-            f"or [::1]) so tokens are never sent in clear text; got {str(url)[:100]!r}."
-        )
+        if isinstance(url, str):  # other types are the JSON schema's to report
+            problem = check_url(key, url).problem
+            if problem:
+                problems.append(problem)
     batch_size = config.get("batch_size_rows")
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool)

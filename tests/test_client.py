@@ -57,7 +57,7 @@ def test_retry_after_accepts_http_dates():
 @pytest.mark.parametrize(
     ("error", "words"),
     [
-        (urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), "no answer within request_timeout (ReadTimeoutError)"),
+        (urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), "no complete answer within request_timeout (ReadTimeoutError)"),
         (urllib3.exceptions.ProtocolError("Connection aborted."), "connection dropped (ProtocolError)"),
         (urllib3.exceptions.NewConnectionError(None, "refused"), "could not connect (NewConnectionError)"),
     ],
