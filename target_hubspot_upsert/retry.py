@@ -179,7 +179,7 @@ class AttemptHooks:
         return decision.wait
 
 
-def parse_body(content: bytes | bytearray) -> Any:  # noqa: ANN401 - parsed JSON of any shape
+def parse_body(content: bytes) -> Any:  # noqa: ANN401 - parsed JSON of any shape
     """JSON answer, or a short excerpt of a text answer as `{"message": ...}`."""
     if not content:
         return None
@@ -187,7 +187,7 @@ def parse_body(content: bytes | bytearray) -> Any:  # noqa: ANN401 - parsed JSON
         # orjson: request and response bodies are the bulk of the client's CPU per record.
         return orjson.loads(content)
     except orjson.JSONDecodeError:
-        return {"message": brief(bytes(content[:400]).decode("utf-8", "replace"))}
+        return {"message": brief(content[:400].decode("utf-8", "replace"))}
 
 
 def _where(url: str) -> str:
@@ -199,11 +199,11 @@ def _redirect_message(request: Request, attempt: Attempt) -> str:
     location = str(attempt.headers.get("Location") or "")
     try:
         target = parse_url(location)
-        to = f" to {target.scheme}://{target.host}" if target.host else " to another path"
+        to = f" to {brief(f'{target.scheme}://{target.host}', 80)}" if target.host else " to another path"
     except LocationParseError:
         to = ""
     return (
-        f"{request.label} got a redirect (HTTP {attempt.status}{brief(to, 80)}) from {_where(request.url)}. "
+        f"{request.label} got a redirect (HTTP {attempt.status}{to}) from {_where(request.url)}. "
         f"HubSpot never redirects API calls, so the target does not follow redirects and sent nothing "
         f"there: check the {request.setting} setting."
     )
@@ -276,10 +276,8 @@ class RetryLoop:
             if number > self.max_retries:
                 raise RetriesExhausted(_exhausted_message(request, decision, attempt, self.max_retries))
             wait = hooks.retrying(decision)
-            logger.warning(
-                "%s: %s; retry %d of %d in %.1f s.",
-                request.label, decision.reason, number, self.max_retries, decision.wait,
-            )
+            retry = "one more try" if why else f"retry {number} of {self.max_retries}"
+            logger.warning("%s: %s; %s in %.1f s.", request.label, decision.reason, retry, decision.wait)
             if wait > 0:
                 self._sleep(wait)
 
@@ -294,7 +292,8 @@ class RetryLoop:
             )
             raise HubSpotFatalError(msg) from None
         except urllib3.exceptions.HTTPError as exc:
-            return Attempt(number, error=exc, elapsed=time.monotonic() - started)
+            # Without its traceback: the frames it holds (and what they read) are not kept for retries.
+            return Attempt(number, error=exc.with_traceback(None), elapsed=time.monotonic() - started)
         return Attempt(
             number, reply.status, reply.headers, parse_body(reply.content), elapsed=time.monotonic() - started,
         )

@@ -47,17 +47,20 @@ class Reply:
 
     status: int
     headers: Mapping[str, str]
-    content: bytes | bytearray
+    content: bytes
 
 
 class _Exchange:
     """One request in flight: its deadline and the connection it uses."""
 
-    __slots__ = ("conn", "deadline", "done", "expired")
+    __slots__ = ("conn", "deadline", "done", "expired", "sock")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.conn: _WatchedHTTPConnection | _WatchedHTTPSConnection | None = None
+        # The socket the answer is read from: http.client lets go of it (conn.sock = None) when
+        # the server says Connection: close, while the response still reads from it.
+        self.sock: socket.socket | None = None
         self.done = False
         self.expired = False
 
@@ -84,14 +87,16 @@ class _Watchdog:
             elif earliest is None or exchange.deadline < earliest:
                 self._cond.notify()
 
-    def attach(self, conn: _WatchedHTTPConnection | _WatchedHTTPSConnection) -> None:
-        """Note the connection the calling thread's exchange is using."""
+    def attach(self, conn: _WatchedHTTPConnection | _WatchedHTTPSConnection, *, reading: bool = False) -> None:
+        """Note the connection the calling thread's exchange is using (and its socket once `reading`)."""
         exchange: _Exchange | None = getattr(self._local, "exchange", None)
         if exchange is None:
             return
         with self._cond:
             exchange.conn = conn
             conn.exchange = exchange
+            if reading:
+                exchange.sock = conn.sock
 
     def finish(self, exchange: _Exchange) -> bool:
         """Stop watching; True when the deadline had already passed (the socket was shut down)."""
@@ -121,7 +126,7 @@ class _Watchdog:
         conn = exchange.conn
         if conn is None or conn.exchange is not exchange:
             return
-        sock = conn.sock
+        sock = exchange.sock or conn.sock
         if sock is not None:
             # The plain socket's shutdown, also for TLS: it wakes the reading thread without
             # tearing down the TLS object under it.
@@ -143,6 +148,10 @@ class _WatchedHTTPConnection(HTTPConnection):
         _WATCHDOG.attach(self)
         super().request(*args, **kwargs)
 
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]  # as in urllib3
+        _WATCHDOG.attach(self, reading=True)
+        return super().getresponse()
+
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     exchange: _Exchange | None = None
@@ -154,6 +163,10 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - urllib3's signature
         _WATCHDOG.attach(self)
         super().request(*args, **kwargs)
+
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]  # as in urllib3
+        _WATCHDOG.attach(self, reading=True)
+        return super().getresponse()
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -263,24 +276,34 @@ class Transport:
     def _timed_out(self) -> ExchangeTimeout:
         return ExchangeTimeout(f"no complete answer within {self.timeout:g} s")
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, exchange: _Exchange) -> bytearray:
+    def _read_body(self, response: urllib3.BaseHTTPResponse, exchange: _Exchange) -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise ResponseTooLarge(f"answer of {int(declared)} bytes declared, more than {self.max_bytes}")
-        content = bytearray()
+        # Pieces joined only once complete: an answer cut at the cap never holds more than the cap,
+        # and a failed one is dropped at once (the error's traceback would otherwise keep it alive).
+        pieces: list[bytes] = []
+        try:
+            return self._read_pieces(response, exchange, pieces)
+        finally:
+            pieces.clear()
+
+    def _read_pieces(self, response: urllib3.BaseHTTPResponse, exchange: _Exchange, pieces: list[bytes]) -> bytes:
+        total = 0
         while True:
             left = exchange.deadline - time.monotonic()
             if left <= 0:
                 raise self._timed_out()
-            sock = exchange.conn.sock if exchange.conn is not None else None
+            sock = exchange.sock
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.settimeout(left)  # no single read may outlast the exchange
-            chunk = response.read1(min(_READ_CHUNK, self.max_bytes + 1 - len(content)), decode_content=False)
+            chunk = response.read1(min(_READ_CHUNK, self.max_bytes + 1 - total), decode_content=False)
             if not chunk:
-                return content
+                return b"".join(pieces)
             with self._lock:
                 self.bytes_read += len(chunk)
-            content += chunk
-            if len(content) > self.max_bytes:
+            total += len(chunk)
+            if total > self.max_bytes:
                 raise ResponseTooLarge(f"answer longer than {self.max_bytes} bytes")
+            pieces.append(chunk)

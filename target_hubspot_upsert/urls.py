@@ -7,6 +7,7 @@ control characters), because every unusual spelling is a chance for two parsers 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from urllib3.exceptions import LocationParseError
@@ -78,7 +79,8 @@ def check_url(setting: str, url: str) -> UrlVerdict:
         return UrlVerdict(f"{setting} is not a valid URL (expected e.g. {example}); got {_shown(url)}.")
     if parts.scheme not in {"http", "https"} or "://" not in url:
         return UrlVerdict(f"{setting} must be an https:// URL (e.g. {example}); got {_shown(url)}.")
-    if parts.auth is not None:
+    authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
+    if parts.auth is not None or "@" in authority:
         return UrlVerdict(
             f"{setting} must not contain user info (a 'name@' before the host): remove it; credentials "
             "go in access_token or the OAuth settings."
@@ -86,7 +88,7 @@ def check_url(setting: str, url: str) -> UrlVerdict:
     host = parts.host or ""
     if not host:
         return UrlVerdict(f"{setting} has no host name (expected e.g. {example}); got {_shown(url)}.")
-    if "%" in url.split("://", 1)[1].split("/", 1)[0]:
+    if "%" in authority:
         return UrlVerdict(f"{setting}: write the host and port without %-escapes; got {_shown(url)}.")
     if parts.port == 0:
         return UrlVerdict(f"{setting}: port 0 is not a port; got {_shown(url)}.")
