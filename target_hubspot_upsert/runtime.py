@@ -18,7 +18,7 @@ from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenPro
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.dispatch import Dispatcher
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -266,7 +266,7 @@ class Runtime:
             return cached
         response = self.client.get_properties(target.object_type)
         if response.status != 200:
-            message = response.body.get("message") if isinstance(response.body, dict) else ""
+            message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
             msg = (
                 f"Could not read the properties of HubSpot object '{target.object_type}' "
                 f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
@@ -375,7 +375,7 @@ class Runtime:
                     ", with unique values" if definition.get("hasUniqueValue") else "",
                 )
             else:
-                message = response.body.get("message") if isinstance(response.body, dict) else ""
+                message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
                 msg = (
                     f"HubSpot refused to create property '{name}' on '{target.object_type}' "
                     f"(HTTP {response.status}): {message}"

@@ -243,11 +243,11 @@ class TargetHubSpotUpsert(Target):
         ),
         th.Property(
             "oauth_token_url", th.StringType,
-            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant.",
+            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant. Same rules as api_base_url, with a path.",
         ),
         th.Property(
             "api_base_url", th.StringType, default="https://api.hubapi.com",
-            description="HubSpot API base URL. Must be https:// (http:// only for loopback, e.g. the bundled simulator).",
+            description="HubSpot API base URL: scheme and host only (the target adds the paths). Must be https:// (http:// only for 127.x.x.x, [::1] or localhost, e.g. the bundled simulator); no user info, query or fragment.",
         ),
         th.Property(
             "api_version", th.StringType, default="v3",
@@ -289,7 +289,7 @@ class TargetHubSpotUpsert(Target):
         ),
         th.Property(
             "request_timeout", th.NumberType, default=60,
-            description="Seconds to wait for one HubSpot response before retrying.",
+            description="Seconds one request may take in all (connect, send, the complete answer) before it is retried; answers larger than 32 MiB are cut off and retried the same way.",
         ),
         th.Property(
             "max_retries", th.IntegerType, default=8,
