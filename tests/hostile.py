@@ -53,10 +53,6 @@ class _HungUp(Exception):
     pass
 
 
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
 class HostileServer:
     """A ThreadingHTTPServer on a loopback address, port 0, answering every request with one hostile `mode`."""
 
@@ -77,10 +73,9 @@ class HostileServer:
         self._stopping = threading.Event()
         self._active = 0
         self._cond = threading.Condition()
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        self._server = server_class((host, 0), _handler_class(self))
+        self._server = (_IPv6Server if ":" in host else _Server)((host, 0), _Handler)
+        self._server.hostile = self
         self.host = f"[{host}]" if ":" in host else host
-        self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -128,86 +123,95 @@ class HostileServer:
         return not self._stopping.is_set() and time.monotonic() - started < self.max_seconds
 
 
-def _handler_class(hostile: HostileServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    hostile: HostileServer
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            pass
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(min(length, MAX_REQUEST_BODY))
-            sent = hostile._begin(Received(self.command, self.path, dict(self.headers.items()), body))
-            self.close_connection = True
-            try:
-                getattr(self, f"_mode_{hostile.mode}")(sent)
-            except (_HungUp, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                sent.hung_up = True
-            finally:
-                hostile._end()
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        def _write(self, data: bytes, sent: Sent | None = None) -> None:
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-            except OSError as exc:
-                raise _HungUp from exc
-            if sent is not None:
-                sent.body_bytes += len(data)
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
 
-        def _head(self, status: int, headers: dict[str, str]) -> None:
-            lines = [f"HTTP/1.1 {status} Hostile", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
-            self._write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
 
-        def _mode_record(self, sent: Sent) -> None:
-            self._head(200, {"Content-Type": "application/json", "Content-Length": "2"})
-            self._write(b"{}", sent)
+    def _serve(self) -> None:
+        hostile = self.server.hostile
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(min(length, MAX_REQUEST_BODY))
+        sent = hostile._begin(Received(self.command, self.path, dict(self.headers.items()), body))
+        self.close_connection = True
+        try:
+            getattr(self, f"_mode_{hostile.mode}")(hostile, sent)
+        except (_HungUp, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            sent.hung_up = True
+        finally:
+            hostile._end()
 
-        def _mode_redirect(self, sent: Sent) -> None:
-            del sent
-            self._head(hostile.status, {"Location": hostile.location + self.path, "Content-Length": "0"})
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        def _mode_trickle(self, sent: Sent) -> None:
-            self._head(200, {"Content-Type": "application/json", "Content-Length": str(hostile.declared)})
-            started = time.monotonic()
-            while sent.body_bytes < hostile.declared and hostile._running(started):
-                self._write(b" ", sent)
-                time.sleep(hostile.interval)
+    def _write(self, data: bytes, sent: Sent | None = None) -> None:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError as exc:
+            raise _HungUp from exc
+        if sent is not None:
+            sent.body_bytes += len(data)
 
-        def _mode_slow_headers(self, sent: Sent) -> None:
-            del sent
-            started = time.monotonic()
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
-                if not hostile._running(started):
-                    return
-                self._write(bytes([byte]))
-                time.sleep(hostile.interval)
+    def _head(self, status: int, headers: dict[str, str]) -> None:
+        lines = [f"HTTP/1.1 {status} Hostile", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
-        def _stream(self, sent: Sent, frame: bool, limit: int | None) -> None:
-            started = time.monotonic()
-            while (limit is None or sent.body_bytes < limit) and hostile._running(started):
-                if frame:
-                    self._write(b"%x\r\n" % len(_CHUNK))
-                self._write(_CHUNK, sent)
-                if frame:
-                    self._write(b"\r\n")
+    def _mode_record(self, hostile: HostileServer, sent: Sent) -> None:
+        del hostile
+        self._head(200, {"Content-Type": "application/json", "Content-Length": "2"})
+        self._write(b"{}", sent)
 
-        def _mode_huge(self, sent: Sent) -> None:
-            self._head(200, {"Content-Type": "application/json", "Content-Length": str(hostile.declared)})
-            self._stream(sent, frame=False, limit=hostile.declared)
+    def _mode_redirect(self, hostile: HostileServer, sent: Sent) -> None:
+        del sent
+        self._head(hostile.status, {"Location": hostile.location + self.path, "Content-Length": "0"})
 
-        def _mode_huge_undeclared(self, sent: Sent) -> None:
-            self._head(200, {"Content-Type": "application/json"})
-            self._stream(sent, frame=False, limit=hostile.declared)
+    def _mode_trickle(self, hostile: HostileServer, sent: Sent) -> None:
+        self._head(200, {"Content-Type": "application/json", "Content-Length": str(hostile.declared)})
+        started = time.monotonic()
+        while sent.body_bytes < hostile.declared and hostile._running(started):
+            self._write(b" ", sent)
+            time.sleep(hostile.interval)
 
-        def _mode_endless_chunked(self, sent: Sent) -> None:
-            self._head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
-            self._stream(sent, frame=True, limit=None)
+    def _mode_slow_headers(self, hostile: HostileServer, sent: Sent) -> None:
+        del sent
+        started = time.monotonic()
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10_000:
+            if not hostile._running(started):
+                return
+            self._write(bytes([byte]))
+            time.sleep(hostile.interval)
 
-    return Handler
+    def _stream(self, hostile: HostileServer, sent: Sent, *, frame: bool, limit: int | None) -> None:
+        started = time.monotonic()
+        while (limit is None or sent.body_bytes < limit) and hostile._running(started):
+            if frame:
+                self._write(b"%x\r\n" % len(_CHUNK))
+            self._write(_CHUNK, sent)
+            if frame:
+                self._write(b"\r\n")
+
+    def _mode_huge(self, hostile: HostileServer, sent: Sent) -> None:
+        self._head(200, {"Content-Type": "application/json", "Content-Length": str(hostile.declared)})
+        self._stream(hostile, sent, frame=False, limit=hostile.declared)
+
+    def _mode_huge_undeclared(self, hostile: HostileServer, sent: Sent) -> None:
+        self._head(200, {"Content-Type": "application/json"})
+        self._stream(hostile, sent, frame=False, limit=hostile.declared)
+
+    def _mode_endless_chunked(self, hostile: HostileServer, sent: Sent) -> None:
+        self._head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        self._stream(hostile, sent, frame=True, limit=None)
 
 
 def refused_port() -> tuple[socket.socket, int]:
