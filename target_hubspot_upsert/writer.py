@@ -362,7 +362,9 @@ class BatchWriter:
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
-        outcome.rejected.append((item, failure.category, failure.code or failure.category, failure.describe()))
+        # HubSpot's words, shortened: a record's reason is a line, not a copy of an answer.
+        reason = brief(failure.describe(), 1000)
+        outcome.rejected.append((item, failure.category, failure.code or failure.category, reason))
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:
