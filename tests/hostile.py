@@ -11,7 +11,7 @@ simulator. Each server listens on a free loopback port and answers every request
 - `huge_undeclared`: the same without Content-Length (the body ends when the connection closes);
 - `endless_chunked`: a chunked 200 that never ends.
 
-Every misbehaving loop ends by itself: when the client hangs up, after `max_seconds`, or when the
+With `tls` (an `ssl.SSLContext`), the same over https. Every misbehaving loop ends by itself: when the client hangs up, after `max_seconds`, or when the
 server stops. `sent` tells, per request, how many body bytes the server got onto the wire and
 whether the client hung up first.
 """
@@ -19,6 +19,7 @@ whether the client hung up first.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class HostileServer:
     def __init__(
         self, mode: str = "record", *, status: int = 302, location: str = "", declared: int = 200_000_000,
         interval: float = 1.0, max_seconds: float = 30.0, host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
@@ -75,13 +77,16 @@ class HostileServer:
         self._cond = threading.Condition()
         self._server = (_IPv6Server if ":" in host else _Server)((host, 0), _Handler)
         self._server.hostile = self
+        self.scheme = "https" if tls else "http"
+        if tls:  # the handshake happens in the handler's thread, on its first read
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self.host = f"[{host}]" if ":" in host else host
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """`http://127.0.0.1:<port>` (or `http://[::1]:<port>`)."""
-        return f"http://{self.host}:{self._server.server_address[1]}"
+        """`http://127.0.0.1:<port>` (or `https://`, `[::1]`)."""
+        return f"{self.scheme}://{self.host}:{self._server.server_address[1]}"
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -147,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             getattr(self, f"_mode_{hostile.mode}")(hostile, sent)
-        except (_HungUp, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        except (_HungUp, BrokenPipeError, ConnectionResetError, ConnectionAbortedError, ssl.SSLError):
             sent.hung_up = True
         finally:
             hostile._end()

@@ -7,6 +7,9 @@ timings; `finishes` only keeps a broken bound from hanging the test run.
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -175,6 +178,44 @@ def test_a_name_that_does_not_resolve_fails_fast_naming_host_and_setting(kind):
     assert isinstance(error, HostUnreachable)
     assert "nowhere.invalid" in str(error) and setting in str(error) and "does not resolve" in str(error)
     assert len(caller.sleeps) == 1 and sum(caller.sleeps) < 1
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory) -> tuple[ssl.SSLContext, str]:
+    """A server context with a throwaway self-signed certificate for 127.0.0.1, and the CA file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, str(cert)
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "words", "most_read"),
+    [
+        ("trickle", {"declared": 1000, "interval": 0.4}, "request_timeout", 2 * (TIMEOUT / 0.4 + 2)),
+        ("endless_chunked", {}, "answer too large", 2 * (MAX_RESPONSE_BYTES + 1)),
+    ],
+)
+def test_the_same_bounds_hold_over_tls(mode, options, words, most_read, tls_context, monkeypatch):
+    context, ca_file = tls_context
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
+    with HostileServer(mode, tls=context, **options) as server:
+        caller = api_caller(server.url)
+        error = finishes(caller.call)
+        assert server.wait_idle()
+    assert isinstance(error, RetriesExhausted), error  # not mistaken for a TLS failure
+    assert words in str(error) and len(server.received) == 2
+    assert caller.transport.bytes_read <= most_read
+    assert all(s.hung_up for s in server.sent)
 
 
 def test_a_host_that_answered_before_is_retried_as_usual_when_it_goes_away():
