@@ -130,10 +130,10 @@ class HubSpotClient:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.limiter = limiter or RateLimiter(None)
-        self.timeout = timeout
         self.max_retries = max_retries
         self.api_version = api_version
         self.transport = transport or Transport(timeout=timeout, pool_size=pool_size, user_agent=user_agent)
+        self.timeout = self.transport.timeout
         self._loop = RetryLoop(
             self.transport, max_retries=max_retries, sleep=sleep, rand=rand,
             window_s=lambda: self.limiter.window_s,
