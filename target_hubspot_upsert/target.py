@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import decimal
-import ipaddress
 import json
 import logging
 import os
@@ -14,7 +13,6 @@ import signal
 import typing as t
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
@@ -33,13 +31,13 @@ from target_hubspot_upsert.runtime import Runtime
 from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget
 from target_hubspot_upsert.settings import SECRET_SETTINGS
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
+from target_hubspot_upsert.urls import check_url
 
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
 _DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
-_LOOPBACK_HOSTS = {"localhost"}
 
 
 class LineCountingReader(AdaptedReader):
@@ -115,17 +113,19 @@ _ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")
 _ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901 - split with the URL checks' rewrite
+def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Cross-field checks the JSON schema cannot express, each with how to fix it."""
+    return [
+        *_credential_problems(config),
+        *_url_problems(config),
+        *_value_problems(config),
+        *_range_problems(config),
+        *mapping_problems(config.get("object_mappings")),
+    ]
+
+
+def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Either a static token or all three OAuth settings."""
     problems: list[str] = []
     oauth_keys = ("client_id", "client_secret", "refresh_token")
     has_token = bool(config.get("access_token"))
@@ -143,19 +143,24 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901 -
     elif oauth_set and len(oauth_set) < len(oauth_keys):
         missing = [k for k in oauth_keys if k not in oauth_set]
         problems.append(f"OAuth needs client_id, client_secret and refresh_token: also set {', '.join(missing)}.")
+    return problems
+
+
+def _url_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """The URLs credentials are sent to, checked as the HTTP library will read them."""
+    problems: list[str] = []
     for key in ("api_base_url", "oauth_token_url"):
         url = config.get(key)
-        if url is None:
-            continue
-        parts = urlsplit(str(url))
-        if parts.scheme == "https" and parts.hostname:
-            continue
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-            continue
-        problems.append(
-            f"{key} must be an https:// URL (http:// is accepted only for 127.0.0.1, localhost "
-            f"or [::1]) so tokens are never sent in clear text; got {str(url)[:100]!r}."
-        )
+        if isinstance(url, str):  # other types are the JSON schema's to report
+            problem = check_url(key, url).problem
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _value_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Batch size, load method, file paths and API version."""
+    problems: list[str] = []
     batch_size = config.get("batch_size_rows")
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool)
@@ -165,7 +170,6 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901 -
             f"batch_size_rows must be a whole number from 1 to {HUBSPOT_MAX_BATCH} "
             f"(HubSpot's limit per batch request); got {batch_size!r}."
         )
-    problems.extend(_range_problems(config))
     if str(config.get("load_method") or "") in {"overwrite", "TargetLoadMethods.OVERWRITE"}:
         problems.append(
             "load_method 'overwrite' (delete everything, then load) is not supported: every load "
@@ -178,7 +182,6 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:  # noqa: C901 -
     api_version = config.get("api_version")
     if api_version is not None and not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
         problems.append(f"api_version must be 'v3' or a dated version such as '2026-09'; got {api_version!r}.")
-    problems.extend(mapping_problems(config.get("object_mappings")))
     return problems
 
 
@@ -269,11 +272,11 @@ class TargetHubSpotUpsert(AdaptedTarget):
         ),
         th.Property(
             "oauth_token_url", th.StringType,
-            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant.",
+            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant. Same rules as api_base_url, with a path.",
         ),
         th.Property(
             "api_base_url", th.StringType, default="https://api.hubapi.com",
-            description="HubSpot API base URL. Must be https:// (http:// only for loopback, e.g. the bundled simulator).",
+            description="HubSpot API base URL: scheme and host only (the target adds the paths). Must be https:// (http:// only for 127.x.x.x, [::1] or localhost, e.g. the bundled simulator); no user info, query or fragment.",
         ),
         th.Property(
             "api_version", th.StringType, default="v3",
@@ -315,7 +318,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         ),
         th.Property(
             "request_timeout", th.NumberType, default=60,
-            description="Seconds to wait for one HubSpot response before retrying.",
+            description="Seconds one request may take in all (connect, send, the complete answer) before it is retried; answers larger than 32 MiB are cut off and retried the same way.",
         ),
         th.Property(
             "max_retries", th.IntegerType, default=8,

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
 from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
 
 logger = logging.getLogger("target_hubspot_upsert.writer")
@@ -161,20 +161,20 @@ class BatchWriter:
         if "unable to infer object type" in lowered or response.status == 404:
             msg = (
                 f"HubSpot does not know object type '{batch.target.object_type}' (stream "
-                f"'{batch.stream}'): {failure.message}. Fix object_mappings.{batch.stream}.object_type."
+                f"'{batch.stream}'): {brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
             )
             raise HubSpotConfigError(msg)
         if "non-unique" in lowered or "non-existent property" in lowered:
             msg = (
                 f"HubSpot cannot upsert '{batch.target.object_type}' by '{id_property}' (stream "
-                f"'{batch.stream}'): {failure.message}. Set object_mappings.{batch.stream}.id_property "
+                f"'{batch.stream}'): {brief(failure.message, 300)}. Set object_mappings.{batch.stream}.id_property "
                 "to a property with unique values."
             )
             raise HubSpotConfigError(msg)
         if response.status not in ISOLATABLE_STATUSES:
             msg = (
                 f"HubSpot answered {response.status} to a batch upsert of "
-                f"'{batch.target.object_type}' (stream '{batch.stream}'): {failure.message}"
+                f"'{batch.target.object_type}' (stream '{batch.stream}'): {brief(failure.message, 300)}"
             )
             raise HubSpotFatalError(msg)
         return failure
@@ -356,8 +356,10 @@ class BatchWriter:
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
+        # HubSpot's words, shortened: a record's reason is a line, not a copy of an answer.
+        reason = brief(failure.describe(), 1000)
         outcome.rejected.append(
-            (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
+            (item, failure.category, failure.code or failure.category, reason, failure.describe_safe())
         )
 
 
