@@ -7,19 +7,18 @@ values win, property by property), because HubSpot fails a whole request on dupl
 from __future__ import annotations
 
 import functools
-import gzip
 import time
 import typing as t
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
-from singer_sdk.singerlib.json import deserialize_json
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from typing_extensions import override
 
-from target_hubspot_upsert.errors import InputError
+from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
+from target_hubspot_upsert.messages import batch_records
 from target_hubspot_upsert.model import Batch, PendingInput, RecordRef, Rejection
 from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
 
@@ -31,13 +30,33 @@ if t.TYPE_CHECKING:
 HUBSPOT_MAX_BATCH = 100
 
 
+def _refuse_remote(uri: str) -> Any:  # noqa: ANN401 - fastjsonschema's handler signature
+    msg = f"a $ref to another document ({brief(uri, 80)}) is not fetched"
+    raise fastjsonschema.JsonSchemaDefinitionException(msg)
+
+
+class _NoRemoteRefs(dict[str, Any]):
+    """fastjsonschema's handlers for every URI scheme: a SCHEMA message never makes the target fetch a URL.
+
+    Without a handler for its scheme, fastjsonschema fetches a `$ref`'s URI with urllib.
+    """
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __getitem__(self, scheme: str) -> Any:  # noqa: ANN401
+        return _refuse_remote
+
+
 class FastValidator(BaseJSONSchemaValidator):
     """Compiled JSON-schema validation (fastjsonschema): a few µs a record instead of ~100."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         """Compile the stream's schema once."""
         super().__init__(schema)
-        self._validate = fastjsonschema.compile(schema, use_formats=False, use_default=False)
+        self._validate = fastjsonschema.compile(
+            schema, handlers=_NoRemoteRefs(), use_formats=False, use_default=False,
+        )
 
     def validate(self, record: dict[str, Any]) -> None:
         """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values)."""
@@ -97,8 +116,23 @@ class HubSpotSink(AdaptedSink):
             return None
         try:
             return FastValidator(self.schema)
-        except fastjsonschema.JsonSchemaDefinitionException:
+        except (fastjsonschema.JsonSchemaDefinitionException, AttributeError, TypeError, ValueError):
+            pass  # a schema fastjsonschema cannot compile: the SDK's validator says what is wrong
+        except RecursionError:
+            return self._schema_error("nests too deeply")
+        try:
             return super().get_validator()
+        except InvalidJSONSchema as exc:
+            return self._schema_error(str(exc).removeprefix("Schema Validation Error: ").split("\n", 1)[0])
+        except RecursionError:
+            return self._schema_error("nests too deeply")
+
+    def _schema_error(self, problem: str) -> t.NoReturn:
+        msg = (
+            f"Input line {self._hub_target.current_line}: the SCHEMA of stream '{self.stream_name}' is not a "
+            f"valid JSON schema: {brief(problem, 200)}."
+        )
+        raise InputError(msg)
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
@@ -120,19 +154,20 @@ class HubSpotSink(AdaptedSink):
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
         storage = self.batch_config.storage if self.batch_config else None
+        line = self._hub_target.current_line
+        if encoding.format != "jsonl":
+            msg = (
+                f"Input line {line}: stream '{self.stream_name}': BATCH format {encoding.format!r} is not "
+                "supported; use jsonl."
+            )
+            raise InputError(msg)
         for path in files:
-            if encoding.format != "jsonl":
-                msg = f"Stream '{self.stream_name}': BATCH format '{encoding.format}' is not supported; use jsonl."
-                raise InputError(msg)
-            with open_batch_file(path, storage) as raw:
-                lines = gzip.open(raw) if encoding.compression == "gzip" else raw  # noqa: SIM115
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    record = deserialize_json(line)
-                    self.accept(record)
-                    if self.current_size >= self.max_size:
-                        self.flush(final=False)
+            where = f"Input line {line}: BATCH file {brief(path, 200)!r} of stream '{self.stream_name}'"
+            opener = functools.partial(open_batch_file, path, storage)
+            for record in batch_records(opener, encoding.compression, where):
+                self.accept(record)
+                if self.current_size >= self.max_size:
+                    self.flush(final=False)
 
     # --- buffering ----------------------------------------------------------------------
 

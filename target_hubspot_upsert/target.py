@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import decimal
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+import simplejson
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -26,9 +26,10 @@ from typing_extensions import override
 
 from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
 from target_hubspot_upsert.mapping import mapping_problems
+from target_hubspot_upsert.messages import decode_line, message_problem
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
-from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget
+from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
 from target_hubspot_upsert.settings import SECRET_SETTINGS
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
 from target_hubspot_upsert.urls import check_url
@@ -36,7 +37,6 @@ from target_hubspot_upsert.urls import check_url
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
-_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
 
 
@@ -49,31 +49,13 @@ class LineCountingReader(AdaptedReader):
         self.line_number = 0
 
     def deserialize_json(self, line: str) -> dict:
-        """Parse one line; a line that is not JSON is a clear input error."""
+        """Parse one line; a line that is not a JSON object is a clear input error."""
         self.line_number += 1
         if not line.strip():
             return {"type": "_BLANK"}
-        try:
-            # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
-            # and builds a new decoder for every line. Floats stay exact as Decimal.
-            message = _DECODER.decode(line)
-        except json.JSONDecodeError as exc:
-            # The line's text is not quoted: it may hold customers' personal data.
-            msg = (
-                f"Input line {self.line_number} is not valid JSON ({exc.msg} at column "
-                f"{exc.colno}). The tap must write one Singer message per line."
-            )
-            raise InputError(msg) from None
-        except RecursionError:
-            msg = (
-                f"Input line {self.line_number} nests objects or arrays too deeply to read; "
-                "flatten the record in the tap or with stream_maps."
-            )
-            raise InputError(msg) from None
-        if not isinstance(message, dict):
-            msg = f"Input line {self.line_number} is not a Singer message (a JSON object)."
-            raise InputError(msg)
-        return message
+        # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
+        # and builds a new decoder for every line.
+        return decode_line(line, self.line_number)
 
     def process_lines(
         self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]],
@@ -83,8 +65,12 @@ class LineCountingReader(AdaptedReader):
         for line in file_input or self.default_input:
             message = self.deserialize_json(line)
             kind = message.get("type")
-            if kind is None:
-                msg = f"Input line {self.line_number} has no message type: it is not a Singer message."
+            if not isinstance(kind, str):
+                msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
+                raise InputError(msg)
+            problem = message_problem(message)
+            if problem is not None:
+                msg = f"Input line {self.line_number}: {problem}."
                 raise InputError(msg)
             callback = callbacks.get(kind)
             if callback is not None:
@@ -405,11 +391,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
         if not isinstance(stream_name, str) or not isinstance(record, dict):
-            self.require_keys(message_dict, {"stream", "record"})
-            msg = (
-                f"Input line {self.current_line}: a RECORD message needs a stream name and a "
-                "record object."
-            )
+            # Not the SDK's check of required keys: its message quotes the whole line, values and all.
+            which = f"the RECORD message of stream {stream_name!r}" if isinstance(stream_name, str) else "a RECORD message"
+            msg = f"Input line {self.current_line}: {which} needs a stream name and a record object."
             raise InputError(msg)
         routes = self._routes.get(stream_name)
         if routes is None:
@@ -480,9 +464,39 @@ class TargetHubSpotUpsert(AdaptedTarget):
     @override
     def handle_state(self, message_dict: dict) -> None:
         """Held by the ledger until every record received before it has an outcome."""
-        self.require_keys(message_dict, {"value"})
+        if "value" not in message_dict:  # the reader checks it; this method is public
+            msg = f"Input line {self.current_line}: a STATE message needs a 'value'."
+            raise InputError(msg)
+        try:  # checked now, on its line: it is written later, maybe from a worker thread
+            simplejson.dumps(message_dict["value"], use_decimal=True)
+        except (ValueError, TypeError, RecursionError):
+            msg = (
+                f"Input line {self.current_line}: the STATE value cannot be written back as JSON "
+                "(it holds NaN or Infinity, or nests too deeply); fix the tap's state."
+            )
+            raise InputError(msg) from None
         self.runtime.check()
         self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1, self.current_line)
+
+    @override
+    def handle_batch(self, message_dict: dict) -> None:
+        """A BATCH message: its files' records go through each of the stream's sinks.
+
+        Its shape was checked by the reader; a stream without a SCHEMA is an input error.
+        """
+        stream_name = message_dict["stream"]
+        self.require_sink(stream_name)
+        encoding = batch_encoding(message_dict["encoding"]["format"], message_dict["encoding"].get("compression"))
+        for stream_map in self.mapper.stream_maps[stream_name]:
+            sink = t.cast("HubSpotSink", self.get_sink(stream_map.stream_alias))
+            sink.process_batch_files(encoding, message_dict["manifest"])
+            self.check_record_age()
+
+    @override
+    def handle_activate_version(self, message_dict: dict) -> None:
+        """The SDK's handling (a warning: HubSpot has no table versions), once the stream has a SCHEMA."""
+        self.require_sink(message_dict["stream"])  # its shape was checked by the reader
+        super().handle_activate_version(message_dict)
 
     @override
     def handle_signal(self, signum: int) -> None:
