@@ -84,7 +84,7 @@ class Runtime:
             sleep=sleep,
             transport=self.transport,
         )
-        self.writer = BatchWriter(self.client)
+        self.writer = BatchWriter(self.client, log_values=settings.log_record_values)
         self.ledger = CheckpointLedger(write_state)
         self.rejects = RejectionLog(
             settings.rejected_records_path, settings.max_rejected_records, log_values=settings.log_record_values,

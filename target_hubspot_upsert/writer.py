@@ -104,9 +104,13 @@ class Failure:
         """The error code and property names only: HubSpot's messages quote record values."""
         if self.status in (0, 200):  # our own reasons, which never quote values
             return self.message
+        return f"HubSpot rejected it ({self.code_and_properties()})"
+
+    def code_and_properties(self) -> str:
+        """`CODE for 'a', 'b'`: what names the problem without quoting any value."""
         props = sorted({d.property for d in self.details if d.property})
         named = f" for {', '.join(repr(p) for p in props)}" if props else ""
-        return f"HubSpot rejected it ({self.code or self.category}){named}"
+        return f"{self.code or self.category}{named}"
 
 
 def _mentions(message: str, value: str) -> bool:
@@ -119,10 +123,15 @@ def _mentions(message: str, value: str) -> bool:
 class BatchWriter:
     """Writes one batch through the client, isolating bad inputs from good ones."""
 
-    def __init__(self, client: HubSpotClient, *, max_resends: int = 2) -> None:
-        """`max_resends`: how often inputs missing from a 2xx answer are sent again."""
+    def __init__(self, client: HubSpotClient, *, max_resends: int = 2, log_values: bool = False) -> None:
+        """`max_resends`: how often inputs missing from a 2xx answer are sent again.
+
+        `log_values` (the `log_record_values` setting): fatal errors quote HubSpot's message, which
+        may hold record values; otherwise they name its error code and properties only.
+        """
         self.client = client
         self.max_resends = max_resends
+        self.log_values = log_values
 
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:
         """Upsert `batch` and return what happened to each of its inputs."""
@@ -172,9 +181,10 @@ class BatchWriter:
             )
             raise HubSpotConfigError(msg)
         if response.status not in ISOLATABLE_STATUSES:
+            said = brief(failure.message, 300) if self.log_values else failure.code_and_properties()
             msg = (
                 f"HubSpot answered {response.status} to a batch upsert of "
-                f"'{batch.target.object_type}' (stream '{batch.stream}'): {brief(failure.message, 300)}"
+                f"'{batch.target.object_type}' (stream '{batch.stream}'): {said}"
             )
             raise HubSpotFatalError(msg)
         return failure
