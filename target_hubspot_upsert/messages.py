@@ -77,7 +77,7 @@ def _stream_of(line: str) -> str:
                 name = json.loads('"' + value.group(1) + '"')
             except ValueError:
                 return ""
-            return f" (stream {name!r})"
+            return f" (stream {name[:100]!r})"
     return ""
 
 
@@ -153,7 +153,7 @@ def message_problem(message: dict[str, t.Any]) -> str | None:
         problem = _batch_problem(message)
     else:
         problem = None if "version" in message else "its 'version' is missing"
-    return None if problem is None else f"the {kind} message of stream {stream!r}: {problem}"
+    return None if problem is None else f"the {kind} message of stream {stream[:100]!r}: {problem}"
 
 
 #: Why a BATCH file could not be read, by the error met; `{at}` names the line being read.
