@@ -13,6 +13,7 @@ import typing as t
 from typing import Any
 
 import fastjsonschema
+from singer_sdk import metrics
 from singer_sdk.exceptions import MissingKeyPropertiesError
 
 # StorageTarget is the SDK's own reader of BATCH manifests (private module; the SDK is pinned).
@@ -57,6 +58,13 @@ class FastValidator(BaseJSONSchemaValidator):
             raise InputError(msg) from None
 
 
+class _UnloggedTimer(metrics.Timer):
+    """A timer that logs nothing when it stops."""
+
+    def __exit__(self, *exc_info: object) -> None:
+        return
+
+
 class HubSpotSink(Sink):
     """Buffers one stream's records and upserts them into one HubSpot object type."""
 
@@ -93,6 +101,14 @@ class HubSpotSink(Sink):
     def current_size(self) -> int:
         """Distinct ids waiting in the buffer."""
         return len(self._buffer)
+
+    def get_batch_processing_timer(self) -> metrics.Timer:
+        """No metric from the SDK's timer, which would time only the hand-off to the dispatcher.
+
+        Each batch's `batch_processing_time` is logged once, by the runtime, around the write
+        itself (retries included).
+        """
+        return _UnloggedTimer(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator, unless `validate_records` is off."""
