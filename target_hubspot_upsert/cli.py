@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -67,8 +68,19 @@ def read_stdin_as_utf8() -> None:
         reconfigure(encoding="utf-8", errors="surrogateescape")
 
 
+def take_check_flag(argv: list[str]) -> bool:
+    """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
+    if "--check" not in argv:
+        return False
+    argv.remove("--check")
+    if (sys.stdin is None or sys.stdin.isatty()) and "--input" not in argv:
+        argv += ["--input", os.devnull]
+    return True
+
+
 def main() -> None:
     """Run the target CLI."""
+    TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     read_stdin_as_utf8()
     problems = config_file_problems(sys.argv[1:])

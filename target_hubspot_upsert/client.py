@@ -146,10 +146,14 @@ class HubSpotClient:
 
     def upsert_path(self, object_type: str) -> str:
         """Path of the batch upsert endpoint for the configured API version."""
+        return self.objects_path(object_type, "batch/upsert")
+
+    def objects_path(self, object_type: str, action: str) -> str:
+        """Path of an object endpoint (`batch/read`, ...) for the configured API version."""
         ot = quote(object_type, safe="")
         if self.api_version == "v3":
-            return f"/crm/v3/objects/{ot}/batch/upsert"
-        return f"/crm/objects/{self.api_version}/{ot}/batch/upsert"
+            return f"/crm/v3/objects/{ot}/{action}"
+        return f"/crm/objects/{self.api_version}/{ot}/{action}"
 
     def properties_path(self, object_type: str, suffix: str = "") -> str:
         """Path of the properties endpoints for the configured API version."""

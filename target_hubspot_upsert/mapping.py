@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +79,9 @@ def object_type_problem(object_type: Any) -> str | None:  # noqa: ANN401 - confi
     )
 
 
+_ENTRY_KEYS = ("object_type", "id_property")
+
+
 def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw config
     """List every problem in the `object_mappings` setting (empty when it is valid)."""
     problems: list[str] = []
@@ -92,10 +97,14 @@ def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw c
                 f'"id_property": "email"}}'
             )
             continue
-        unknown = sorted(set(entry) - {"object_type", "id_property"})
+        unknown = sorted(set(entry) - set(_ENTRY_KEYS))
         if unknown:
+            shown = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
+                shown.append(f"{key} (did you mean {close[0]}?)" if close else key)
             problems.append(
-                f"{where}: unknown key(s) {', '.join(unknown)}; "
+                f"{where}: unknown key(s) {', '.join(shown)}; "
                 "allowed keys are object_type and id_property"
             )
         object_type = entry.get("object_type", stream)
@@ -114,7 +123,7 @@ def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw c
     return problems
 
 
-def resolve_stream(stream: str, object_mappings: dict[str, dict[str, str]] | None) -> ObjectTarget:
+def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]] | None) -> ObjectTarget:
     """Resolve `stream` to its object type and id property.
 
     Raises:

@@ -34,6 +34,8 @@ class StreamStats:
     updated: int = 0
     merged: int = 0
     rejected: int = 0
+    would_write: int = 0  # dry runs
+    would_requests: int = 0
     tally: RequestTally = field(default_factory=RequestTally)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -44,7 +46,15 @@ class StreamStats:
     @property
     def done(self) -> int:
         """Records with an outcome."""
-        return self.created + self.updated + self.merged + self.rejected
+        return self.created + self.updated + self.merged + self.rejected + self.would_write
+
+    def dry_run_line(self) -> str:
+        """A dry run's line for this stream: what a real run would send."""
+        return (
+            f"Dry run, stream '{self.stream}' -> {self.object_type}: received {self.received}; would "
+            f"create or update {self.would_write + self.merged} record(s) as {self.would_write} object(s) "
+            f"in {self.would_requests} request(s); rejected {self.rejected}"
+        )
 
     def summary_line(self) -> str:
         """The end-of-run line for this stream; on a stopped run, what has no confirmed outcome."""
@@ -68,6 +78,8 @@ class StreamStats:
             "updated": self.updated,
             "merged": self.merged,
             "rejected": self.rejected,
+            "would_write": self.would_write,
+            "would_requests": self.would_requests,
             "unconfirmed": self.received - self.done,
             "requests": self.tally.requests,
             "retries": self.tally.retries,
@@ -133,7 +145,7 @@ class Reporter:
         for stats in self.stats.values():
             stats.finished = stats.finished or now
             unconfirmed += stats.received - stats.done
-            logger.info(stats.summary_line())
+            logger.info(stats.dry_run_line() if self.settings.dry_run else stats.summary_line())
         if unconfirmed:
             logger.warning(
                 "%d record(s) have no confirmed outcome: they were not sent, or HubSpot's answer "
@@ -157,6 +169,7 @@ class Reporter:
             return
         report = {
             "status": status,
+            "dry_run": self.settings.dry_run,
             "error": REDACTOR.redact(error) if error else None,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "streams": {name: stats.report() for name, stats in self.stats.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenPro
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
+from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
@@ -84,10 +86,15 @@ class Runtime:
             sleep=sleep,
             transport=self.transport,
         )
-        self.writer = BatchWriter(self.client, log_values=settings.log_record_values)
-        self.ledger = CheckpointLedger(write_state)
+        self.writer: BatchWriter | DryRunWriter = (
+            DryRunWriter() if settings.dry_run else BatchWriter(self.client, log_values=settings.log_record_values)
+        )
+        self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
-            settings.rejected_records_path, settings.max_rejected_records, log_values=settings.log_record_values,
+            settings.rejected_records_path,
+            # A dry run lists every record a real run would reject; the limit decides its exit code.
+            sys.maxsize if settings.dry_run else settings.max_rejected_records,
+            log_values=settings.log_record_values,
         )
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
@@ -155,6 +162,9 @@ class Runtime:
             stats.created += outcome.created
             stats.updated += outcome.updated
             stats.merged += outcome.merged
+            if outcome.would_write:
+                stats.would_write += outcome.would_write
+                stats.would_requests += 1
         for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either

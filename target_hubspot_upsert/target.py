@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import json
 import logging
 import os
@@ -21,11 +22,19 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.helpers.capabilities import BATCH_CONFIG, STREAM_MAPS_CONFIG
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
-from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
-from target_hubspot_upsert.mapping import mapping_problems
+from target_hubspot_upsert.dryrun import check_credentials
+from target_hubspot_upsert.errors import (
+    CheckFailed,
+    HubSpotConfigError,
+    InputError,
+    Interrupted,
+    TooManyRejectedRecords,
+)
+from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 from target_hubspot_upsert.messages import decode_line, message_problem
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
@@ -232,17 +241,52 @@ def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]
     return problems
 
 
+#: Accepted although `--about` does not list it: the sink reads BATCH messages, and the SDK
+#: reads their storage from `batch_config`.
+_UNLISTED_SETTINGS = frozenset(BATCH_CONFIG["properties"])
+
+
+def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -> str | None:
+    """One line naming the config keys that are no setting, each with the closest setting name."""
+    names = sorted(set(known))
+    unknown = sorted(str(key) for key in config if key not in names)
+    if not unknown:
+        return None
+    shown = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1)
+        shown.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    if len(unknown) == 1:
+        return f"Unknown setting {shown[0]}; it is ignored."
+    return f"Unknown settings {', '.join(shown)}; they are ignored."
+
+
+def _with_sdk_settings(schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Add the SDK's stream_maps schema, described as it works here (the SDK appends the rest)."""
+    stream_maps = copy.deepcopy(STREAM_MAPS_CONFIG["properties"])
+    stream_maps["stream_maps"]["description"] = (
+        "Inline transformations applied before the upsert: rename, drop or compute fields, filter "
+        "records, drop streams (see [Stream Maps](https://sdk.meltano.com/en/latest/stream_maps.html)). "
+        "A renamed key property needs `__key_properties__`."
+    )
+    stream_maps["stream_map_config"]["description"] = "User-defined values that stream map expressions read as `config`."
+    schema["properties"].update(stream_maps)
+    return schema
+
+
 class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
     name = "target-hubspot-upsert"
+    #: Set by the `--check` command-line flag: a dry run whatever the config says.
+    check_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
 
     config_jsonschema = th.PropertiesList(
         th.Property(
             "access_token", th.StringType, secret=True,
-            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this, or the three OAuth settings.",
+            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this or the three OAuth settings (client_id, client_secret, refresh_token), not both.",
         ),
         th.Property(
             "client_id", th.StringType,
@@ -319,6 +363,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
             description="Rejected records tolerated before the run stops with a non-zero exit.",
         ),
         th.Property(
+            "dry_run", th.BooleanType, default=False,
+            description="Check everything and write nothing (also the `--check` flag): credentials, every mapped object type and id property, and, for piped input, every record's fields and values. Prints per stream how many records would be created or updated in how many requests and which would be rejected, writes no STATE, and exits 1 if a real run would fail.",
+        ),
+        th.Property(
             "log_record_values", th.BooleanType, default=False,
             description="Put record values (ids, rejected values, HubSpot's messages quoting them) into the logs, for debugging. Off by default: logs name the stream, input line, property and error code, and the values go only to `rejected_records_path`.",
         ),
@@ -326,7 +374,37 @@ class TargetHubSpotUpsert(AdaptedTarget):
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
+        # -- the SDK's built-in settings, described as they work in this target -------------
+        th.Property(
+            "add_record_metadata", th.BooleanType,
+            description="Accepted for compatibility with other Singer targets; the `_sdc_*` metadata fields are never sent, as they are not HubSpot properties.",
+        ),
+        th.Property(
+            "load_method", th.StringType, default="append-only", allowed_values=["append-only", "upsert", "overwrite"],
+            description="Every load is a HubSpot upsert (update the object with the record's id, create it when missing): `append-only` and `upsert` behave the same; `overwrite` (delete all, then load) is refused as a configuration error.",
+        ),
+        th.Property(
+            "validate_records", th.BooleanType, default=True,
+            description="Check every record against its stream's SCHEMA before sending it; a record that does not match stops the run with a message naming it.",
+        ),
+        th.Property(
+            "flattening_enabled", th.BooleanType,
+            description="Flatten nested objects into top-level fields (e.g. `address__city`) before they are matched to HubSpot properties.",
+        ),
+        th.Property(
+            "flattening_max_depth", th.IntegerType,
+            description="How many levels of nested objects to flatten; required when flattening_enabled is true.",
+        ),
+        th.Property(
+            "flattening_max_key_length", th.IntegerType,
+            description="Longest name a flattened field may have (255 unless set); longer names are abbreviated.",
+        ),
+        th.Property(
+            "flattening_separator", th.StringType,
+            description="Separator between the parts of a flattened field name (`__` unless set).",
+        ),
     ).to_dict()
+    config_jsonschema = _with_sdk_settings(config_jsonschema)
 
     def __init__(
         self,
@@ -354,7 +432,15 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        self.runtime = Runtime.from_config(self.config, self.config_jsonschema, **runtime_kwargs)
+        config = {**self.config, "dry_run": True} if self.check_requested else self.config
+        self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
+
+    @classmethod
+    def _known_settings(cls) -> list[str]:
+        """Every setting `--about` lists: this target's schema and the SDK's built-ins."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return list(schema["properties"])
 
     @property
     def current_line(self) -> int:
@@ -372,6 +458,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
             if isinstance(value, str) and "number" in _types(schema):
                 with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
                     self.raw_config[key] = float(value)
+        if warning := unknown_settings_warning(self.raw_config, [*self._known_settings(), *_UNLISTED_SETTINGS]):
+            logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
         errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
         errors = [*errors, *config_problems(self.config)]
@@ -533,7 +621,19 @@ class TargetHubSpotUpsert(AdaptedTarget):
         runtime = self.runtime
         runtime.dispatcher.join()
         runtime.check()
+        if runtime.settings.dry_run:
+            self._check_mapped_objects()
         runtime.report.log_summary()
+        if runtime.settings.dry_run and runtime.rejects.count > runtime.settings.max_rejected_records:
+            msg = (
+                f"Dry run: {runtime.rejects.count} record(s) would be rejected, more than "
+                f"max_rejected_records ({runtime.settings.max_rejected_records}); a real run would stop. "
+                "Nothing was written to HubSpot."
+            )
+            runtime.report.write_report("failed", error=msg)
+            runtime.finished = True
+            runtime.close()
+            raise CheckFailed(msg)
         runtime.report.write_report("succeeded")
         runtime.close()
 
@@ -547,6 +647,15 @@ class TargetHubSpotUpsert(AdaptedTarget):
         except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
             logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
         runtime.dispatcher.join(stop=runtime.stopping)
+
+    def _check_mapped_objects(self) -> None:
+        """Dry runs: every mapped stream's object, id property and read access, input or not."""
+        mappings = self.runtime.settings.object_mappings or {}
+        check_credentials(self.runtime.client)
+        streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
+        for stream in streams:
+            self.runtime.preflight.check_object(resolve_stream(stream, mappings))
+        logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
 
     def abort(self, exc: BaseException) -> None:
         """Stop sending; give in-flight batches a bounded time to land and checkpoint.
