@@ -56,18 +56,6 @@ def _drop_generic_config_line(record: logging.LogRecord) -> bool:
     return record.msg != "Config validation failed"
 
 
-def read_stdin_as_utf8() -> None:
-    """Singer input is UTF-8; bytes that are not reach the record as lone surrogates, never an exception.
-
-    Python reads stdin in the locale's encoding, strictly unless the locale is C or POSIX (or
-    PYTHONIOENCODING says otherwise): one bad byte would end the run with a traceback. Values
-    holding such text are rejected records (not valid Unicode), like lone surrogates in JSON escapes.
-    """
-    reconfigure = getattr(sys.stdin, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(encoding="utf-8", errors="surrogateescape")
-
-
 def take_check_flag(argv: list[str]) -> bool:
     """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
     if "--check" not in argv:
@@ -82,7 +70,6 @@ def main() -> None:
     """Run the target CLI."""
     TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
-    read_stdin_as_utf8()
     problems = config_file_problems(sys.argv[1:])
     if problems:
         for problem in problems:

@@ -33,6 +33,18 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _STREAM_KEY = re.compile(r'\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
+def read_as_utf8(source: t.IO[str]) -> None:
+    """Read Singer input as UTF-8, bytes that are not reaching the record as lone surrogates.
+
+    Python reads stdin (and `--input` files) in the locale's encoding, strictly unless the locale
+    is C or POSIX: one bad byte would end the run with a traceback. Values holding such text are
+    rejected records (not valid Unicode), like lone surrogates in JSON escapes.
+    """
+    reconfigure = getattr(source, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8", errors="surrogateescape")
+
+
 def decode_line(line: str, number: int) -> dict[str, t.Any]:
     """Parse one input line into a message (a JSON object); floats stay exact as Decimal."""
     try:

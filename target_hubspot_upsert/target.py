@@ -35,7 +35,7 @@ from target_hubspot_upsert.errors import (
     TooManyRejectedRecords,
 )
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
-from target_hubspot_upsert.messages import decode_line, message_problem
+from target_hubspot_upsert.messages import decode_line, message_problem, read_as_utf8
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
 from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
@@ -601,6 +601,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
+        read_as_utf8(file_input if file_input is not None else self.message_reader.default_input)
         try:
             super().listen(file_input)
         except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise

@@ -199,12 +199,19 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "| ERROR " in line]
 
 
-def test_raw_bytes_that_are_not_utf8_are_a_rejected_record_whatever_the_locale(sim, config, tmp_path):
+@pytest.mark.parametrize("source", ["stdin", "--input"])
+def test_raw_bytes_that_are_not_utf8_are_a_rejected_record_whatever_the_locale(sim, config, tmp_path, source):
     bad = b'{"type": "RECORD", "stream": "contacts", "record": {"email": "bad@example.com", "firstname": "caf\xe9"}}\n'
+    data = BEFORE.encode() + bad + AFTER.encode()
     path = tmp_path / "rejected.jsonl"
     cfg = {**config, "max_rejected_records": 1, "rejected_records_path": str(path)}
-    # PYTHONIOENCODING makes Python read stdin strictly, as a UTF-8 locale does.
-    run = run_cli(cfg, BEFORE.encode() + bad + AFTER.encode(), tmp_path=tmp_path, env={"PYTHONIOENCODING": "utf-8"})
+    if source == "--input":
+        (tmp_path / "input.singer").write_bytes(data)
+        data, args = b"", ["--input", str(tmp_path / "input.singer")]
+    else:
+        args = []
+    # PYTHONIOENCODING makes Python read stdin strictly, as a UTF-8 locale does (and --input files always).
+    run = run_cli(cfg, data, tmp_path=tmp_path, args=args, env={"PYTHONIOENCODING": "utf-8"})
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "not valid Unicode" in run.stderr
     assert run.states[-1] == {"n": 2}
