@@ -1,9 +1,9 @@
-"""Reading Singer input lines, and checking each message's shape before the SDK acts on it.
+"""Reading Singer input (lines and BATCH files), and checking each message's shape before the SDK acts on it.
 
 Whatever a line holds (bytes that are not UTF-8, numbers too long for Python's int, nesting deeper
-than the parser's recursion limit, a field of the wrong type), it ends as a one-line input error
-naming the line (and the stream, when there is one), never as a traceback. The line's text is never
-quoted: it may hold customers' personal data.
+than the parser's recursion limit, a field of the wrong type), it reaches the sink as a value to
+reject, or ends here as a one-line input error naming the line (and the stream, when there is one),
+never as a traceback. The line's text is never quoted: it may hold customers' personal data.
 """
 
 from __future__ import annotations
