@@ -41,6 +41,10 @@ def _schema_of(value: Any) -> dict[str, Any]:  # noqa: ANN401 - any JSON value
     return {"type": "string"}
 
 
+def _verb(target: ObjectTarget) -> str:
+    return {"update": "updates", "create": "creates"}.get(target.write_mode, "upserts")
+
+
 class Preflight:
     """Catalogues, per-stream plans and property creation for one run."""
 
@@ -88,54 +92,27 @@ class Preflight:
         fields = list(properties)
         catalog = self.catalog(target)
         policy = self.settings.unknown_properties
-        clear_nulls = self.settings.clear_nulls
         id_property = target.id_property
-        if id_property not in properties:
+        if id_property and id_property not in properties:
             msg = (
                 f"Stream '{target.stream}' has no field '{id_property}', the id property it "
-                f"upserts '{target.object_type}' by. Add the field, rename one with stream_maps, "
+                f"{_verb(target)} '{target.object_type}' by. Add the field, rename one with stream_maps, "
                 f"or set object_mappings.{target.stream}.id_property."
             )
             raise HubSpotConfigError(msg)
-        resolve = functools.partial(self._decide_undeclared, target, policy)
-        plan = build_plan(
-            fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream, resolve_undeclared=resolve,
+        self._check_associations(target, properties)
+        build = functools.partial(
+            build_plan, fields, catalog, id_property, clear_nulls=self.settings.clear_nulls, stream=target.stream,
+            resolve_undeclared=functools.partial(self._decide_undeclared, target, policy),
+            exclude=frozenset(spec.field for spec in target.associations),
         )
+        plan = build()
         if plan.unknown and policy == "create":
             self._create_properties(target, plan.unknown, properties, catalog)
-            plan = build_plan(
-                fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream,
-                resolve_undeclared=resolve,
-            )
-        id_spec = catalog.get(id_property)
-        if id_spec is None:
-            if id_property not in plan.unknown:
-                plan.unknown.append(id_property)
-        elif not id_spec.unique and not (target.canonical_type == "contacts" and id_property == "email"):
-            msg = (
-                f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
-                f"values, so HubSpot cannot upsert by it (stream '{target.stream}'). Set "
-                f"object_mappings.{target.stream}.id_property to a unique property"
-                + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
-            )
-            raise HubSpotConfigError(msg)
-        if plan.unknown:
-            if policy == "fail" or id_property in plan.unknown:
-                names = ", ".join(f"'{name}'" for name in plan.unknown)
-                msg = (
-                    f"Stream '{target.stream}' has field(s) {names} that are not properties of "
-                    f"HubSpot object '{target.object_type}'; no record with them is sent. "
-                    "Either map them to existing properties (or drop them) with stream_maps, set "
-                    "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
-                    "create them in HubSpot."
-                )
-                raise HubSpotConfigError(msg)
-            for name in plan.unknown:
-                self._warn_once(
-                    target.canonical_type, name, "unknown",
-                    f"Field '{name}' of stream '{target.stream}' is not a property of "
-                    f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
-                )
+            plan = build()
+        if id_property:
+            self._check_id_property(target, catalog, plan)
+        self._report_unknown(target, plan, policy)
         for name in plan.read_only:
             self._warn_once(
                 target.canonical_type, name, "read_only",
@@ -143,6 +120,74 @@ class Preflight:
                 f"HubSpot; stream '{target.stream}' never sends it.",
             )
         return plan
+
+    def _check_id_property(self, target: ObjectTarget, catalog: Mapping[str, PropertySpec], plan: StreamPlan) -> None:
+        """The id property must exist (it is then listed as unknown) and have unique values."""
+        id_property = target.id_property
+        id_spec = catalog.get(id_property)
+        if id_spec is None:
+            if id_property not in plan.unknown:
+                plan.unknown.append(id_property)
+        elif not id_spec.unique and not (target.canonical_type == "contacts" and id_property == "email"):
+            msg = (
+                f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
+                f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
+                f"object_mappings.{target.stream}.id_property to a unique property"
+                + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+            )
+            raise HubSpotConfigError(msg)
+
+    def _report_unknown(self, target: ObjectTarget, plan: StreamPlan, policy: str) -> None:
+        """Fields that are not properties: stop (`fail`, or the id property) or warn once (`ignore`)."""
+        if not plan.unknown:
+            return
+        if policy == "fail" or target.id_property in plan.unknown:
+            names = ", ".join(f"'{name}'" for name in plan.unknown)
+            msg = (
+                f"Stream '{target.stream}' has field(s) {names} that are not properties of "
+                f"HubSpot object '{target.object_type}'; no record with them is sent. "
+                "Either map them to existing properties (or drop them) with stream_maps, set "
+                "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
+                "create them in HubSpot."
+            )
+            raise HubSpotConfigError(msg)
+        for name in plan.unknown:
+            self._warn_once(
+                target.canonical_type, name, "unknown",
+                f"Field '{name}' of stream '{target.stream}' is not a property of "
+                f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
+            )
+
+    def _check_associations(self, target: ObjectTarget, properties: Mapping[str, Any]) -> None:
+        """Each association's other object type exists and is looked up by a unique property."""
+        for spec in target.associations:
+            where = f"object_mappings.{target.stream}.{spec.where}"
+            if spec.field not in properties:
+                self._warn_once(
+                    target.canonical_type, spec.field, f"association:{target.stream}",
+                    f"Stream '{target.stream}' has no field '{spec.field}' in its SCHEMA ({where}.field); "
+                    "records without it get no association.",
+                )
+            other = ObjectTarget(stream=target.stream, object_type=spec.to_object_type, id_property=spec.to_id_property)
+            try:
+                catalog = self.catalog(other)
+            except HubSpotConfigError:
+                msg = f"{where}.to_object_type: HubSpot has no object type '{spec.to_object_type}'."
+                raise HubSpotConfigError(msg) from None
+            if spec.to_id_property == "hs_object_id":
+                continue  # the field holds HubSpot record ids
+            prop = catalog.get(spec.to_id_property)
+            usable = prop is not None and (
+                prop.unique or (other.canonical_type == "contacts" and spec.to_id_property == "email")
+            )
+            if not usable:
+                what = "is not a property" if prop is None else "does not have unique values"
+                msg = (
+                    f"{where}.to_id_property: '{spec.to_id_property}' {what} of HubSpot object "
+                    f"'{spec.to_object_type}', so objects cannot be found by it. Use a property with unique "
+                    "values (contacts may also use email), or hs_object_id when the field holds record ids."
+                )
+                raise HubSpotConfigError(msg)
 
     def _decide_undeclared(self, target: ObjectTarget, policy: str, key: str, value: Any) -> FieldDecision:  # noqa: ANN401
         """A record field outside its stream's SCHEMA, seen for the first time: as a SCHEMA field would be."""

@@ -9,12 +9,13 @@ from typing import Any
 
 from singer_sdk import metrics
 
+from target_hubspot_upsert.associations import Associator
 from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenProvider
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
-from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
+from target_hubspot_upsert.model import WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
 from target_hubspot_upsert.redact import REDACTOR
@@ -77,7 +78,6 @@ class Runtime:
             sleep=sleep,
             pool_size=settings.max_concurrent_requests + 2,
         )
-        self.writer = BatchWriter(self.client)
         self.ledger = CheckpointLedger(write_state)
         self.rejects = RejectionLog(
             settings.rejected_records_path, settings.max_rejected_records, log_values=settings.log_record_values,
@@ -85,6 +85,9 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
         )
+        # Associations wait for earlier batches writing the objects they look up.
+        self.associator = Associator(self.client, wait_for_earlier=self.dispatcher.wait_for_earlier)
+        self.writer = BatchWriter(self.client, on_archived=self.associator.forget)
         self.preflight = Preflight(self.client, settings)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
@@ -140,14 +143,24 @@ class Runtime:
             metrics.Metric.BATCH_PROCESSING_TIME,
             {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
         ):
-            return self.writer.write(batch, stats.tally)
+            # One job: the write (or archive), then its associations, before the ledger marks it done.
+            outcome = self.writer.write(batch, stats.tally)
+            if batch.target.associations and batch.op == WRITE:
+                self.associator.link(batch, outcome, stats.tally)
+            return outcome
 
     def _on_outcome(self, batch: Batch, outcome: BatchOutcome) -> None:
         stats = self.report.stats[batch.stream]
-        with stats.lock:
-            stats.created += outcome.created
-            stats.updated += outcome.updated
-            stats.merged += outcome.merged
+        stats.add_outcomes(outcome.counts(batch.inputs), batch.inputs, outcome.associations)
+        for item, ref, code, message, safe in outcome.link_rejected:
+            self.reject(
+                stats,
+                Rejection(
+                    seq=ref.seq, stream=batch.stream, object_type=batch.target.object_type, id=item.id or None,
+                    position=ref.position, record=ref.record, category="ASSOCIATION", code=code,
+                    message=message, line=ref.line, safe_message=safe,
+                ),
+            )
         for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either
@@ -158,7 +171,7 @@ class Runtime:
                         seq=ref.seq,
                         stream=batch.stream,
                         object_type=batch.target.object_type,
-                        id=item.id,
+                        id=item.id or None,
                         position=ref.position,
                         record=ref.record,
                         category=category,

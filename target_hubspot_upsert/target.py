@@ -24,6 +24,7 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
+from singer_sdk.helpers.capabilities import TARGET_HARD_DELETE_CONFIG, CapabilitiesEnum, TargetCapabilities
 from singer_sdk.io_base import SingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
@@ -207,6 +208,13 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return problems
 
 
+def _with_sdk_setting(schema: dict[str, t.Any], builtin: t.Mapping[str, t.Any], description: str) -> dict[str, t.Any]:
+    """Add an SDK built-in setting (its name, type, title and default) with this target's description."""
+    ((name, prop),) = builtin["properties"].items()
+    schema["properties"][name] = {**prop, "description": description}
+    return schema
+
+
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kinds = schema.get("type") or [s.get("type") for s in schema.get("anyOf", [])]
     return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
@@ -249,8 +257,10 @@ class TargetHubSpotUpsert(Target):
     name = "target-hubspot-upsert"
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
+    #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities, TargetCapabilities.HARD_DELETE]
 
-    config_jsonschema = th.PropertiesList(
+    config_jsonschema = _with_sdk_setting(th.PropertiesList(
         th.Property(
             "access_token", th.StringType, secret=True,
             description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this, or the three OAuth settings.",
@@ -284,10 +294,24 @@ class TargetHubSpotUpsert(Target):
             th.ObjectType(
                 additional_properties=th.ObjectType(
                     th.Property("object_type", th.StringType, description="HubSpot object name (`contacts`), object type id (`0-1`, `2-1234567`) or custom object name (`p_widgets`)."),
-                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts)."),
+                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts). Optional for a `create` stream of an object without unique property (notes, calls, tasks)."),
+                    th.Property(
+                        "write_mode", th.StringType, allowed_values=["upsert", "update", "create"],
+                        description="`upsert` (default): create or update. `update`: only objects that exist (others are skipped, not found). `create`: only new objects (existing ones are skipped).",
+                    ),
+                    th.Property(
+                        "associations",
+                        th.ArrayType(th.ObjectType(
+                            th.Property("field", th.StringType, description="Record field holding the other object's unique value, or a list of values."),
+                            th.Property("to_object_type", th.StringType, description="Object type of the other object (`companies`, `0-2`, `p_widgets`)."),
+                            th.Property("to_id_property", th.StringType, description="Unique property the other object is found by (`hs_object_id` when the field holds record ids)."),
+                            th.Property("label", th.CustomType({"type": ["string", "integer"]}), description="Association label name or type id; default: HubSpot's default association of the pair."),
+                        )),
+                        description="Associations made after each record's object is written (only added, never removed).",
+                    ),
                 ),
             ),
-            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "..."}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
+            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
         ),
         th.Property(
             "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],
@@ -337,7 +361,10 @@ class TargetHubSpotUpsert(Target):
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
-    ).to_dict()
+    ).to_dict(), TARGET_HARD_DELETE_CONFIG, (
+        "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
+        "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
+    ))
 
     def __init__(
         self,
@@ -449,6 +476,13 @@ class TargetHubSpotUpsert(Target):
         ]
         self._routes[stream_name] = routes
         return routes
+
+    def flush_objects(self, object_keys: set[str], *, exclude: HubSpotSink) -> None:
+        """Send what other streams hold of these object types (a stream's associations look them up)."""
+        for sink in list(self._sinks_active.values()):
+            hub_sink = t.cast("HubSpotSink", sink)
+            if hub_sink is not exclude and hub_sink.object_key in object_keys and hub_sink.current_size:
+                hub_sink.flush(final=False, cascade=False)
 
     def _process_schema_message(self, message_dict: dict) -> None:
         super()._process_schema_message(message_dict)
