@@ -92,7 +92,7 @@ class _LinkRejections:
 
 
 def _written(object_type: str) -> str:
-    return f"the {object_type} object itself was written, without this association"
+    return f"the record's {object_type} object was written, without this association"
 
 
 class Associator:

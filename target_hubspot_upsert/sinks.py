@@ -183,8 +183,11 @@ class HubSpotSink(Sink):
     # --- buffering ----------------------------------------------------------------------
 
     def accept(self, record: dict[str, Any]) -> None:
-        """The per-record work of the SDK's record path that matters here, then buffering."""
-        if self._validator is not None:
+        """The per-record work of the SDK's record path that matters here, then buffering.
+
+        A delete (with `hard_delete`) needs only its id: its other values are not checked.
+        """
+        if self._validator is not None and not (self._deletes and record.get("_sdc_deleted_at") not in (None, "")):
             try:
                 self._validator.validate(record)
             except InvalidRecord as exc:
@@ -250,7 +253,7 @@ class HubSpotSink(Sink):
                 code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
                 self._reject(record, record_id, stats.received, code, message, safe)
                 return
-            links = self._links(record, ref) if self._association_types else []
+            links = self._links(record, ref, record_id) if self._association_types else []
             if links is None:
                 return  # a malformed association value: rejected
             self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
@@ -280,7 +283,7 @@ class HubSpotSink(Sink):
             if key in self._buffer:
                 self.runtime.dispatcher.wait_for_progress()
 
-    def _links(self, record: dict[str, Any], ref: RecordRef) -> list[LinkRequest] | None:
+    def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
         """The associations a record asks for, or None when it was rejected for a malformed one."""
         links: list[LinkRequest] = []
         for spec in self.object_target.associations:
@@ -291,7 +294,7 @@ class HubSpotSink(Sink):
                 text = _association_value(value)
                 if text is None:
                     message = f"association field '{spec.field}' ({spec.where}) {_NOT_A_VALUE}"
-                    self._reject(ref.record, None, ref.position, "INVALID_VALUE", message)
+                    self._reject(ref.record, record_id or None, ref.position, "INVALID_VALUE", message)
                     return None
                 links.append(LinkRequest(ref, spec, match_key(spec.to_id_property, text)))
         return links
