@@ -49,6 +49,7 @@ class Dispatcher:
         self._in_flight_ids: set[tuple[str, str]] = set()
         self._batches: dict[int, str] = {}  # in-flight batch id -> object type
         self._in_flight = 0
+        self._finished = 0
         self._next_batch_id = 0
         self.failure: BaseException | None = None
 
@@ -73,10 +74,16 @@ class Dispatcher:
                     ready.append(item)
         return ready
 
-    def wait_for_progress(self, timeout: float = 1.0) -> None:
-        """Wait until some batch finishes (or `timeout`)."""
+    @property
+    def finished(self) -> int:
+        """Batches finished so far: read before trying to send, to wait for progress since then."""
+        return self._finished
+
+    def wait_for_progress(self, timeout: float = 1.0, since: int | None = None) -> None:
+        """Wait until some batch finishes (or `timeout`); at once if one finished after `since`."""
         with self._cond:
-            self._cond.wait(timeout)
+            if since is None or self._finished == since:
+                self._cond.wait(timeout)
         self.raise_if_failed()
 
     def submit(
@@ -120,6 +127,7 @@ class Dispatcher:
                     self._in_flight_ids.discard((object_key, item.key))
                 self._batches.pop(batch.batch_id, None)
                 self._in_flight -= 1
+                self._finished += 1
                 self._cond.notify_all()
 
     def wait_for_earlier(self, batch_id: int, object_keys: set[str]) -> None:

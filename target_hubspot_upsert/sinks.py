@@ -278,10 +278,12 @@ class HubSpotSink(Sink):
 
     def _send_now(self, key: str) -> None:
         """Submit what is buffered, waiting until the input for `key` has left the buffer."""
+        dispatcher = self.runtime.dispatcher
         while key in self._buffer:
+            mark = dispatcher.finished
             self.flush(final=False)
             if key in self._buffer:
-                self.runtime.dispatcher.wait_for_progress()
+                dispatcher.wait_for_progress(since=mark)
 
     def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
         """The associations a record asks for, or None when it was rejected for a malformed one."""
@@ -340,6 +342,7 @@ class HubSpotSink(Sink):
         """
         dispatcher = self.runtime.dispatcher
         while self._buffer:
+            mark = dispatcher.finished
             ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
             if ready:
                 if cascade and self._association_types:
@@ -350,7 +353,7 @@ class HubSpotSink(Sink):
             if not self._buffer or (not final and len(self._buffer) < self.max_size):
                 return
             if not ready:
-                dispatcher.wait_for_progress()
+                dispatcher.wait_for_progress(since=mark)
 
     def _submit(self, items: list[PendingInput], op: str) -> None:
         """Submit reserved inputs of one operation, a request's worth at a time."""
