@@ -6,10 +6,12 @@ import json
 import re
 from pathlib import Path
 
-from target_hubspot_upsert.target import TargetHubSpotUpsert
+import yaml
+
+from target_hubspot_upsert.target import TargetHubSpotUpsert, config_problems
 
 from .conftest import TOKEN
-from .helpers import record, run_in_process, schema, state
+from .helpers import FIXTURES, record, run_in_process, schema, state
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -52,3 +54,40 @@ def test_readme_stream_maps_example_runs(sim):
     assert "internal_notes" not in ann and "total_spent" not in ann
     assert "lifetime_value" not in sim.find("contacts", "email", "c@d.co")["properties"]
     assert run.states == [{"done": True}]
+
+
+def readme_examples(section_title: str) -> list[tuple[dict, dict]]:
+    """(`config` of the meltano.yml snippet, JSON config) of each example pair in a README section."""
+    text = README.read_text()
+    start = text.index(f"## {section_title}\n")
+    section = text[start:text.index("\n## ", start + 3)]
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", section, flags=re.DOTALL)
+    pairs = []
+    for (kind_a, yaml_text), (kind_b, json_text) in zip(blocks[::2], blocks[1::2], strict=True):
+        assert (kind_a, kind_b) == ("yaml", "json"), "each example gives meltano.yml, then the JSON config"
+        (loader,) = yaml.safe_load(yaml_text)["plugins"]["loaders"]
+        assert loader["name"] == "target-hubspot-upsert"
+        pairs.append((loader["config"], json.loads(json_text)))
+    return pairs
+
+
+def test_readme_beyond_upsert_examples_agree_and_are_valid():
+    pairs = readme_examples("Write modes, deletes and associations")
+    assert len(pairs) == 4  # write_mode update, write_mode create, hard_delete, associations
+    for from_yaml, from_json in pairs:
+        assert from_yaml == from_json
+        assert config_problems({**from_json, "access_token": "x"}) == []
+    features = [json.dumps(c) for _, c in pairs]
+    assert '"write_mode": "update"' in features[0] and '"write_mode": "create"' in features[1]
+    assert '"hard_delete": true' in features[2] and '"associations"' in features[3]
+
+
+def test_readme_associations_example_runs_on_its_fixture(sim):
+    _, example = readme_examples("Write modes, deletes and associations")[3]
+    sim.add_association_label("deals", "contacts", "Decision maker")
+    run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url},
+                         (FIXTURES / "associations.singer").read_text())
+    assert run.error is None, run.error
+    assert len(sim.associations("contacts", "companies")) == 4
+    assert len(sim.associations("deals")) == 3
+    assert run.target.runtime.report.stats["contacts"].rejected == 1  # the contact of an unknown company
