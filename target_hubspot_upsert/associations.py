@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
 from target_hubspot_upsert.failures import Failure, bisect_failures
 from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
 from target_hubspot_upsert.model import (
@@ -156,7 +156,7 @@ class Associator:
                     msg = (
                         f"object_mappings.{target.stream}.{spec.where}: could not read the association labels "
                         f"from {target.object_type} to {spec.to_object_type} (HTTP {response.status} "
-                        f"{body.get('message') or ''})."
+                        f"{brief(str(body.get('message') or ''))})."
                     )
                     raise HubSpotConfigError(msg)
                 labels = [t for t in body.get("results") or [] if isinstance(t, dict)]
@@ -225,7 +225,7 @@ class Associator:
             if failure is not None:
                 rejections.add(
                     item, req.ref, failure.code or failure.category,
-                    f"{head}: looking up {spec.to_object_type} {req.value!r} failed: {failure.describe()}; "
+                    f"{head}: looking up {spec.to_object_type} {req.value!r} failed: {brief(failure.describe(), 500)}; "
                     + _written(object_type),
                     f"{head}: looking up the {spec.to_object_type} object failed: {failure.describe_safe()}; "
                     + _written(object_type),
@@ -311,7 +311,7 @@ class Associator:
             for item, req in pairs[pair]:
                 rejections.add(
                     item, req.ref, failure.code or failure.category,
-                    f"{head} to {spec.to_object_type} {req.value!r} failed: {failure.describe()}; "
+                    f"{head} to {spec.to_object_type} {req.value!r} failed: {brief(failure.describe(), 500)}; "
                     + _written(batch.target.object_type),
                     f"{head} to {spec.to_object_type} failed: {failure.describe_safe()}; "
                     + _written(batch.target.object_type),
@@ -373,9 +373,12 @@ def _failure(batch: Batch, action: str, status: int, body: Any) -> Failure:  # n
     """A failure to isolate the bad inputs from, or the error that stops the run."""
     failure = Failure.parse(status, body)
     if "unable to infer object type" in failure.message.lower():
-        msg = f"HubSpot refused a {action} for stream '{batch.stream}': {failure.message}. Fix object_mappings."
+        msg = (
+            f"HubSpot refused a {action} for stream '{batch.stream}': {brief(failure.message, 300)}. "
+            "Fix object_mappings."
+        )
         raise HubSpotConfigError(msg)
     if status not in ISOLATABLE_STATUSES:
-        msg = f"HubSpot answered {status} to a {action} for stream '{batch.stream}': {failure.message}"
+        msg = f"HubSpot answered {status} to a {action} for stream '{batch.stream}': {brief(failure.message, 300)}"
         raise HubSpotFatalError(msg)
     return failure

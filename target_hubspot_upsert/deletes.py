@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from target_hubspot_upsert.client import ApiResponse, HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
 from target_hubspot_upsert.failures import Failure, bisect_failures
 from target_hubspot_upsert.model import ALREADY_ABSENT, ARCHIVED, Batch, BatchOutcome, PendingInput, match_key
 
@@ -30,9 +30,8 @@ def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON
 
 
 def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
-    outcome.rejected.append(
-        (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
-    )
+    reason = brief(failure.describe(), 1000)  # a record's reason is a line, not a copy of an answer
+    outcome.rejected.append((item, failure.category, failure.code or failure.category, reason, failure.describe_safe()))
 
 
 class Archiver:
@@ -105,20 +104,20 @@ class Archiver:
         if "unable to infer object type" in lowered:
             msg = (
                 f"HubSpot does not know object type '{target.object_type}' (stream '{batch.stream}'): "
-                f"{failure.message}. Fix object_mappings.{batch.stream}.object_type."
+                f"{brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
             )
             raise HubSpotConfigError(msg)
         if "non-unique" in lowered or "non-existent property" in lowered:
             msg = (
                 f"HubSpot cannot find '{target.object_type}' objects by '{target.id_property}' to archive them "
-                f"(stream '{batch.stream}'): {failure.message}. Set object_mappings.{batch.stream}.id_property "
-                "to a property with unique values."
+                f"(stream '{batch.stream}'): {brief(failure.message, 300)}. Set "
+                f"object_mappings.{batch.stream}.id_property to a property with unique values."
             )
             raise HubSpotConfigError(msg)
         if response.status not in ISOLATABLE_STATUSES:
             msg = (
                 f"HubSpot answered {response.status} to a batch {action} of '{target.object_type}' "
-                f"(stream '{batch.stream}'): {failure.message}"
+                f"(stream '{batch.stream}'): {brief(failure.message, 300)}"
             )
             raise HubSpotFatalError(msg)
         return failure

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.errors import HubSpotConfigError, brief
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.serialization import (
     IGNORE,
@@ -64,7 +64,7 @@ class Preflight:
             return cached
         response = self.client.get_properties(target.object_type)
         if response.status != 200:
-            message = response.body.get("message") if isinstance(response.body, dict) else ""
+            message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
             msg = (
                 f"Could not read the properties of HubSpot object '{target.object_type}' "
                 f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
@@ -264,7 +264,7 @@ class Preflight:
                     ", with unique values" if definition.get("hasUniqueValue") else "",
                 )
             else:
-                message = response.body.get("message") if isinstance(response.body, dict) else ""
+                message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
                 msg = (
                     f"HubSpot refused to create property '{name}' on '{target.object_type}' "
                     f"(HTTP {response.status}): {message}"

@@ -23,11 +23,14 @@ from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.report import Reporter, StreamStats
 from target_hubspot_upsert.settings import SECRET_SETTINGS, Settings
+from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.writer import BatchWriter
 
 
-def make_token_provider(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> TokenProvider:
-    """The token provider the (already validated) settings ask for."""
+def make_token_provider(
+    settings: Settings, sleep: Callable[[float], None] = time.sleep, transport: Transport | None = None,
+) -> TokenProvider:
+    """The token provider the (already validated) settings ask for; OAuth shares `transport`."""
     if settings.access_token:
         return StaticToken(settings.access_token)
     return OAuthTokenProvider(
@@ -38,6 +41,7 @@ def make_token_provider(settings: Settings, sleep: Callable[[float], None] = tim
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
         sleep=sleep,
+        transport=transport,
     )
 
 
@@ -68,15 +72,18 @@ class Runtime:
             REDACTOR.add(getattr(settings, key))
         install_redactor()
         self.limiter = RateLimiter(settings.max_requests_per_10_seconds, sleep=sleep, clock=clock)
+        # One transport (connection pools, deadlines, size cap) for API and OAuth token requests.
+        self.transport = Transport(
+            timeout=settings.request_timeout, pool_size=settings.max_concurrent_requests + 2,
+        )
         self.client = HubSpotClient(
             settings.api_base_url,
-            make_token_provider(settings, sleep),
+            make_token_provider(settings, sleep, self.transport),
             limiter=self.limiter,
-            timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             api_version=settings.api_version,
             sleep=sleep,
-            pool_size=settings.max_concurrent_requests + 2,
+            transport=self.transport,
         )
         self.ledger = CheckpointLedger(write_state)
         self.rejects = RejectionLog(
