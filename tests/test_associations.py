@@ -9,8 +9,9 @@ import pytest
 
 from target_hubspot_upsert.associations import IdCache
 from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.ratelimit import RateLimiter
 
-from .helpers import FIXTURES, contact, record, run_cli, run_in_process, schema, state
+from .helpers import FIXTURES, FakeClock, contact, record, run_cli, run_in_process, schema, state
 
 MAPPINGS = {
     "accounts": {"object_type": "companies", "id_property": "company_external_id"},
@@ -203,3 +204,17 @@ def test_id_cache_is_bounded_and_forgets_archived_types():
     assert cache.get(("companies", "company_external_id", "c-3")) is None
     cache.forget_type("companies")
     assert len(cache) == 1 and cache.get(("contacts", "email", "a@b.co")) == "9"
+
+
+def test_association_batches_take_no_slot_of_the_rolling_window():
+    """HubSpot exempts the v4 association batch endpoints from the ten-secondly limit; so does the limiter."""
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    limiter.acquire()
+    with limiter.exempt():
+        for _ in range(5):
+            limiter.acquire()
+    assert clock.slept == []
+    limiter.acquire()  # a third counted request in the window waits for it to pass
+    assert sum(clock.slept) >= 10
