@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
 from target_hubspot_upsert.associations import IdCache
 from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.ratelimit import RateLimiter
+from target_hubspot_upsert.writer import BatchWriter
 
 from .helpers import FIXTURES, FakeClock, contact, record, run_cli, run_in_process, schema, state
 
@@ -114,9 +116,21 @@ def test_association_fields_are_not_properties(sim, config, tmp_path):
     assert all("company_ref" not in i["properties"] for body in upserts for i in body["inputs"])
 
 
-def test_associations_wait_for_the_objects_sent_before_them(sim, config):
-    """Companies and contacts in one run: a contact's company, sent earlier by another stream, is found."""
-    sim.configure(latency_ms=10, latency_jitter_ms=9, seed=4)
+def test_associations_wait_for_the_objects_sent_before_them(sim, config, monkeypatch):
+    """Companies and contacts in one run: a contact's company, sent earlier by another stream, is found.
+
+    Company batches are slowed down, so the contacts' look-ups would miss them without the wait;
+    the last companies sit in a partial buffer, sent when the contacts need them.
+    """
+    write = BatchWriter.write
+
+    def slow_companies(self, batch, tally=None):
+        if batch.target.canonical_type == "companies":
+            time.sleep(0.3)
+        return write(self, batch, tally)
+
+    monkeypatch.setattr(BatchWriter, "write", slow_companies)
+    sim.configure(latency_ms=5, latency_jitter_ms=4, seed=4)
     messages = [schema("accounts", {"company_external_id": {"type": "string"}})]
     messages += [record("accounts", {"company_external_id": f"c-{i}"}) for i in range(30)]
     messages.append(schema("contacts", {"email": {"type": "string"}, "company_ref": {"type": "string"}}))
@@ -218,3 +232,26 @@ def test_association_batches_take_no_slot_of_the_rolling_window():
     assert clock.slept == []
     limiter.acquire()  # a third counted request in the window waits for it to pass
     assert sum(clock.slept) >= 10
+
+
+def test_objects_hubspot_did_not_tie_to_their_inputs_are_looked_up_before_associating(sim, config, monkeypatch):
+    """When the write's answer does not say which object is whose, the objects are read by their id property."""
+    from target_hubspot_upsert import writer  # noqa: PLC0415
+
+    land = writer._land
+
+    def unknown_ids(batch, item, result, *, known=True):
+        land(batch, item, result, known=False)
+
+    monkeypatch.setattr(writer, "_land", unknown_ids)
+    run_in_process({**config, "object_mappings": {"accounts": MAPPINGS["accounts"]}},
+                   [schema("accounts", {"company_external_id": {"type": "string"}}),
+                    record("accounts", {"company_external_id": "c-1"})])
+    cfg = {**config, "object_mappings": {"contacts": MAPPINGS["contacts"]}}
+    props = {"email": {"type": "string"}, "company_ref": {"type": "string"}}
+    run = run_in_process(cfg, [schema("contacts", props)] + [record("contacts", contact(i, company_ref="c-1"))
+                                                              for i in range(3)])
+    assert run.error is None, run.error
+    assert len(sim.associations("contacts", "companies")) == 3
+    own = [e for e in sim.requests if e.endpoint == "batch_read" and e.object_type == "contacts"]
+    assert len(own) == 1 and own[0].request_body["idProperty"] == "email"
