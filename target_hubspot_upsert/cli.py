@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -55,8 +56,19 @@ def _drop_generic_config_line(record: logging.LogRecord) -> bool:
     return record.msg != "Config validation failed"
 
 
+def take_check_flag(argv: list[str]) -> bool:
+    """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
+    if "--check" not in argv:
+        return False
+    argv.remove("--check")
+    if (sys.stdin is None or sys.stdin.isatty()) and "--input" not in argv:
+        argv += ["--input", os.devnull]
+    return True
+
+
 def main() -> None:
     """Run the target CLI."""
+    TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     problems = config_file_problems(sys.argv[1:])
     if problems:

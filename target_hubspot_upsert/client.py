@@ -146,10 +146,14 @@ class HubSpotClient:
 
     def upsert_path(self, object_type: str) -> str:
         """Path of the batch upsert endpoint for the configured API version."""
+        return self.objects_path(object_type, "batch/upsert")
+
+    def objects_path(self, object_type: str, action: str) -> str:
+        """Path of an object endpoint (`batch/read`, ...) for the configured API version."""
         ot = quote(object_type, safe="")
         if self.api_version == "v3":
-            return f"/crm/v3/objects/{ot}/batch/upsert"
-        return f"/crm/objects/{self.api_version}/{ot}/batch/upsert"
+            return f"/crm/v3/objects/{ot}/{action}"
+        return f"/crm/objects/{self.api_version}/{ot}/{action}"
 
     def properties_path(self, object_type: str, suffix: str = "") -> str:
         """Path of the properties endpoints for the configured API version."""
@@ -254,13 +258,6 @@ class HubSpotClient:
 
     # --- beyond upsert: read, update, create, archive, associations ---------------------
 
-    def objects_path(self, object_type: str, action: str) -> str:
-        """Path of an object batch endpoint (`read`, `update`, `create`, `archive`, ...)."""
-        ot = quote(object_type, safe="")
-        if self.api_version == "v3":
-            return f"/crm/v3/objects/{ot}/batch/{action}"
-        return f"/crm/objects/{self.api_version}/{ot}/batch/{action}"
-
     def associations_path(self, from_type: str, to_type: str, suffix: str) -> str:
         """Path of an associations v4 endpoint between two object types."""
         base = "/crm/v4/associations" if self.api_version == "v3" else f"/crm/associations/{self.api_version}"
@@ -272,7 +269,7 @@ class HubSpotClient:
     ) -> ApiResponse:
         """POST one batch (at most 100 inputs) to `batch/upsert`, `batch/update` or `batch/create`."""
         return self.request(
-            "POST", self.objects_path(object_type, action), json={"inputs": inputs},
+            "POST", self.objects_path(object_type, f"batch/{action}"), json={"inputs": inputs},
             endpoint=f"{object_type}/batch/{action}", stream=stream, tally=tally,
         )
 
@@ -285,7 +282,7 @@ class HubSpotClient:
         if id_property != "hs_object_id":
             body["idProperty"] = id_property
         return self.request(
-            "POST", self.objects_path(object_type, "read"), json=body,
+            "POST", self.objects_path(object_type, "batch/read"), json=body,
             endpoint=f"{object_type}/batch/read", stream=stream, tally=tally,
         )
 
@@ -295,7 +292,7 @@ class HubSpotClient:
     ) -> ApiResponse:
         """POST `batch/archive` (record ids; restorable from HubSpot's recycle bin for 90 days)."""
         return self.request(
-            "POST", self.objects_path(object_type, "archive"), json={"inputs": [{"id": i} for i in object_ids]},
+            "POST", self.objects_path(object_type, "batch/archive"), json={"inputs": [{"id": i} for i in object_ids]},
             endpoint=f"{object_type}/batch/archive", stream=stream, tally=tally,
         )
 

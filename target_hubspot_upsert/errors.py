@@ -61,6 +61,10 @@ class TooManyRejectedRecords(UserFacingError):
     """More records were rejected than `max_rejected_records` allows."""
 
 
+class CheckFailed(UserFacingError):
+    """A dry run found what would make a real run fail."""
+
+
 class Interrupted(UserFacingError):
     """The run received SIGTERM or SIGINT."""
 

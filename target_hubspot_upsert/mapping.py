@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,7 +202,7 @@ def _label_problems(here: str, label: Any) -> list[str]:  # noqa: ANN401 - raw c
     return []
 
 
-def _association_specs(entry: dict[str, Any]) -> tuple[AssociationSpec, ...]:
+def _association_specs(entry: Mapping[str, Any]) -> tuple[AssociationSpec, ...]:
     return tuple(
         AssociationSpec(
             index=index,
@@ -214,7 +215,7 @@ def _association_specs(entry: dict[str, Any]) -> tuple[AssociationSpec, ...]:
     )
 
 
-def resolve_stream(stream: str, object_mappings: dict[str, dict[str, Any]] | None) -> ObjectTarget:
+def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]] | None) -> ObjectTarget:
     """Resolve `stream` to its object type, id property, write mode and associations.
 
     Raises:

@@ -19,6 +19,8 @@ SKIPPED_NOT_FOUND = "skipped_not_found"
 SKIPPED_EXISTS = "skipped_exists"
 ARCHIVED = "archived"
 ALREADY_ABSENT = "already_absent"
+WOULD_WRITE = "would_write"  # dry runs
+WOULD_ARCHIVE = "would_archive"
 OUTCOMES = (CREATED, UPDATED, SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ARCHIVED, ALREADY_ABSENT)
 SKIPPED = frozenset({SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ALREADY_ABSENT})
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient
+from target_hubspot_upsert.dryrun import check_object_access
 from target_hubspot_upsert.errors import HubSpotConfigError, brief
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.serialization import (
@@ -111,63 +112,83 @@ class Preflight:
             self._create_properties(target, plan.unknown, properties, catalog)
             plan = build()
         if id_property:
-            self._check_id_property(target, catalog, plan)
+            if id_property not in catalog and id_property not in plan.unknown:
+                plan.unknown.append(id_property)
+            self._check_id_property(target, catalog)
         self._report_unknown(target, plan, policy)
+        return plan
+
+    def check_object(self, target: ObjectTarget) -> None:
+        """A stream's object type, id property, associations and read access, before any record (dry runs)."""
+        catalog = self.catalog(target)
+        if target.id_property and target.id_property not in catalog:
+            msg = (
+                f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
+                f"property of stream '{target.stream}'. Set object_mappings.{target.stream}.id_property "
+                "to one of its unique properties."
+            )
+            raise HubSpotConfigError(msg)
+        if target.id_property:
+            self._check_id_property(target, catalog)
+        self._check_association_targets(target)
+        check_object_access(self.client, target)
+
+    @staticmethod
+    def _check_id_property(target: ObjectTarget, catalog: Mapping[str, PropertySpec]) -> None:
+        """HubSpot writes by a property with unique values only (or a contact's email)."""
+        id_property = target.id_property
+        id_spec = catalog.get(id_property)
+        if id_spec is None or id_spec.unique or (target.canonical_type == "contacts" and id_property == "email"):
+            return
+        msg = (
+            f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
+            f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
+            f"object_mappings.{target.stream}.id_property to a unique property"
+            + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+        )
+        raise HubSpotConfigError(msg)
+
+    def _report_unknown(self, target: ObjectTarget, plan: StreamPlan, policy: str) -> None:
+        """SCHEMA fields the object lacks: stop (fail), or warn once each (ignore); read-only ones."""
+        if plan.unknown:
+            if policy == "fail" or (target.id_property and target.id_property in plan.unknown):
+                names = ", ".join(f"'{name}'" for name in plan.unknown)
+                msg = (
+                    f"Stream '{target.stream}' has field(s) {names} that are not properties of "
+                    f"HubSpot object '{target.object_type}'; no record with them is sent. "
+                    "Either map them to existing properties (or drop them) with stream_maps, set "
+                    "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
+                    "create them in HubSpot."
+                )
+                raise HubSpotConfigError(msg)
+            for name in plan.unknown:
+                self._warn_once(
+                    target.canonical_type, name, "unknown",
+                    f"Field '{name}' of stream '{target.stream}' is not a property of "
+                    f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
+                )
         for name in plan.read_only:
             self._warn_once(
                 target.canonical_type, name, "read_only",
                 f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
                 f"HubSpot; stream '{target.stream}' never sends it.",
             )
-        return plan
-
-    def _check_id_property(self, target: ObjectTarget, catalog: Mapping[str, PropertySpec], plan: StreamPlan) -> None:
-        """The id property must exist (it is then listed as unknown) and have unique values."""
-        id_property = target.id_property
-        id_spec = catalog.get(id_property)
-        if id_spec is None:
-            if id_property not in plan.unknown:
-                plan.unknown.append(id_property)
-        elif not id_spec.unique and not (target.canonical_type == "contacts" and id_property == "email"):
-            msg = (
-                f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
-                f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
-                f"object_mappings.{target.stream}.id_property to a unique property"
-                + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
-            )
-            raise HubSpotConfigError(msg)
-
-    def _report_unknown(self, target: ObjectTarget, plan: StreamPlan, policy: str) -> None:
-        """Fields that are not properties: stop (`fail`, or the id property) or warn once (`ignore`)."""
-        if not plan.unknown:
-            return
-        if policy == "fail" or target.id_property in plan.unknown:
-            names = ", ".join(f"'{name}'" for name in plan.unknown)
-            msg = (
-                f"Stream '{target.stream}' has field(s) {names} that are not properties of "
-                f"HubSpot object '{target.object_type}'; no record with them is sent. "
-                "Either map them to existing properties (or drop them) with stream_maps, set "
-                "unknown_properties to 'ignore' to leave them out, or set it to 'create' to "
-                "create them in HubSpot."
-            )
-            raise HubSpotConfigError(msg)
-        for name in plan.unknown:
-            self._warn_once(
-                target.canonical_type, name, "unknown",
-                f"Field '{name}' of stream '{target.stream}' is not a property of "
-                f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
-            )
 
     def _check_associations(self, target: ObjectTarget, properties: Mapping[str, Any]) -> None:
-        """Each association's other object type exists and is looked up by a unique property."""
+        """A stream's association fields are in its SCHEMA (a warning), and their targets are usable."""
         for spec in target.associations:
-            where = f"object_mappings.{target.stream}.{spec.where}"
             if spec.field not in properties:
                 self._warn_once(
                     target.canonical_type, spec.field, f"association:{target.stream}",
-                    f"Stream '{target.stream}' has no field '{spec.field}' in its SCHEMA ({where}.field); "
-                    "records without it get no association.",
+                    f"Stream '{target.stream}' has no field '{spec.field}' in its SCHEMA "
+                    f"(object_mappings.{target.stream}.{spec.where}.field); records without it get no association.",
                 )
+        self._check_association_targets(target)
+
+    def _check_association_targets(self, target: ObjectTarget) -> None:
+        """Each association's other object type exists and is looked up by a unique property."""
+        for spec in target.associations:
+            where = f"object_mappings.{target.stream}.{spec.where}"
             other = ObjectTarget(stream=target.stream, object_type=spec.to_object_type, id_property=spec.to_id_property)
             try:
                 catalog = self.catalog(other)

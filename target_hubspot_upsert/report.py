@@ -60,6 +60,9 @@ class StreamStats:
     archived: int = 0
     already_absent: int = 0
     associations: int = 0
+    would_write: int = 0  # dry runs: inputs that would be sent
+    would_archive: int = 0  # dry runs: deleted records' objects that would be archived
+    would_requests: int = 0
     shown: set[str] = field(default_factory=set)  # extra counters shown even at 0 (by write mode)
     skipped_examples: list[dict[str, Any]] = field(default_factory=list)
     tally: RequestTally = field(default_factory=RequestTally)
@@ -75,6 +78,16 @@ class StreamStats:
         return (
             self.created + self.updated + self.merged + self.rejected
             + self.skipped_not_found + self.skipped_exists + self.archived + self.already_absent
+            + self.would_write + self.would_archive
+        )
+
+    def dry_run_line(self) -> str:
+        """A dry run's line for this stream: what a real run would send."""
+        return (
+            f"Dry run, stream '{self.stream}' -> {self.object_type}: received {self.received}; would "
+            f"create or update {self.would_write + self.merged} record(s) as {self.would_write} object(s) "
+            + (f"and archive {self.would_archive} object(s) " if self.would_archive else "")
+            + f"in {self.would_requests} request(s); rejected {self.rejected}"
         )
 
     def summary_line(self) -> str:
@@ -109,6 +122,9 @@ class StreamStats:
             "skipped_exists": self.skipped_exists,
             "archived": self.archived,
             "already_absent": self.already_absent,
+            "would_write": self.would_write,
+            "would_archive": self.would_archive,
+            "would_requests": self.would_requests,
             "unconfirmed": self.received - self.done,
             "associations_created": self.associations,
             "requests": self.tally.requests,
@@ -192,7 +208,7 @@ class Reporter:
         for stats in self.stats.values():
             stats.finished = stats.finished or now
             unconfirmed += stats.received - stats.done
-            logger.info(stats.summary_line())
+            logger.info(stats.dry_run_line() if self.settings.dry_run else stats.summary_line())
         if unconfirmed:
             logger.warning(
                 "%d record(s) have no confirmed outcome: they were not sent, or HubSpot's answer "
@@ -216,6 +232,7 @@ class Reporter:
             return
         report = {
             "status": status,
+            "dry_run": self.settings.dry_run,
             "error": REDACTOR.redact(error) if error else None,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "streams": {name: stats.report() for name, stats in self.stats.items()},

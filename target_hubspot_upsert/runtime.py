@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -14,8 +15,9 @@ from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenPro
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
+from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
-from target_hubspot_upsert.model import WRITE, Batch, BatchOutcome, Rejection
+from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
 from target_hubspot_upsert.redact import REDACTOR
@@ -85,16 +87,21 @@ class Runtime:
             sleep=sleep,
             transport=self.transport,
         )
-        self.ledger = CheckpointLedger(write_state)
+        self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
-            settings.rejected_records_path, settings.max_rejected_records, log_values=settings.log_record_values,
+            settings.rejected_records_path,
+            # A dry run lists every record a real run would reject; the limit decides its exit code.
+            sys.maxsize if settings.dry_run else settings.max_rejected_records,
+            log_values=settings.log_record_values,
         )
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
         )
         # Associations wait for earlier batches writing the objects they look up.
         self.associator = Associator(self.client, wait_for_earlier=self.dispatcher.wait_for_earlier)
-        self.writer = BatchWriter(self.client, on_archived=self.associator.forget)
+        self.writer: BatchWriter | DryRunWriter = (
+            DryRunWriter() if settings.dry_run else BatchWriter(self.client, on_archived=self.associator.forget)
+        )
         self.preflight = Preflight(self.client, settings)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
@@ -158,7 +165,10 @@ class Runtime:
 
     def _on_outcome(self, batch: Batch, outcome: BatchOutcome) -> None:
         stats = self.report.stats[batch.stream]
-        stats.add_outcomes(outcome.counts(batch.inputs), batch.inputs, outcome.associations)
+        counts = outcome.counts(batch.inputs)
+        if counts.get(WOULD_WRITE) or counts.get(WOULD_ARCHIVE):
+            counts["would_requests"] = 1
+        stats.add_outcomes(counts, batch.inputs, outcome.associations)
         for item, ref, code, message, safe in outcome.link_rejected:
             self.reject(
                 stats,

@@ -25,8 +25,15 @@ from singer_sdk.helpers.capabilities import TARGET_HARD_DELETE_CONFIG, Capabilit
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
-from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
-from target_hubspot_upsert.mapping import mapping_problems
+from target_hubspot_upsert.dryrun import check_credentials
+from target_hubspot_upsert.errors import (
+    CheckFailed,
+    HubSpotConfigError,
+    InputError,
+    Interrupted,
+    TooManyRejectedRecords,
+)
+from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
 from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget
@@ -258,6 +265,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
     name = "target-hubspot-upsert"
+    #: Set by the `--check` command-line flag: a dry run whatever the config says.
+    check_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
     #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
@@ -357,6 +366,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
             description="Rejected records tolerated before the run stops with a non-zero exit.",
         ),
         th.Property(
+            "dry_run", th.BooleanType, default=False,
+            description="Check everything and write nothing (also the `--check` flag): credentials, every mapped object type and id property, and, for piped input, every record's fields and values. Prints per stream how many records would be created or updated in how many requests and which would be rejected, writes no STATE, and exits 1 if a real run would fail.",
+        ),
+        th.Property(
             "log_record_values", th.BooleanType, default=False,
             description="Put record values (ids, rejected values, HubSpot's messages quoting them) into the logs, for debugging. Off by default: logs name the stream, input line, property and error code, and the values go only to `rejected_records_path`.",
         ),
@@ -395,7 +408,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        self.runtime = Runtime.from_config(self.config, self.config_jsonschema, **runtime_kwargs)
+        config = {**self.config, "dry_run": True} if self.check_requested else self.config
+        self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
 
     @property
     def current_line(self) -> int:
@@ -553,7 +567,19 @@ class TargetHubSpotUpsert(AdaptedTarget):
         runtime = self.runtime
         runtime.dispatcher.join()
         runtime.check()
+        if runtime.settings.dry_run:
+            self._check_mapped_objects()
         runtime.report.log_summary()
+        if runtime.settings.dry_run and runtime.rejects.count > runtime.settings.max_rejected_records:
+            msg = (
+                f"Dry run: {runtime.rejects.count} record(s) would be rejected, more than "
+                f"max_rejected_records ({runtime.settings.max_rejected_records}); a real run would stop. "
+                "Nothing was written to HubSpot."
+            )
+            runtime.report.write_report("failed", error=msg)
+            runtime.finished = True
+            runtime.close()
+            raise CheckFailed(msg)
         runtime.report.write_report("succeeded")
         runtime.close()
 
@@ -567,6 +593,17 @@ class TargetHubSpotUpsert(AdaptedTarget):
         except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
             logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
         runtime.dispatcher.join(stop=runtime.stopping)
+
+    def _check_mapped_objects(self) -> None:
+        """Dry runs: every mapped stream's object, id property and read access, input or not."""
+        mappings = self.runtime.settings.object_mappings or {}
+        check_credentials(self.runtime.client)
+        streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
+        for stream in streams:
+            target = resolve_stream(stream, mappings)
+            self.runtime.preflight.check_object(target)
+            self.runtime.associator.prepare(target)  # association labels
+        logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
 
     def abort(self, exc: BaseException) -> None:
         """Stop sending; give in-flight batches a bounded time to land and checkpoint.

@@ -139,36 +139,30 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Puts each step of an exchange (connect, send, read) under the watchdog's deadline."""
+
     exchange: _Exchange | None = None
 
     def connect(self) -> None:
-        _WATCHDOG.attach(self)
-        super().connect()
+        _WATCHDOG.attach(self)  # type: ignore[arg-type]  # mixed into urllib3's connections
+        super().connect()  # type: ignore[misc]
 
     def request(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - urllib3's signature
-        _WATCHDOG.attach(self)
-        super().request(*args, **kwargs)
+        _WATCHDOG.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
-    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]  # as in urllib3
-        _WATCHDOG.attach(self, reading=True)
-        return super().getresponse()
+    def getresponse(self) -> urllib3.HTTPResponse:
+        _WATCHDOG.attach(self, reading=True)  # type: ignore[arg-type]
+        return super().getresponse()  # type: ignore[misc, no-any-return]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    exchange: _Exchange | None = None
+class _WatchedHTTPConnection(_Watched, HTTPConnection):  # type: ignore[misc]  # same getresponse
+    pass
 
-    def connect(self) -> None:
-        _WATCHDOG.attach(self)
-        super().connect()
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - urllib3's signature
-        _WATCHDOG.attach(self)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]  # as in urllib3
-        _WATCHDOG.attach(self, reading=True)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):  # type: ignore[misc]  # same getresponse
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
