@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,44 +111,58 @@ def object_type_problem(object_type: Any) -> str | None:  # noqa: ANN401 - confi
     )
 
 
+_ENTRY_KEYS = ("object_type", "id_property", "write_mode", "associations")
+
+
 def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw config
     """List every problem in the `object_mappings` setting (empty when it is valid)."""
-    problems: list[str] = []
     if object_mappings is None:
-        return problems
+        return []
     if not isinstance(object_mappings, dict):
         return ["object_mappings: must be an object keyed by stream name"]
+    problems: list[str] = []
     for stream, entry in object_mappings.items():
-        where = f"object_mappings['{stream}']"
         if not isinstance(entry, dict):
             problems.append(
-                f'{where}: must be an object like {{"object_type": "contacts", '
+                f'object_mappings[\'{stream}\']: must be an object like {{"object_type": "contacts", '
                 f'"id_property": "email"}}'
             )
             continue
-        unknown = sorted(set(entry) - {"object_type", "id_property", "write_mode", "associations"})
-        if unknown:
-            problems.append(
-                f"{where}: unknown key(s) {', '.join(unknown)}; "
-                "allowed keys are object_type, id_property, write_mode and associations"
-            )
-        object_type = entry.get("object_type", stream)
-        if (why := object_type_problem(object_type)) is not None:
-            problems.append(f"{where}.object_type: {why}")
-        id_property = entry.get("id_property")
-        if id_property is not None and not _is_property_name(id_property):
-            problems.append(f"{where}.id_property: must be a HubSpot property name")
-        if id_property == "hs_object_id":
-            problems.append(
-                f"{where}.id_property: HubSpot rejects hs_object_id as an upsert id "
-                "property; use a property with unique values"
-            )
+        problems.extend(_entry_problems(stream, entry))
         write_mode = entry.get("write_mode", "upsert")
         if write_mode not in WRITE_MODES:
             problems.append(
                 f"object_mappings.{stream}.write_mode: must be one of upsert, update or create; got {write_mode!r}"
             )
         problems.extend(association_problems(stream, entry.get("associations")))
+    return problems
+
+
+def _entry_problems(stream: str, entry: dict[str, Any]) -> list[str]:
+    """Unknown keys, the object type and the id property of one stream's entry."""
+    where = f"object_mappings['{stream}']"
+    problems: list[str] = []
+    unknown = sorted(set(entry) - set(_ENTRY_KEYS))
+    if unknown:
+        shown = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
+            shown.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        problems.append(
+            f"{where}: unknown key(s) {', '.join(shown)}; "
+            "allowed keys are object_type, id_property, write_mode and associations"
+        )
+    object_type = entry.get("object_type", stream)
+    if (why := object_type_problem(object_type)) is not None:
+        problems.append(f"{where}.object_type: {why}")
+    id_property = entry.get("id_property")
+    if id_property is not None and not _is_property_name(id_property):
+        problems.append(f"{where}.id_property: must be a HubSpot property name")
+    if id_property == "hs_object_id":
+        problems.append(
+            f"{where}.id_property: HubSpot rejects hs_object_id as an upsert id "
+            "property; use a property with unique values"
+        )
     return problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import decimal
+import difflib
 import json
 import logging
 import os
@@ -21,7 +22,13 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
-from singer_sdk.helpers.capabilities import TARGET_HARD_DELETE_CONFIG, CapabilitiesEnum, TargetCapabilities
+from singer_sdk.helpers.capabilities import (
+    BATCH_CONFIG,
+    STREAM_MAPS_CONFIG,
+    TARGET_HARD_DELETE_CONFIG,
+    CapabilitiesEnum,
+    TargetCapabilities,
+)
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
@@ -261,6 +268,39 @@ def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]
     return problems
 
 
+#: Accepted although `--about` does not list it: the sink reads BATCH messages, and the SDK
+#: reads their storage from `batch_config`.
+_UNLISTED_SETTINGS = frozenset(BATCH_CONFIG["properties"])
+
+
+def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -> str | None:
+    """One line naming the config keys that are no setting, each with the closest setting name."""
+    names = sorted(set(known))
+    unknown = sorted(str(key) for key in config if key not in names)
+    if not unknown:
+        return None
+    shown = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1)
+        shown.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    if len(unknown) == 1:
+        return f"Unknown setting {shown[0]}; it is ignored."
+    return f"Unknown settings {', '.join(shown)}; they are ignored."
+
+
+def _with_sdk_settings(schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Add the SDK's stream_maps schema, described as it works here (the SDK appends the rest)."""
+    stream_maps = copy.deepcopy(STREAM_MAPS_CONFIG["properties"])
+    stream_maps["stream_maps"]["description"] = (
+        "Inline transformations applied before the upsert: rename, drop or compute fields, filter "
+        "records, drop streams (see [Stream Maps](https://sdk.meltano.com/en/latest/stream_maps.html)). "
+        "A renamed key property needs `__key_properties__`."
+    )
+    stream_maps["stream_map_config"]["description"] = "User-defined values that stream map expressions read as `config`."
+    schema["properties"].update(stream_maps)
+    return schema
+
+
 class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
@@ -272,10 +312,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
     #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*AdaptedTarget.capabilities, TargetCapabilities.HARD_DELETE]
 
-    config_jsonschema = _with_sdk_setting(th.PropertiesList(
+    config_jsonschema = th.PropertiesList(
         th.Property(
             "access_token", th.StringType, secret=True,
-            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this, or the three OAuth settings.",
+            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this or the three OAuth settings (client_id, client_secret, refresh_token), not both.",
         ),
         th.Property(
             "client_id", th.StringType,
@@ -323,7 +363,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
                     ),
                 ),
             ),
-            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
+            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`). `write_mode`: `upsert`, `update` (only objects that exist) or `create` (only new objects); `associations`: links to other objects found by a unique value (README: Write modes, deletes and associations).',
         ),
         th.Property(
             "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],
@@ -377,10 +417,40 @@ class TargetHubSpotUpsert(AdaptedTarget):
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
-    ).to_dict(), TARGET_HARD_DELETE_CONFIG, (
+        # -- the SDK's built-in settings, described as they work in this target -------------
+        th.Property(
+            "add_record_metadata", th.BooleanType,
+            description="Accepted for compatibility with other Singer targets; the `_sdc_*` metadata fields are never sent, as they are not HubSpot properties.",
+        ),
+        th.Property(
+            "load_method", th.StringType, default="append-only", allowed_values=["append-only", "upsert", "overwrite"],
+            description="Every load is a HubSpot upsert (update the object with the record's id, create it when missing): `append-only` and `upsert` behave the same; `overwrite` (delete all, then load) is refused as a configuration error.",
+        ),
+        th.Property(
+            "validate_records", th.BooleanType, default=True,
+            description="Check every record against its stream's SCHEMA before sending it; a record that does not match stops the run with a message naming it.",
+        ),
+        th.Property(
+            "flattening_enabled", th.BooleanType,
+            description="Flatten nested objects into top-level fields (e.g. `address__city`) before they are matched to HubSpot properties.",
+        ),
+        th.Property(
+            "flattening_max_depth", th.IntegerType,
+            description="How many levels of nested objects to flatten; required when flattening_enabled is true.",
+        ),
+        th.Property(
+            "flattening_max_key_length", th.IntegerType,
+            description="Longest name a flattened field may have (255 unless set); longer names are abbreviated.",
+        ),
+        th.Property(
+            "flattening_separator", th.StringType,
+            description="Separator between the parts of a flattened field name (`__` unless set).",
+        ),
+    ).to_dict()
+    config_jsonschema = _with_sdk_settings(_with_sdk_setting(config_jsonschema, TARGET_HARD_DELETE_CONFIG, (
         "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
         "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
-    ))
+    )))
 
     def __init__(
         self,
@@ -411,6 +481,13 @@ class TargetHubSpotUpsert(AdaptedTarget):
         config = {**self.config, "dry_run": True} if self.check_requested else self.config
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
 
+    @classmethod
+    def _known_settings(cls) -> list[str]:
+        """Every setting `--about` lists: this target's schema and the SDK's built-ins."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return list(schema["properties"])
+
     @property
     def current_line(self) -> int:
         """Input line being processed."""
@@ -427,6 +504,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
             if isinstance(value, str) and "number" in _types(schema):
                 with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
                     self.raw_config[key] = float(value)
+        if warning := unknown_settings_warning(self.raw_config, [*self._known_settings(), *_UNLISTED_SETTINGS]):
+            logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
         errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
         errors = [*errors, *config_problems(self.config)]

@@ -300,12 +300,19 @@ def test_both_api_versions(sim, config, api_version):
     assert paths == {expected}
 
 
+def landed_and_in_flight(sim) -> bool:
+    """A batch landed and a later one is being answered."""
+    upserts = sim.upsert_requests()
+    return any(e.status == 200 for e in upserts) and any(e.status is None and e.seq > min(
+        e2.seq for e2 in upserts if e2.status == 200) for e in upserts)
+
+
 def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(sim, config, tmp_path):
     # Each answer takes 6 s: once batches 1-2 landed, batches 3-4 are in flight when the signals come.
     sim.configure(latency_ms=6000)
     proc = start_slow_tap_run({**config, "batch_size_rows": 10, "max_concurrent_requests": 2},
                               contacts_with_states(40, 10)[:-1], tmp_path,
-                              until=lambda: any(e.status == 200 for e in sim.upsert_requests()))
+                              until=lambda: landed_and_in_flight(sim))
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     second = time.monotonic()

@@ -64,6 +64,8 @@ def run_cli_timed(config: dict, text: str, tmp_path: Path, timeout: float = 120)
             run.states.append(json.loads(line))
     run.returncode = proc.wait(timeout=timeout)
     drainer.join(timeout)
+    proc.stdout.close()
+    proc.stderr.close()
     run.stderr = "".join(errors)
     return run
 
