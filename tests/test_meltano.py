@@ -151,8 +151,9 @@ def project(tmp_path_factory) -> Iterator[Path]:
     for name in ("meltano.yml", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "examples", dest / "examples")
-    shutil.copytree(ROOT / "target_hubspot_upsert", dest / "target_hubspot_upsert",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The simulator is a member of the project's uv workspace, so a build of the copy needs it.
+    for package in ("target_hubspot_upsert", "simulator"):
+        shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (dest / "logs").mkdir()
     (dest / "captured-stdout").mkdir()
     yield dest
