@@ -453,19 +453,22 @@ def build_plan(
     clear_nulls: bool = False,
     stream: str = "",
     resolve_undeclared: UndeclaredResolver = _warn_undeclared,
+    exclude: frozenset[str] = frozenset(),
 ) -> StreamPlan:
     """Compile the per-field converters for a stream against an object's catalogue.
 
     Fields that are not properties are listed in `unknown`; read-only and calculated
-    properties in `read_only` (never sent). The id property is always kept.
+    properties in `read_only` (never sent). The id property is always kept; `id_property` ""
+    means the stream has none (objects it creates have no unique property). `exclude` names
+    fields that are never properties (association fields), declared or not.
     """
     converters: dict[str, tuple[str, Converter]] = {}
     unknown: list[str] = []
     read_only: list[str] = []
     fields = list(fields)
     for name in fields:
-        if name.startswith("_sdc_"):
-            continue  # Singer metadata columns are not HubSpot properties
+        if name.startswith("_sdc_") or name in exclude:
+            continue  # Singer metadata columns (and association fields) are not HubSpot properties
         spec = catalog.get(name)
         if spec is None:
             unknown.append(name)
@@ -484,10 +487,11 @@ def build_plan(
         converters=converters,
         clear_nulls=clear_nulls,
         lowercase_id=lowercase_id,
-        id_in_properties=not (id_spec is not None and id_spec.read_only),
+        id_in_properties=bool(id_property) and not (id_spec is not None and id_spec.read_only),
         unknown=unknown,
         read_only=read_only,
         stream=stream,
         schema_fields=frozenset(fields),
         resolve_undeclared=resolve_undeclared,
+        ignored=set(exclude),
     )

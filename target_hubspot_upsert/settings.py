@@ -30,6 +30,7 @@ class Settings:
     max_rejected_records: int
     log_record_values: bool
     dry_run: bool
+    hard_delete: bool = False
     access_token: str | None = None
     client_id: str | None = None
     client_secret: str | None = None

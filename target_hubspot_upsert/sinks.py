@@ -1,7 +1,9 @@
-"""The HubSpot sink: turns records into upsert inputs and hands full buffers to the dispatcher.
+"""The HubSpot sink: turns records into batch inputs and hands full buffers to the dispatcher.
 
 It knows the SDK, not HTTP. Records with the same id inside one buffer are merged (later
-values win, property by property), because HubSpot fails a whole request on duplicate ids.
+values win, property by property), because HubSpot fails a whole request on duplicate ids. A
+record whose operation differs from the one buffered for its id (a delete after an upsert, or
+the reverse) first sends what is buffered, so operations on one id keep their order.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import typing as t
+from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
@@ -20,8 +23,22 @@ from typing_extensions import override
 from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
 from target_hubspot_upsert.messages import batch_records
-from target_hubspot_upsert.model import Batch, PendingInput, RecordRef, Rejection
+from target_hubspot_upsert.model import (
+    ALREADY_ABSENT,
+    ARCHIVE,
+    ARCHIVED,
+    SKIPPED_EXISTS,
+    SKIPPED_NOT_FOUND,
+    WRITE,
+    Batch,
+    LinkRequest,
+    PendingInput,
+    RecordRef,
+    Rejection,
+    match_key,
+)
 from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
+from target_hubspot_upsert.serialization import BadValue, number_text
 
 if t.TYPE_CHECKING:
     from singer_sdk.batch import BaseBatchFileEncoding
@@ -29,6 +46,7 @@ if t.TYPE_CHECKING:
     from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 HUBSPOT_MAX_BATCH = 100
+_NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 
 
 def _refuse_remote(uri: str) -> Any:  # noqa: ANN401 - fastjsonschema's handler signature
@@ -92,7 +110,13 @@ class HubSpotSink(AdaptedSink):
         self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
         self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
+        if self.object_target.associations:
+            self.runtime.associator.prepare(self.object_target)
         self._object_key = self.object_target.canonical_type
+        self._deletes = self.runtime.settings.hard_delete
+        self._has_id = bool(self.object_target.id_property)
+        self._association_types = {spec.to_key for spec in self.object_target.associations}
+        self.stats.shown.update(self._counters_shown())
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
@@ -100,6 +124,23 @@ class HubSpotSink(AdaptedSink):
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
+
+    @property
+    def object_key(self) -> str:
+        """The object type this sink writes (canonical name)."""
+        return self._object_key
+
+    def _counters_shown(self) -> set[str]:
+        """The counters beyond the upsert's that this stream's summary line always shows."""
+        mode = self.object_target.write_mode
+        shown = set()
+        if mode == "update":
+            shown.add(SKIPPED_NOT_FOUND)
+        elif mode == "create" and self._has_id:
+            shown.add(SKIPPED_EXISTS)
+        if self._deletes:
+            shown |= {ARCHIVED, ALREADY_ABSENT}
+        return shown
 
     # --- SDK hooks ----------------------------------------------------------------------
 
@@ -187,9 +228,12 @@ class HubSpotSink(AdaptedSink):
     # --- buffering ----------------------------------------------------------------------
 
     def accept(self, record: dict[str, Any]) -> None:
-        """The per-record work of the SDK's record path that matters here, then buffering."""
+        """The per-record work of the SDK's record path that matters here, then buffering.
+
+        A delete (with `hard_delete`) needs only its id: its other values are not checked.
+        """
         validator = self.validator
-        if validator is not None:
+        if validator is not None and not (self._deletes and record.get("_sdc_deleted_at") not in (None, "")):
             try:
                 validator.validate(record)
             except InvalidRecord as exc:
@@ -226,30 +270,82 @@ class HubSpotSink(AdaptedSink):
         self.runtime.check()
         seq = self._count_one()
         stats = self.stats
-        record_id, problem = self.plan.record_id(record)
-        if record_id is None:
-            raw = record.get(self.plan.id_field)  # reported as given, to find the record by
-            shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
-            self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
+        deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
+        if self._has_id:
+            record_id, problem = self.plan.record_id(record)
+            if record_id is None:
+                raw = record.get(self.plan.id_field)  # reported as given, to find the record by
+                shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
+                self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
+                return
+            key = record_id
+        elif deleted:
+            message = (
+                f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "
+                "property to find its object by; set object_mappings.<stream>.id_property to archive deletes"
+            )
+            self._reject(record, None, stats.received, "INVALID_ID", message)
             return
-        properties, bad = self.plan.properties(record, record_id)
-        if bad:
-            message = "; ".join(b.describe() for b in bad)
-            safe = "; ".join(b.describe(with_value=False) for b in bad)
-            code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
-            self._reject(record, record_id, stats.received, code, message, safe)
-            return
-        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
-        entry = self._buffer.get(record_id)
-        if entry is not None:
-            entry.properties.update(properties)
-            entry.records.append(ref)
         else:
-            if not self._buffer:
-                self.runtime.ledger.buffer_started(self._buffer_key, seq)
-            self._buffer[record_id] = PendingInput(record_id, properties, [ref])
+            record_id, key = "", f"#{seq}"  # created as its own object: never merged
+        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
+        if deleted:
+            self._buffer_input(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
+        else:
+            properties, bad = self.plan.properties(record, record_id)
+            if bad:
+                message = "; ".join(b.describe() for b in bad)
+                safe = "; ".join(b.describe(with_value=False) for b in bad)
+                code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
+                self._reject(record, record_id, stats.received, code, message, safe)
+                return
+            links = self._links(record, ref, record_id) if self._association_types else []
+            if links is None:
+                return  # a malformed association value: rejected
+            self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
         if not stats.received & 0xFF:
             self.runtime.report.maybe_log_progress(stats, time.monotonic())
+
+    def _buffer_input(self, new: PendingInput) -> None:
+        """Merge `new` into the input buffered for its id (same operation), or buffer it."""
+        entry = self._buffer.get(new.key)
+        if entry is not None and entry.op != new.op:
+            self._send_now(new.key)  # the earlier operation on this id goes first
+            entry = None
+        if entry is not None:
+            entry.properties.update(new.properties)
+            entry.records.extend(new.records)
+            if new.links:
+                entry.links = [*(entry.links or ()), *new.links]
+            return
+        if not self._buffer:
+            self.runtime.ledger.buffer_started(self._buffer_key, new.records[0].seq)
+        self._buffer[new.key] = new
+
+    def _send_now(self, key: str) -> None:
+        """Submit what is buffered, waiting until the input for `key` has left the buffer."""
+        dispatcher = self.runtime.dispatcher
+        while key in self._buffer:
+            mark = dispatcher.finished
+            self.flush(final=False)
+            if key in self._buffer:
+                dispatcher.wait_for_progress(since=mark)
+
+    def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
+        """The associations a record asks for, or None when it was rejected for a malformed one."""
+        links: list[LinkRequest] = []
+        for spec in self.object_target.associations:
+            raw = record.get(spec.field)
+            for value in raw if isinstance(raw, list) else (raw,):
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                text = _association_value(value)
+                if text is None:
+                    message = f"association field '{spec.field}' ({spec.where}) {_NOT_A_VALUE}"
+                    self._reject(ref.record, record_id or None, ref.position, "INVALID_VALUE", message)
+                    return None
+                links.append(LinkRequest(ref, spec, match_key(spec.to_id_property, text)))
+        return links
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""
@@ -285,35 +381,46 @@ class HubSpotSink(AdaptedSink):
             ),
         )
 
-    def flush(self, *, final: bool) -> None:
+    def flush(self, *, final: bool, cascade: bool = True) -> None:
         """Submit what can go now; ids still in flight wait in the buffer for the next batch.
 
         With `final`, wait until the buffer is empty (end of input).
         """
         dispatcher = self.runtime.dispatcher
         while self._buffer:
+            mark = dispatcher.finished
             ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
             if ready:
-                for start in range(0, len(ready), self.max_size):
-                    chunk = ready[start : start + self.max_size]
-                    for item in chunk:
-                        del self._buffer[item.id]
-                    remaining = next(iter(self._buffer.values()), None)
-                    remaining_min = remaining.records[0].seq if remaining is not None else None
-                    batch_min = min(item.records[0].seq for item in chunk)
-                    dispatcher.submit(
-                        self._object_key,
-                        functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min),
-                        self._buffer_key,
-                        remaining_min,
-                    )
+                if cascade and self._association_types:
+                    # Objects this stream associates with, buffered by other streams, go first.
+                    self._hub_target.flush_objects(self._association_types, exclude=self)
+                for op in (WRITE, ARCHIVE):
+                    self._submit(ready, op)
             if not self._buffer or (not final and len(self._buffer) < self.max_size):
                 return
             if not ready:
-                dispatcher.wait_for_progress()
+                dispatcher.wait_for_progress(since=mark)
 
-    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int) -> Batch:
-        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min)
+    def _submit(self, items: list[PendingInput], op: str) -> None:
+        """Submit reserved inputs of one operation, a request's worth at a time."""
+        dispatcher = self.runtime.dispatcher
+        items = [item for item in items if item.op == op]
+        for start in range(0, len(items), self.max_size):
+            chunk = items[start : start + self.max_size]
+            for item in chunk:
+                del self._buffer[item.key]
+            remaining = next(iter(self._buffer.values()), None)
+            remaining_min = remaining.records[0].seq if remaining is not None else None
+            batch_min = min(item.records[0].seq for item in chunk)
+            dispatcher.submit(
+                self._object_key,
+                functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min, op=op),
+                self._buffer_key,
+                remaining_min,
+            )
+
+    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int, op: str) -> Batch:
+        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min, op)
 
     def retire(self) -> None:
         """A new SCHEMA replaces this sink: send all it holds before any record of the new one.
@@ -330,3 +437,15 @@ class HubSpotSink(AdaptedSink):
         self._count_received()
         self.flush(final=True)
         super().clean_up()
+
+
+def _association_value(value: Any) -> str | None:  # noqa: ANN401 - any JSON value
+    """A record's value naming another object, as text; None when it cannot name one."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    try:
+        return number_text(value)
+    except BadValue:
+        return None

@@ -22,7 +22,13 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
-from singer_sdk.helpers.capabilities import BATCH_CONFIG, STREAM_MAPS_CONFIG
+from singer_sdk.helpers.capabilities import (
+    BATCH_CONFIG,
+    STREAM_MAPS_CONFIG,
+    TARGET_HARD_DELETE_CONFIG,
+    CapabilitiesEnum,
+    TargetCapabilities,
+)
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
@@ -205,6 +211,13 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return problems
 
 
+def _with_sdk_setting(schema: dict[str, t.Any], builtin: t.Mapping[str, t.Any], description: str) -> dict[str, t.Any]:
+    """Add an SDK built-in setting (its name, type, title and default) with this target's description."""
+    ((name, prop),) = builtin["properties"].items()
+    schema["properties"][name] = {**prop, "description": description}
+    return schema
+
+
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kinds = schema.get("type") or [s.get("type") for s in schema.get("anyOf", [])]
     return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
@@ -282,6 +295,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
     check_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
+    #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*AdaptedTarget.capabilities, TargetCapabilities.HARD_DELETE]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -317,10 +332,24 @@ class TargetHubSpotUpsert(AdaptedTarget):
             th.ObjectType(
                 additional_properties=th.ObjectType(
                     th.Property("object_type", th.StringType, description="HubSpot object name (`contacts`), object type id (`0-1`, `2-1234567`) or custom object name (`p_widgets`)."),
-                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts)."),
+                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts). Optional for a `create` stream of an object without unique property (notes, calls, tasks)."),
+                    th.Property(
+                        "write_mode", th.StringType, allowed_values=["upsert", "update", "create"],
+                        description="`upsert` (default): create or update. `update`: only objects that exist (others are skipped, not found). `create`: only new objects (existing ones are skipped).",
+                    ),
+                    th.Property(
+                        "associations",
+                        th.ArrayType(th.ObjectType(
+                            th.Property("field", th.StringType, description="Record field holding the other object's unique value, or a list of values."),
+                            th.Property("to_object_type", th.StringType, description="Object type of the other object (`companies`, `0-2`, `p_widgets`)."),
+                            th.Property("to_id_property", th.StringType, description="Unique property the other object is found by (`hs_object_id` when the field holds record ids)."),
+                            th.Property("label", th.CustomType({"type": ["string", "integer"]}), description="Association label name or type id; default: HubSpot's default association of the pair."),
+                        )),
+                        description="Associations made after each record's object is written (only added, never removed).",
+                    ),
                 ),
             ),
-            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "..."}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
+            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`). `write_mode`: `upsert`, `update` (only objects that exist) or `create` (only new objects); `associations`: links to other objects found by a unique value (README: Write modes, deletes and associations).',
         ),
         th.Property(
             "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],
@@ -404,7 +433,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
             description="Separator between the parts of a flattened field name (`__` unless set).",
         ),
     ).to_dict()
-    config_jsonschema = _with_sdk_settings(config_jsonschema)
+    config_jsonschema = _with_sdk_settings(_with_sdk_setting(config_jsonschema, TARGET_HARD_DELETE_CONFIG, (
+        "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
+        "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
+    )))
 
     def __init__(
         self,
@@ -526,6 +558,13 @@ class TargetHubSpotUpsert(AdaptedTarget):
         ]
         self._routes[stream_name] = routes
         return routes
+
+    def flush_objects(self, object_keys: set[str], *, exclude: HubSpotSink) -> None:
+        """Send what other streams hold of these object types (a stream's associations look them up)."""
+        for sink in self.all_sinks():
+            hub_sink = t.cast("HubSpotSink", sink)
+            if hub_sink is not exclude and hub_sink.object_key in object_keys and hub_sink.current_size:
+                hub_sink.flush(final=False, cascade=False)
 
     @override
     def get_sink(
@@ -655,7 +694,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
         check_credentials(self.runtime.client)
         streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
         for stream in streams:
-            self.runtime.preflight.check_object(resolve_stream(stream, mappings))
+            target = resolve_stream(stream, mappings)
+            self.runtime.preflight.check_object(target)
+            self.runtime.associator.prepare(target)  # association labels
         logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
 
     def abort(self, exc: BaseException) -> None:

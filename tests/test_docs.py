@@ -25,11 +25,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from target_hubspot_upsert.target import TargetHubSpotUpsert, config_problems, unknown_settings_warning
 
 from .conftest import TOKEN
-from .helpers import record, run_cli, run_in_process, schema, state
+from .helpers import FIXTURES, record, run_cli, run_in_process, schema, state
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -240,3 +241,40 @@ def test_readme_logging_config_with_propagate_false_drops_every_metric(sim, tmp_
     text = re.sub(r"(?ms)^loggers:.*", "loggers:\n  singer_sdk.metrics: {propagate: false}\n", _logging_config())
     assert "propagate: false" in README.read_text()
     assert _metrics(_run_logged(text, sim, tmp_path)) == set()
+
+
+def readme_examples(section_title: str) -> list[tuple[dict, dict]]:
+    """(`config` of the meltano.yml snippet, JSON config) of each example pair in a README section."""
+    text = README.read_text()
+    start = text.index(f"## {section_title}\n")
+    section = text[start:text.index("\n## ", start + 3)]
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", section, flags=re.DOTALL)
+    pairs = []
+    for (kind_a, yaml_text), (kind_b, json_text) in zip(blocks[::2], blocks[1::2], strict=True):
+        assert (kind_a, kind_b) == ("yaml", "json"), "each example gives meltano.yml, then the JSON config"
+        (loader,) = yaml.safe_load(yaml_text)["plugins"]["loaders"]
+        assert loader["name"] == "target-hubspot-upsert"
+        pairs.append((loader["config"], json.loads(json_text)))
+    return pairs
+
+
+def test_readme_beyond_upsert_examples_agree_and_are_valid():
+    pairs = readme_examples("Write modes, deletes and associations")
+    assert len(pairs) == 4  # write_mode update, write_mode create, hard_delete, associations
+    for from_yaml, from_json in pairs:
+        assert from_yaml == from_json
+        assert config_problems({**from_json, "access_token": "x"}) == []
+    features = [json.dumps(c) for _, c in pairs]
+    assert '"write_mode": "update"' in features[0] and '"write_mode": "create"' in features[1]
+    assert '"hard_delete": true' in features[2] and '"associations"' in features[3]
+
+
+def test_readme_associations_example_runs_on_its_fixture(sim):
+    _, example = readme_examples("Write modes, deletes and associations")[3]
+    sim.add_association_label("deals", "contacts", "Decision maker")
+    run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url},
+                         (FIXTURES / "associations.singer").read_text())
+    assert run.error is None, run.error
+    assert len(sim.associations("contacts", "companies")) == 4
+    assert len(sim.associations("deals")) == 3
+    assert run.target.runtime.report.stats["contacts"].rejected == 1  # the contact of an unknown company

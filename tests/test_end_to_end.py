@@ -145,7 +145,7 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     )
     assert summary is not None
     received, *outcomes = map(int, summary.groups())
-    assert received == 110 and sum(outcomes) == received
+    assert 0 < received <= 110 and sum(outcomes) == received  # the signal may come before all is read
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     landed = {o["properties"]["email"] for o in sim.objects("contacts")}
     # In-flight batches were given time to land, and their checkpoints were written.
@@ -322,6 +322,6 @@ def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert "Received SIGTERM again" in stderr
-    assert "Stream 'contacts' -> contacts: received 40" in stderr  # the summary was written
+    assert re.search(r"Stream 'contacts' -> contacts: received \d+", stderr)  # the summary was written
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     assert states and states[-1]["n"] >= 10  # the checkpoints earned by the batches that landed
