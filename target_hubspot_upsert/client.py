@@ -445,3 +445,9 @@ class HubSpotClient:
             "POST", self.properties_path(object_type, "/groups"),
             json={"name": name, "label": label}, endpoint=f"properties/{object_type}/groups",
         )
+
+    def get_account_details(self) -> ApiResponse:
+        """GET the account the token belongs to (`portalId`, time zone, ...)."""
+        return self.request(
+            "GET", f"/account-info/{quote(self.api_version, safe='')}/details", endpoint="account-info/details",
+        )

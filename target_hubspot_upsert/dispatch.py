@@ -71,6 +71,13 @@ class Dispatcher:
                     ready.append(item)
         return ready
 
+    def release(self, object_key: str, items: list[PendingInput]) -> None:
+        """Undo `reserve` for items that will not be sent (HubSpot already has their values)."""
+        with self._cond:
+            for item in items:
+                self._in_flight_ids.discard((object_key, item.id))
+            self._cond.notify_all()
+
     def wait_for_progress(self, timeout: float = 1.0) -> None:
         """Wait until some batch finishes (or `timeout`)."""
         with self._cond:

@@ -25,7 +25,7 @@ FIRST_ERRORS_KEPT = 5
 
 @dataclass
 class StreamStats:
-    """Per-stream counters; `received` is the sum of the four outcomes at the end."""
+    """Per-stream counters; `received` is the sum of the outcomes at the end."""
 
     stream: str
     object_type: str
@@ -34,6 +34,10 @@ class StreamStats:
     updated: int = 0
     merged: int = 0
     rejected: int = 0
+    unchanged: int = 0  # skip_unchanged: HubSpot already had the value, not sent
+    # Records per request when skip_unchanged is on (the summary then shows unchanged and the
+    # requests saved); None when it is off.
+    batch_size: int | None = None
     tally: RequestTally = field(default_factory=RequestTally)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -44,7 +48,12 @@ class StreamStats:
     @property
     def done(self) -> int:
         """Records with an outcome."""
-        return self.created + self.updated + self.merged + self.rejected
+        return self.created + self.updated + self.merged + self.unchanged + self.rejected
+
+    @property
+    def requests_saved(self) -> int:
+        """Requests the unchanged records would have taken."""
+        return -(-self.unchanged // self.batch_size) if self.batch_size else 0
 
     def summary_line(self) -> str:
         """The end-of-run line for this stream; on a stopped run, what has no confirmed outcome."""
@@ -52,10 +61,12 @@ class StreamStats:
         return (
             f"Stream '{self.stream}' -> {self.object_type}: received {self.received}, "
             f"created {self.created}, updated {self.updated}, merged {self.merged}, "
-            f"rejected {self.rejected}"
+            + (f"unchanged {self.unchanged}, " if self.batch_size else "")
+            + f"rejected {self.rejected}"
             + (f", unconfirmed (run stopped) {unsent}" if unsent else "")
-            + f"; requests {self.tally.requests}, retries {self.tally.retries}, "
-            f"429s {self.tally.rate_limited}"
+            + f"; requests {self.tally.requests}"
+            + (f" ({self.requests_saved} saved by skip_unchanged)" if self.batch_size else "")
+            + f", retries {self.tally.retries}, 429s {self.tally.rate_limited}"
         )
 
     def report(self) -> dict[str, Any]:
@@ -68,8 +79,10 @@ class StreamStats:
             "updated": self.updated,
             "merged": self.merged,
             "rejected": self.rejected,
+            "unchanged": self.unchanged,
             "unconfirmed": self.received - self.done,
             "requests": self.tally.requests,
+            "requests_saved": self.requests_saved,
             "retries": self.tally.retries,
             "rate_limited_429s": self.tally.rate_limited,
             "duration_seconds": round(end - self.started, 3),
@@ -97,7 +110,8 @@ class Reporter:
         """Counters of a stream (kept across schema changes)."""
         stats = self.stats.get(stream)
         if stats is None:
-            stats = self.stats[stream] = StreamStats(stream, object_type)
+            batch_size = min(self.settings.batch_size_rows, 100) if self.settings.skip_unchanged else None
+            stats = self.stats[stream] = StreamStats(stream, object_type, batch_size=batch_size)
         return stats
 
     def note_rejection(self, stats: StreamStats, rejection: Rejection) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from singer_sdk import metrics
 
 from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenProvider
+from target_hubspot_upsert.changecache import ChangeTracker
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
@@ -86,6 +87,8 @@ class Runtime:
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
         )
         self.preflight = Preflight(self.client, settings)
+        # skip_unchanged: the change cache (opened when the first records need it).
+        self.changes = ChangeTracker(settings, self.client) if settings.skip_unchanged else None
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
         self.finished = False
@@ -140,9 +143,18 @@ class Runtime:
             metrics.Metric.BATCH_PROCESSING_TIME,
             {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
         ):
-            return self.writer.write(batch, stats.tally)
+            if self.changes is None:
+                return self.writer.write(batch, stats.tally)
+            self.changes.before_write(batch)
+            try:
+                return self.writer.write(batch, stats.tally)
+            except BaseException:
+                self.changes.write_failed(batch)
+                raise
 
     def _on_outcome(self, batch: Batch, outcome: BatchOutcome) -> None:
+        if self.changes is not None:
+            self.changes.acknowledged(batch, outcome)  # before the ids are released (per-id order)
         stats = self.report.stats[batch.stream]
         with stats.lock:
             stats.created += outcome.created
@@ -176,3 +188,5 @@ class Runtime:
         self.dispatcher.shutdown()
         self.client.close()
         self.rejects.close()
+        if self.changes is not None:
+            self.changes.close()

@@ -75,6 +75,8 @@ class HubSpotSink(Sink):
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
+        # skip_unchanged: looks inputs up in the change cache and holds the changed ones.
+        self.changes = self.runtime.changes.for_sink(self) if self.runtime.changes is not None else None
 
     # --- SDK hooks ----------------------------------------------------------------------
 
@@ -85,8 +87,8 @@ class HubSpotSink(Sink):
 
     @property
     def current_size(self) -> int:
-        """Distinct ids waiting in the buffer."""
-        return len(self._buffer)
+        """Distinct ids waiting in the buffer (and changed inputs held to fill a batch)."""
+        return len(self._buffer) + (len(self.changes.held) if self.changes is not None else 0)
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator, unless `validate_records` is off."""
@@ -110,7 +112,10 @@ class HubSpotSink(Sink):
     def process_batch(self, context: dict) -> None:  # noqa: ARG002
         """Submit the buffer (non-blocking unless the pool is full)."""
         self._count_received()
+        full = len(self._buffer) >= self.max_size
         self.flush(final=False)
+        if self.changes is not None and not full:
+            self.changes.send(everything=True)  # a drain by age or at a schema change: no holding back
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
@@ -136,7 +141,7 @@ class HubSpotSink(Sink):
                         continue
                     record = deserialize_json(line)
                     self.accept(record)
-                    if self.current_size >= self.max_size:
+                    if len(self._buffer) >= self.max_size:
                         self.flush(final=False)
 
     # --- buffering ----------------------------------------------------------------------
@@ -245,9 +250,12 @@ class HubSpotSink(Sink):
         With `final`, wait until the buffer is empty (end of input).
         """
         dispatcher = self.runtime.dispatcher
+        changes = self.changes
         while self._buffer:
             ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
-            if ready:
+            if ready and changes is not None:
+                changes.triage(ready)  # skips what HubSpot has; sends the rest a full batch at a time
+            elif ready:
                 for start in range(0, len(ready), self.max_size):
                     chunk = ready[start : start + self.max_size]
                     for item in chunk:
@@ -262,9 +270,13 @@ class HubSpotSink(Sink):
                         remaining_min,
                     )
             if not self._buffer or (not final and len(self._buffer) < self.max_size):
-                return
+                break
             if not ready:
+                if changes is not None:
+                    changes.send(everything=True)  # the ids waited for may be held here, not in flight
                 dispatcher.wait_for_progress()
+        if final and changes is not None:
+            changes.send(everything=True)
 
     def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int) -> Batch:
         return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -171,7 +172,7 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             "load_method 'overwrite' (delete everything, then load) is not supported: every load "
             "is a HubSpot upsert. Use 'upsert' or 'append-only' (the same here)."
         )
-    for key in ("rejected_records_path", "run_report_path"):
+    for key in ("rejected_records_path", "run_report_path", "change_cache_path"):
         value = config.get(key)
         if isinstance(value, str) and value and Path(value).is_dir():
             problems.append(f"{key} must name a file, not a directory; got {value!r}.")
@@ -188,6 +189,7 @@ _MINIMUMS: dict[str, tuple[float, str]] = {
     "max_requests_per_10_seconds": (1, "a whole number of at least 1"),
     "max_retries": (0, "a whole number of at least 0"),
     "max_rejected_records": (0, "a whole number of at least 0"),
+    "change_cache_max_age_days": (1, "a whole number of days, at least 1 (use full_resync to send everything once)"),
 }
 
 
@@ -204,6 +206,11 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     group = config.get("property_group")
     if isinstance(group, str) and not group.strip():
         problems.append("property_group must not be empty; leave it out for the default 'target_hubspot_upsert'.")
+    cache_path = config.get("change_cache_path")
+    if isinstance(cache_path, str) and not cache_path.strip():
+        problems.append(
+            "change_cache_path must name a file; leave it out for the default '.target-hubspot-upsert/changes.sqlite'."
+        )
     return problems
 
 
@@ -337,6 +344,22 @@ class TargetHubSpotUpsert(Target):
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
+        th.Property(
+            "skip_unchanged", th.BooleanType, default=False,
+            description="Send only what changed: a record whose serialized properties equal those HubSpot last acknowledged for its object (noted in `change_cache_path`) is counted `unchanged` and not sent. For full-table re-syncs where few rows change.",
+        ),
+        th.Property(
+            "change_cache_path", th.StringType, default=".target-hubspot-upsert/changes.sqlite",
+            description="SQLite file of the change cache used by `skip_unchanged` (relative to the working directory), one table per HubSpot account. Keep it on a persistent volume: without it every record is sent again.",
+        ),
+        th.Property(
+            "change_cache_max_age_days", th.IntegerType, default=7,
+            description="With `skip_unchanged`, a record is sent anyway when its object's cache entry was written this many days ago or more (UTC days), so edits made in HubSpot are overwritten at least that often.",
+        ),
+        th.Property(
+            "full_resync", th.BooleanType, default=False,
+            description="With `skip_unchanged`, send every record for this run and refresh the change cache (also the `--full-resync` command-line flag).",
+        ),
     ).to_dict()
 
     def __init__(
@@ -365,7 +388,30 @@ class TargetHubSpotUpsert(Target):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        self.runtime = Runtime.from_config(self.config, self.config_jsonschema, **runtime_kwargs)
+        config = {**self.config, **self.cli_overrides}
+        self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
+
+    #: Settings given as command-line flags (`--full-resync`); they win over the config.
+    cli_overrides: t.ClassVar[dict[str, t.Any]] = {}
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, plus `--full-resync`."""
+        command = super().get_singer_command()
+        command.params.append(
+            click.Option(
+                ["--full-resync"], is_flag=True, default=False,
+                help="With skip_unchanged: send every record this run and refresh the change cache.",
+            )
+        )
+        return command
+
+    @classmethod
+    def invoke(cls, *, full_resync: bool = False, **kwargs: t.Any) -> None:  # type: ignore[override]  # noqa: ANN401
+        """Run the target; `--full-resync` sets the `full_resync` setting for this run."""
+        if full_resync:
+            cls.cli_overrides = {**cls.cli_overrides, "full_resync": True}
+        super().invoke(**kwargs)
 
     @property
     def current_line(self) -> int:
