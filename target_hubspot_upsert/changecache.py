@@ -40,6 +40,9 @@ logger = logging.getLogger("target_hubspot_upsert")
 
 FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
 LOOKUP_CHUNK = 100  # keys per SELECT ... IN (...)
+# Page cache of the reading connection: 16 MB holds the whole table up to ~600,000 objects; larger
+# tables are read through the OS cache (SQLite's default, 2 MB, costs ~30% more per look-up).
+READ_CACHE_KIB = 16_000
 SECONDS_PER_DAY = 86_400
 
 
@@ -107,6 +110,7 @@ class ChangeCache:
             self._writer = self._connect()
             self._setup()
             self._reader = self._connect()
+            self._reader.execute(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from None
         # S608: the table name is made from an int, every value is a bound parameter.
@@ -272,10 +276,11 @@ class ChangeTracker:
 
     # --- hooks on the worker that sends a batch -----------------------------------------
 
-    def note(self, item: PendingInput, key: int, digest: int | None, *, replaces: bool) -> None:
-        """Remember what a changed input will write (main thread, before it is submitted)."""
+    def note(self, changed: list[tuple[PendingInput, int, int | None, bool]]) -> None:
+        """Remember what changed inputs will write: (input, key, value hash, replaces a cached value)."""
         with self._sent_lock:
-            self._sent[id(item)] = (key, digest, replaces)
+            for item, key, digest, replaces in changed:
+                self._sent[id(item)] = (key, digest, replaces)
 
     def _take(self, batch: Batch) -> list[tuple[PendingInput, tuple[int, int | None, bool]]]:
         with self._sent_lock:
@@ -357,32 +362,43 @@ class SinkChanges:
         self.held: list[PendingInput] = []
         self.held_key = f"{sink._buffer_key}#changed"  # noqa: SLF001 - the sink's own ledger key
 
+    def _keys(self, ready: list[PendingInput]) -> list[int]:
+        # object_key() inlined: this runs once per record.
+        new = self.hasher.copy
+        from_bytes = int.from_bytes
+        keys = []
+        for item in ready:
+            h = new()
+            h.update(item.id.lower().encode("utf-8", "surrogatepass"))
+            keys.append(from_bytes(h.digest(), "little", signed=True))
+        return keys
+
     def triage(self, ready: list[PendingInput]) -> None:
         """Take `ready` (reserved) inputs out of the buffer: skip the unchanged, hold the rest."""
         started = time.thread_time()
         tracker = self.tracker
-        hasher = self.hasher
-        keys = [object_key(hasher, item.id) for item in ready]
+        keys = self._keys(ready)
         found = tracker.cache.lookup(keys)
         oldest_fresh = tracker.today() - tracker.max_age_days + 1
         skip_fresh = not tracker.full_resync
         unchanged: list[PendingInput] = []
-        changed: list[PendingInput] = []
+        changed: list[tuple[PendingInput, int, int | None, bool]] = []
         for item, key in zip(ready, keys, strict=True):
             digest = input_digest(item.properties)
             cached = found.get(key)
-            if cached is not None and cached[0] == digest:
-                if skip_fresh and cached[1] >= oldest_fresh:
-                    unchanged.append(item)
-                    continue
-                tracker.note(item, key, digest, replaces=False)  # same value, refreshed
+            if cached is None:
+                changed.append((item, key, digest, False))
+            elif cached[0] != digest:
+                changed.append((item, key, digest, True))  # deleted from the cache before this is sent
+            elif skip_fresh and cached[1] >= oldest_fresh:
+                unchanged.append(item)
             else:
-                tracker.note(item, key, digest, replaces=cached is not None)
-            changed.append(item)
+                changed.append((item, key, digest, False))  # the same value, sent again to refresh it
+        tracker.note(changed)
         tracker.looked_up += len(ready)
         tracker.skipped += len(unchanged)
         tracker.lookup_cpu += time.thread_time() - started
-        self._move(unchanged, changed)
+        self._move(unchanged, [entry[0] for entry in changed])
         self.send(everything=False)
 
     def _move(self, unchanged: list[PendingInput], changed: list[PendingInput]) -> None:
