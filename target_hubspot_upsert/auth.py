@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlencode
 
-import requests
-
-from target_hubspot_upsert.errors import HubSpotAuthError
-from target_hubspot_upsert.ratelimit import RETRIABLE_STATUSES, backoff_wait
+from target_hubspot_upsert.errors import HubSpotAuthError, brief
 from target_hubspot_upsert.redact import REDACTOR
+from target_hubspot_upsert.retry import Request, RetryLoop
+from target_hubspot_upsert.transport import Transport
 
 logger = logging.getLogger("target_hubspot_upsert.auth")
 
@@ -64,24 +65,24 @@ class OAuthTokenProvider:
         token_url: str,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         max_retries: int = 8,
         sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         """Configure the grant; nothing is requested until the first token is needed.
 
-        A token request that times out, drops, or gets a 429/5xx is retried up to
-        `max_retries` times with exponential backoff (`sleep` is injectable for tests).
+        Token requests go through the same transport (shared with the API client when given,
+        else a new one with `timeout`) and the same retry loop as API requests: a timeout, a
+        dropped connection, a 429 or a 5xx is retried up to `max_retries` times with backoff
+        (`sleep` and `rand` are injectable for tests); a redirect or an unreachable host is fatal.
         """
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
         self._token_url = token_url
-        self._timeout = timeout
         self._clock = clock
-        self._session = session or requests.Session()
-        self._max_retries = max_retries
-        self._sleep = sleep
+        self._loop = RetryLoop(transport or Transport(timeout=timeout), max_retries=max_retries, sleep=sleep, rand=rand)
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._expires_at = 0.0
@@ -106,51 +107,31 @@ class OAuthTokenProvider:
                 self._access_token = None
 
     def _refresh(self) -> None:
-        data = {
+        form = urlencode({
             "grant_type": "refresh_token",
             "client_id": self._client_id,
             "client_secret": self._client_secret,
             "refresh_token": self._refresh_token,
-        }
-        attempt = 0
-        while True:
-            attempt += 1
-            problem = None
-            try:
-                response = self._session.post(self._token_url, data=data, timeout=self._timeout)
-            except requests.RequestException as exc:
-                problem = type(exc).__name__
-            else:
-                if response.status_code not in RETRIABLE_STATUSES:
-                    break
-                problem = f"HTTP {response.status_code}"
-            if attempt > self._max_retries:
-                msg = (
-                    f"Could not get an access token from HubSpot's OAuth token endpoint "
-                    f"({problem}, {attempt} attempts); check oauth_token_url and the network, "
-                    "or try again later."
-                )
-                raise HubSpotAuthError(msg)
-            wait = backoff_wait(attempt)
-            logger.warning(
-                "OAuth token request failed (%s); retry %d of %d in %.1f s.",
-                problem, attempt, self._max_retries, wait,
-            )
-            self._sleep(wait)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or not body.get("access_token"):
-            status = body.get("status") or body.get("category") or response.status_code
-            detail = body.get("message") or ""
+        }).encode()
+        request = Request(
+            "POST", self._token_url, form, {"Content-Type": "application/x-www-form-urlencoded"},
+            setting="oauth_token_url", label="OAuth token request",
+        )
+        attempt = self._loop.run(request)  # retriable failures are retried there
+        body = attempt.body if isinstance(attempt.body, dict) else {}
+        if attempt.status != 200 or not body.get("access_token"):
+            status = body.get("status") or body.get("category") or attempt.status
+            detail = brief(str(body.get("message") or ""))
             msg = (
                 f"HubSpot refused to issue an access token ({status}: {detail}). Check the "
                 "client_id, client_secret and refresh_token settings: the refresh token may "
                 "be revoked or belong to another app."
             )
             raise HubSpotAuthError(msg)
-        ttl = float(body.get("expires_in") or 1800)
+        try:
+            ttl = float(body.get("expires_in") or 1800)
+        except (TypeError, ValueError):
+            ttl = 1800.0  # HubSpot's documented lifetime
         # Refresh when a fifth of the lifetime (at most 5 minutes) is left.
         self._expires_at = self._clock() + ttl - min(300.0, ttl * 0.2)
         self._access_token = str(body["access_token"])

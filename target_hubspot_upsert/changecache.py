@@ -224,6 +224,8 @@ class ChangeTracker:
         self.max_age_days = settings.change_cache_max_age_days
         self.full_resync = settings.full_resync
         self.batch_size = settings.batch_size_rows
+        # A dry run looks up (its report shows what a real run would skip) and writes nothing.
+        self.read_only = settings.dry_run
         self.today = today
         self._client = client
         self._cache: ChangeCache | None = None
@@ -289,6 +291,8 @@ class ChangeTracker:
 
     def before_write(self, batch: Batch) -> None:
         """Delete, durably, every cached value that differs from what this batch sends."""
+        if self.read_only:
+            return
         with self._sent_lock:
             stale = [meta[0] for item in batch.inputs if (meta := self._sent.get(id(item))) and meta[2]]
         if stale:
@@ -296,6 +300,9 @@ class ChangeTracker:
 
     def acknowledged(self, batch: Batch, outcome: BatchOutcome) -> None:
         """One transaction: the values HubSpot acknowledged; no entry for what it rejected."""
+        if self.read_only:
+            self._take(batch)
+            return
         started = time.thread_time()
         rejected = {id(entry[0]) for entry in outcome.rejected}
         day = self.today()
@@ -319,6 +326,9 @@ class ChangeTracker:
 
     def write_failed(self, batch: Batch) -> None:
         """No outcome for the batch: its objects keep no entry."""
+        if self.read_only:
+            self._take(batch)
+            return
         gone = [key for _item, (key, _digest, _replaces) in self._take(batch)]
         try:
             self.cache.write((), gone)
@@ -331,6 +341,8 @@ class ChangeTracker:
         `object_type` is the canonical type (`ObjectTarget.canonical_type`) and `id_property`
         the unique property the objects are upserted by, so the keys match those of upserts.
         """
+        if self.read_only:
+            return
         hasher = key_hasher(object_type, id_property)
         self.cache.write((), [object_key(hasher, record_id) for record_id in ids], durable=True)
 

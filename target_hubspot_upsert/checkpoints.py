@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import simplejson
+import simplejson  # STATE only: exact decimals, in the SDK's own STATE line format
 
 
 def write_state_line(state: Any) -> None:  # noqa: ANN401 - Singer state is any JSON

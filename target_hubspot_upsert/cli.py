@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -55,8 +56,28 @@ def _drop_generic_config_line(record: logging.LogRecord) -> bool:
     return record.msg != "Config validation failed"
 
 
+def take_check_flag(argv: list[str]) -> bool:
+    """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
+    if "--check" not in argv:
+        return False
+    argv.remove("--check")
+    if (sys.stdin is None or sys.stdin.isatty()) and "--input" not in argv:
+        argv += ["--input", os.devnull]
+    return True
+
+
+def take_flag(argv: list[str], flag: str) -> bool:
+    """Remove a flag the SDK's command line does not know from `argv`; whether it was there."""
+    found = flag in argv
+    while flag in argv:
+        argv.remove(flag)
+    return found
+
+
 def main() -> None:
     """Run the target CLI."""
+    TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
+    TargetHubSpotUpsert.full_resync_requested = take_flag(sys.argv, "--full-resync")
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     problems = config_file_problems(sys.argv[1:])
     if problems:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+
+_SPACES = re.compile(r"\s+")
+
+
+def brief(text: str, limit: int = 200) -> str:
+    """A server's text shortened for a message: answers are never quoted at length."""
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class UserFacingError(Exception):
@@ -39,8 +49,20 @@ class RetriesExhausted(HubSpotFatalError):
     """A retriable failure persisted past `max_retries`."""
 
 
+class RedirectRefused(HubSpotFatalError):
+    """A server answered with a redirect: the URL setting points somewhere that is not HubSpot's API."""
+
+
+class HostUnreachable(HubSpotFatalError):
+    """The host of a URL setting does not resolve or refuses connections: the setting is wrong."""
+
+
 class TooManyRejectedRecords(UserFacingError):
     """More records were rejected than `max_rejected_records` allows."""
+
+
+class CheckFailed(UserFacingError):
+    """A dry run found what would make a real run fail."""
 
 
 class Interrupted(UserFacingError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +115,7 @@ def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw c
     return problems
 
 
-def resolve_stream(stream: str, object_mappings: dict[str, dict[str, str]] | None) -> ObjectTarget:
+def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]] | None) -> ObjectTarget:
     """Resolve `stream` to its object type and id property.
 
     Raises:

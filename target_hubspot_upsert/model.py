@@ -72,5 +72,6 @@ class BatchOutcome:
     created: int = 0
     updated: int = 0
     merged: int = 0
+    would_write: int = 0  # dry runs: inputs that would have been sent
     # (input, category, code, message, message without record values)
     rejected: list[tuple[PendingInput, str, str, str, str]] = field(default_factory=list)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.dryrun import check_object_access
+from target_hubspot_upsert.errors import HubSpotConfigError, brief
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.serialization import (
     IGNORE,
@@ -60,7 +61,7 @@ class Preflight:
             return cached
         response = self.client.get_properties(target.object_type)
         if response.status != 200:
-            message = response.body.get("message") if isinstance(response.body, dict) else ""
+            message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
             msg = (
                 f"Could not read the properties of HubSpot object '{target.object_type}' "
                 f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
@@ -107,18 +108,43 @@ class Preflight:
                 fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream,
                 resolve_undeclared=resolve,
             )
-        id_spec = catalog.get(id_property)
-        if id_spec is None:
-            if id_property not in plan.unknown:
-                plan.unknown.append(id_property)
-        elif not id_spec.unique and not (target.canonical_type == "contacts" and id_property == "email"):
+        if id_property not in catalog and id_property not in plan.unknown:
+            plan.unknown.append(id_property)
+        self._check_id_property(target, catalog)
+        self._report_unknown(target, plan, policy)
+        return plan
+
+    def check_object(self, target: ObjectTarget) -> None:
+        """A stream's object type, id property and read access, before any record (dry runs)."""
+        catalog = self.catalog(target)
+        if target.id_property not in catalog:
             msg = (
-                f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
-                f"values, so HubSpot cannot upsert by it (stream '{target.stream}'). Set "
-                f"object_mappings.{target.stream}.id_property to a unique property"
-                + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+                f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
+                f"property of stream '{target.stream}'. Set object_mappings.{target.stream}.id_property "
+                "to one of its unique properties."
             )
             raise HubSpotConfigError(msg)
+        self._check_id_property(target, catalog)
+        check_object_access(self.client, target)
+
+    @staticmethod
+    def _check_id_property(target: ObjectTarget, catalog: Mapping[str, PropertySpec]) -> None:
+        """HubSpot upserts only by a property with unique values (or a contact's email)."""
+        id_property = target.id_property
+        id_spec = catalog.get(id_property)
+        if id_spec is None or id_spec.unique or (target.canonical_type == "contacts" and id_property == "email"):
+            return
+        msg = (
+            f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
+            f"values, so HubSpot cannot upsert by it (stream '{target.stream}'). Set "
+            f"object_mappings.{target.stream}.id_property to a unique property"
+            + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+        )
+        raise HubSpotConfigError(msg)
+
+    def _report_unknown(self, target: ObjectTarget, plan: StreamPlan, policy: str) -> None:
+        """SCHEMA fields the object lacks: stop (fail), or warn once each (ignore); read-only ones."""
+        id_property = target.id_property
         if plan.unknown:
             if policy == "fail" or id_property in plan.unknown:
                 names = ", ".join(f"'{name}'" for name in plan.unknown)
@@ -142,7 +168,6 @@ class Preflight:
                 f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
                 f"HubSpot; stream '{target.stream}' never sends it.",
             )
-        return plan
 
     def _decide_undeclared(self, target: ObjectTarget, policy: str, key: str, value: Any) -> FieldDecision:  # noqa: ANN401
         """A record field outside its stream's SCHEMA, seen for the first time: as a SCHEMA field would be."""
@@ -219,7 +244,7 @@ class Preflight:
                     ", with unique values" if definition.get("hasUniqueValue") else "",
                 )
             else:
-                message = response.body.get("message") if isinstance(response.body, dict) else ""
+                message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
                 msg = (
                     f"HubSpot refused to create property '{name}' on '{target.object_type}' "
                     f"(HTTP {response.status}): {message}"

@@ -38,6 +38,8 @@ class StreamStats:
     # Records per request when skip_unchanged is on (the summary then shows unchanged and the
     # requests saved); None when it is off.
     batch_size: int | None = None
+    would_write: int = 0  # dry runs
+    would_requests: int = 0
     tally: RequestTally = field(default_factory=RequestTally)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -48,12 +50,22 @@ class StreamStats:
     @property
     def done(self) -> int:
         """Records with an outcome."""
-        return self.created + self.updated + self.merged + self.unchanged + self.rejected
+        return self.created + self.updated + self.merged + self.unchanged + self.rejected + self.would_write
 
     @property
     def requests_saved(self) -> int:
         """Requests the unchanged records would have taken."""
         return -(-self.unchanged // self.batch_size) if self.batch_size else 0
+
+    def dry_run_line(self) -> str:
+        """A dry run's line for this stream: what a real run would send."""
+        return (
+            f"Dry run, stream '{self.stream}' -> {self.object_type}: received {self.received}; would "
+            f"create or update {self.would_write + self.merged} record(s) as {self.would_write} object(s) "
+            f"in {self.would_requests} request(s); "
+            + (f"unchanged {self.unchanged} (not sent); " if self.batch_size else "")
+            + f"rejected {self.rejected}"
+        )
 
     def summary_line(self) -> str:
         """The end-of-run line for this stream; on a stopped run, what has no confirmed outcome."""
@@ -80,6 +92,8 @@ class StreamStats:
             "merged": self.merged,
             "rejected": self.rejected,
             "unchanged": self.unchanged,
+            "would_write": self.would_write,
+            "would_requests": self.would_requests,
             "unconfirmed": self.received - self.done,
             "requests": self.tally.requests,
             "requests_saved": self.requests_saved,
@@ -147,7 +161,7 @@ class Reporter:
         for stats in self.stats.values():
             stats.finished = stats.finished or now
             unconfirmed += stats.received - stats.done
-            logger.info(stats.summary_line())
+            logger.info(stats.dry_run_line() if self.settings.dry_run else stats.summary_line())
         if unconfirmed:
             logger.warning(
                 "%d record(s) have no confirmed outcome: they were not sent, or HubSpot's answer "
@@ -171,6 +185,7 @@ class Reporter:
             return
         report = {
             "status": status,
+            "dry_run": self.settings.dry_run,
             "error": REDACTOR.redact(error) if error else None,
             "duration_seconds": round(time.monotonic() - self.started, 3),
             "streams": {name: stats.report() for name, stats in self.stats.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from target_hubspot_upsert.changecache import ChangeTracker
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
+from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
@@ -23,11 +25,14 @@ from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.report import Reporter, StreamStats
 from target_hubspot_upsert.settings import SECRET_SETTINGS, Settings
+from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.writer import BatchWriter
 
 
-def make_token_provider(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> TokenProvider:
-    """The token provider the (already validated) settings ask for."""
+def make_token_provider(
+    settings: Settings, sleep: Callable[[float], None] = time.sleep, transport: Transport | None = None,
+) -> TokenProvider:
+    """The token provider the (already validated) settings ask for; OAuth shares `transport`."""
     if settings.access_token:
         return StaticToken(settings.access_token)
     return OAuthTokenProvider(
@@ -38,6 +43,7 @@ def make_token_provider(settings: Settings, sleep: Callable[[float], None] = tim
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
         sleep=sleep,
+        transport=transport,
     )
 
 
@@ -68,20 +74,26 @@ class Runtime:
             REDACTOR.add(getattr(settings, key))
         install_redactor()
         self.limiter = RateLimiter(settings.max_requests_per_10_seconds, sleep=sleep, clock=clock)
+        # One transport (connection pools, deadlines, size cap) for API and OAuth token requests.
+        self.transport = Transport(
+            timeout=settings.request_timeout, pool_size=settings.max_concurrent_requests + 2,
+        )
         self.client = HubSpotClient(
             settings.api_base_url,
-            make_token_provider(settings, sleep),
+            make_token_provider(settings, sleep, self.transport),
             limiter=self.limiter,
-            timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             api_version=settings.api_version,
             sleep=sleep,
-            pool_size=settings.max_concurrent_requests + 2,
+            transport=self.transport,
         )
-        self.writer = BatchWriter(self.client)
-        self.ledger = CheckpointLedger(write_state)
+        self.writer: BatchWriter | DryRunWriter = DryRunWriter() if settings.dry_run else BatchWriter(self.client)
+        self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
-            settings.rejected_records_path, settings.max_rejected_records, log_values=settings.log_record_values,
+            settings.rejected_records_path,
+            # A dry run lists every record a real run would reject; the limit decides its exit code.
+            sys.maxsize if settings.dry_run else settings.max_rejected_records,
+            log_values=settings.log_record_values,
         )
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
@@ -160,6 +172,9 @@ class Runtime:
             stats.created += outcome.created
             stats.updated += outcome.updated
             stats.merged += outcome.merged
+            if outcome.would_write:
+                stats.would_write += outcome.would_write
+                stats.would_requests += 1
         for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either

@@ -14,16 +14,14 @@ from typing import Any
 
 import fastjsonschema
 from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
-
-# StorageTarget is the SDK's own reader of BATCH manifests (private module; the SDK is pinned).
-from singer_sdk.helpers._batch import StorageTarget
 from singer_sdk.singerlib.json import deserialize_json
-from singer_sdk.sinks import Sink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
+from typing_extensions import override
 
 from target_hubspot_upsert.errors import InputError
 from target_hubspot_upsert.mapping import resolve_stream
 from target_hubspot_upsert.model import Batch, PendingInput, RecordRef, Rejection
+from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
 
 if t.TYPE_CHECKING:
     from singer_sdk.batch import BaseBatchFileEncoding
@@ -50,7 +48,7 @@ class FastValidator(BaseJSONSchemaValidator):
             raise InvalidRecord(field, record) from None
 
 
-class HubSpotSink(Sink):
+class HubSpotSink(AdaptedSink):
     """Buffers one stream's records and upserts them into one HubSpot object type."""
 
     def __init__(
@@ -90,6 +88,11 @@ class HubSpotSink(Sink):
         """Distinct ids waiting in the buffer (and changed inputs held to fill a batch)."""
         return len(self._buffer) + (len(self.changes.held) if self.changes is not None else 0)
 
+    @property
+    def is_full(self) -> bool:
+        """The buffer holds a request's worth of distinct ids."""
+        return len(self._buffer) >= self.max_size_cached
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator, unless `validate_records` is off."""
         if not self.validate_schema:
@@ -99,15 +102,10 @@ class HubSpotSink(Sink):
         except fastjsonschema.JsonSchemaDefinitionException:
             return super().get_validator()
 
-    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: Any) -> None:  # noqa: ANN401, ARG002
-        # The serializer parses and checks dates by the HubSpot property's type and reports bad
-        # ones per record, so the SDK's string-to-datetime pass would be work done twice.
-        # (Private SDK hook: singer-sdk is pinned to 0.54.x; tests/test_sdk.py covers it.)
-        return
-
-    def process_record(self, record: dict, context: dict) -> None:  # noqa: ARG002
-        """Serialize one record into the buffer (or reject it)."""
-        self.add_record(record)
+    @override
+    def process_record(self, record: dict, context: dict) -> None:
+        """The SDK's record path (unused by this target's leaner one): check, then buffer."""
+        self.accept(record)
 
     def process_batch(self, context: dict) -> None:  # noqa: ARG002
         """Submit the buffer (non-blocking unless the pool is full)."""
@@ -119,22 +117,19 @@ class HubSpotSink(Sink):
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
-        new = self.stats.received - self._counted
+        new = self._received_here - self._counted
         if new:
-            self._record_counter.increment(new)
-            self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
-        self._counted = 0
+            self.count_records(new)
+            self._counted = self._received_here
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
         storage = self.batch_config.storage if self.batch_config else None
         for path in files:
-            head, tail = StorageTarget.split_url(path)
-            file_storage = storage or StorageTarget.from_url(head)
             if encoding.format != "jsonl":
                 msg = f"Stream '{self.stream_name}': BATCH format '{encoding.format}' is not supported; use jsonl."
                 raise InputError(msg)
-            with file_storage.open(tail, mode="rb") as raw:
+            with open_batch_file(path, storage) as raw:
                 lines = gzip.open(raw) if encoding.compression == "gzip" else raw  # noqa: SIM115
                 for line in lines:
                     if not line.strip():
@@ -148,9 +143,10 @@ class HubSpotSink(Sink):
 
     def accept(self, record: dict[str, Any]) -> None:
         """The per-record work of the SDK's record path that matters here, then buffering."""
-        if self._validator is not None:
+        validator = self.validator
+        if validator is not None:
             try:
-                self._validator.validate(record)
+                validator.validate(record)
             except InvalidRecord as exc:
                 self.runtime.check()
                 self._count_one()
@@ -160,13 +156,13 @@ class HubSpotSink(Sink):
                 )
                 self._reject(record, None, self.stats.received, "SCHEMA_MISMATCH", message)
                 return
-        for key in self._key_properties:
+        for key in self.key_properties:
             if key not in record and key != self.plan.id_field:
                 # A missing id value is a rejected record (add_record); any other missing key
                 # property means the tap broke the Singer contract.
                 msg = (
                     f"record #{self.stats.received + 1} of stream '{self.stream_name}' has no "
-                    f"'{key}', one of its key_properties {self._key_properties}; fix the tap "
+                    f"'{key}', one of its key_properties {self.key_properties}; fix the tap "
                     "or its SCHEMA's key_properties."
                 )
                 raise MissingKeyPropertiesError(msg)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import decimal
-import ipaddress
 import json
 import logging
 import os
@@ -14,10 +13,7 @@ import signal
 import typing as t
 from collections import Counter
 from pathlib import Path
-from types import FrameType
-from urllib.parse import urlsplit
 
-import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -25,27 +21,33 @@ from singer_sdk.exceptions import (
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
 )
-from singer_sdk.io_base import SingerReader
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
-from target_hubspot_upsert.errors import HubSpotConfigError, InputError, Interrupted, TooManyRejectedRecords
-from target_hubspot_upsert.mapping import mapping_problems
+from target_hubspot_upsert.dryrun import check_credentials
+from target_hubspot_upsert.errors import (
+    CheckFailed,
+    HubSpotConfigError,
+    InputError,
+    Interrupted,
+    TooManyRejectedRecords,
+)
+from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
+from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget
 from target_hubspot_upsert.settings import SECRET_SETTINGS
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
+from target_hubspot_upsert.urls import check_url
 
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
 _DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
-_LOOPBACK_HOSTS = {"localhost"}
 
 
-class LineCountingReader(SingerReader):
+class LineCountingReader(AdaptedReader):
     """Singer reader that knows the input line number, for error messages."""
 
     def __init__(self) -> None:
@@ -95,11 +97,13 @@ class LineCountingReader(SingerReader):
             if callback is not None:
                 callback(message)
             else:
-                self._process_unknown_message(message)
+                self.on_unknown(message)
             stats[kind] = stats.get(kind, 0) + 1
         return Counter(stats)
 
-    def _process_unknown_message(self, message_dict: dict) -> None:
+    @override
+    def on_unknown(self, message_dict: dict) -> None:
+        """Blank lines are skipped; any other unknown type is an input error."""
         if message_dict.get("type") == "_BLANK":
             return
         msg = (
@@ -116,17 +120,19 @@ _ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")
 _ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     """Cross-field checks the JSON schema cannot express, each with how to fix it."""
+    return [
+        *_credential_problems(config),
+        *_url_problems(config),
+        *_value_problems(config),
+        *_range_problems(config),
+        *mapping_problems(config.get("object_mappings")),
+    ]
+
+
+def _credential_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Either a static token or all three OAuth settings."""
     problems: list[str] = []
     oauth_keys = ("client_id", "client_secret", "refresh_token")
     has_token = bool(config.get("access_token"))
@@ -144,19 +150,24 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     elif oauth_set and len(oauth_set) < len(oauth_keys):
         missing = [k for k in oauth_keys if k not in oauth_set]
         problems.append(f"OAuth needs client_id, client_secret and refresh_token: also set {', '.join(missing)}.")
+    return problems
+
+
+def _url_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """The URLs credentials are sent to, checked as the HTTP library will read them."""
+    problems: list[str] = []
     for key in ("api_base_url", "oauth_token_url"):
         url = config.get(key)
-        if url is None:
-            continue
-        parts = urlsplit(str(url))
-        if parts.scheme == "https" and parts.hostname:
-            continue
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-            continue
-        problems.append(
-            f"{key} must be an https:// URL (http:// is accepted only for 127.0.0.1, localhost "
-            f"or [::1]) so tokens are never sent in clear text; got {str(url)[:100]!r}."
-        )
+        if isinstance(url, str):  # other types are the JSON schema's to report
+            problem = check_url(key, url).problem
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _value_problems(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Batch size, load method, file paths and API version."""
+    problems: list[str] = []
     batch_size = config.get("batch_size_rows")
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool)
@@ -166,7 +177,6 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             f"batch_size_rows must be a whole number from 1 to {HUBSPOT_MAX_BATCH} "
             f"(HubSpot's limit per batch request); got {batch_size!r}."
         )
-    problems.extend(_range_problems(config))
     if str(config.get("load_method") or "") in {"overwrite", "TargetLoadMethods.OVERWRITE"}:
         problems.append(
             "load_method 'overwrite' (delete everything, then load) is not supported: every load "
@@ -179,7 +189,6 @@ def config_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     api_version = config.get("api_version")
     if api_version is not None and not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
         problems.append(f"api_version must be 'v3' or a dated version such as '2026-09'; got {api_version!r}.")
-    problems.extend(mapping_problems(config.get("object_mappings")))
     return problems
 
 
@@ -250,10 +259,14 @@ def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]
     return problems
 
 
-class TargetHubSpotUpsert(Target):
+class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
     name = "target-hubspot-upsert"
+    #: Set by the `--check` command-line flag: a dry run whatever the config says.
+    check_requested = False
+    #: Set by the `--full-resync` command-line flag: `full_resync` for this run.
+    full_resync_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
 
@@ -276,11 +289,11 @@ class TargetHubSpotUpsert(Target):
         ),
         th.Property(
             "oauth_token_url", th.StringType,
-            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant.",
+            description="OAuth token endpoint. Default: `{api_base_url}/oauth/v1/token`; `/oauth/v3/token` takes the same grant. Same rules as api_base_url, with a path.",
         ),
         th.Property(
             "api_base_url", th.StringType, default="https://api.hubapi.com",
-            description="HubSpot API base URL. Must be https:// (http:// only for loopback, e.g. the bundled simulator).",
+            description="HubSpot API base URL: scheme and host only (the target adds the paths). Must be https:// (http:// only for 127.x.x.x, [::1] or localhost, e.g. the bundled simulator); no user info, query or fragment.",
         ),
         th.Property(
             "api_version", th.StringType, default="v3",
@@ -322,7 +335,7 @@ class TargetHubSpotUpsert(Target):
         ),
         th.Property(
             "request_timeout", th.NumberType, default=60,
-            description="Seconds to wait for one HubSpot response before retrying.",
+            description="Seconds one request may take in all (connect, send, the complete answer) before it is retried; answers larger than 32 MiB are cut off and retried the same way.",
         ),
         th.Property(
             "max_retries", th.IntegerType, default=8,
@@ -335,6 +348,10 @@ class TargetHubSpotUpsert(Target):
         th.Property(
             "max_rejected_records", th.IntegerType, default=0,
             description="Rejected records tolerated before the run stops with a non-zero exit.",
+        ),
+        th.Property(
+            "dry_run", th.BooleanType, default=False,
+            description="Check everything and write nothing (also the `--check` flag): credentials, every mapped object type and id property, and, for piped input, every record's fields and values. Prints per stream how many records would be created or updated in how many requests and which would be rejected, writes no STATE, and exits 1 if a real run would fail.",
         ),
         th.Property(
             "log_record_values", th.BooleanType, default=False,
@@ -376,7 +393,7 @@ class TargetHubSpotUpsert(Target):
         if kwargs.get("parse_env_config"):
             schema = copy.deepcopy(self.config_jsonschema)
             self.append_builtin_config(schema)
-            if problems := env_problems(schema, self._env_var_prefix):
+            if problems := env_problems(schema, self.env_var_prefix()):
                 raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._records_seen = 0
@@ -388,47 +405,27 @@ class TargetHubSpotUpsert(Target):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        config = {**self.config, **self.cli_overrides}
+        overrides = {"dry_run": self.check_requested, "full_resync": self.full_resync_requested}
+        config = {**self.config, **{key: True for key, on in overrides.items() if on}}
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
-
-    #: Settings given as command-line flags (`--full-resync`); they win over the config.
-    cli_overrides: t.ClassVar[dict[str, t.Any]] = {}
-
-    @classmethod
-    def get_singer_command(cls) -> click.Command:
-        """The SDK's command line, plus `--full-resync`."""
-        command = super().get_singer_command()
-        command.params.append(
-            click.Option(
-                ["--full-resync"], is_flag=True, default=False,
-                help="With skip_unchanged: send every record this run and refresh the change cache.",
-            )
-        )
-        return command
-
-    @classmethod
-    def invoke(cls, *, full_resync: bool = False, **kwargs: t.Any) -> None:  # type: ignore[override]  # noqa: ANN401
-        """Run the target; `--full-resync` sets the `full_resync` setting for this run."""
-        if full_resync:
-            cls.cli_overrides = {**cls.cli_overrides, "full_resync": True}
-        super().invoke(**kwargs)
 
     @property
     def current_line(self) -> int:
         """Input line being processed."""
         return getattr(self.message_reader, "line_number", 0)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # One message listing every problem: schema errors and cross-field checks together.
+    @override
+    def check_config(self, *, raise_errors: bool = True) -> list[str]:
+        """One message listing every problem: schema errors and cross-field checks together."""
         for key in SECRET_SETTINGS:
             REDACTOR.add(self.config.get(key))
         # The SDK passes number settings from environment variables through as text.
         for key, schema in self.config_jsonschema["properties"].items():
-            value = self._config.get(key)
+            value = self.raw_config.get(key)
             if isinstance(value, str) and "number" in _types(schema):
                 with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
-                    self._config[key] = float(value)
-        errors = super()._validate_config(raise_errors=False)
+                    self.raw_config[key] = float(value)
+        errors = super().check_config(raise_errors=False)
         errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
         errors = [*errors, *config_problems(self.config)]
         if errors and raise_errors:
@@ -437,16 +434,17 @@ class TargetHubSpotUpsert(Target):
 
     # --- messages -----------------------------------------------------------------------
 
-    def _process_record_message(self, message_dict: dict) -> None:
-        # The SDK's per-record path (mapper, copy, SDC columns, validation, timestamp parsing,
-        # counters), minus the work this target does not need per record: no copy for identity
-        # maps (records are never mutated here), no timestamp parsing (the serializer does it by
-        # property type), the max-age check every 1,024 records. Private SDK hook: singer-sdk is
-        # pinned to 0.54.x and tests/test_sdk.py runs the SDK's own target tests through it.
+    @override
+    def handle_record(self, message_dict: dict) -> None:
+        """The SDK's per-record path (maps, SDC columns, validation, counters), leaner.
+
+        No copy for identity maps (records are never mutated here), no timestamp parsing (the
+        serializer does it by property type), the max-age check every 1,024 records.
+        """
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
         if not isinstance(stream_name, str) or not isinstance(record, dict):
-            self._assert_line_requires(message_dict, requires={"stream", "record"})
+            self.require_keys(message_dict, {"stream", "record"})
             msg = (
                 f"Input line {self.current_line}: a RECORD message needs a stream name and a "
                 "record object."
@@ -468,18 +466,18 @@ class TargetHubSpotUpsert(Target):
                     continue  # filtered out by the map
             sink = self._sink_for(alias, transformed)
             if sink.sdc_metadata:
-                sink._add_sdc_metadata_to_record(transformed, message_dict, {})  # noqa: SLF001
+                sink.add_sdc_metadata(transformed, message_dict)
             sink.accept(transformed)
-            if len(sink._buffer) >= sink.max_size_cached:  # noqa: SLF001
+            if sink.is_full:
                 self.drain_one(sink)
         self._records_seen += 1
         if not self._records_seen % AGE_CHECK_EVERY:
-            self._handle_max_record_age()
+            self.check_record_age()
 
     def _sink_for(self, alias: str, record: dict) -> HubSpotSink:
-        sink = t.cast("HubSpotSink | None", self._sinks_active.get(alias))
+        sink = t.cast("HubSpotSink | None", self.active_sink(alias))
         if sink is None:
-            self._assert_sink_exists(alias)
+            self.require_sink(alias)
             sink = t.cast("HubSpotSink", self.get_sink(alias, record=record))
         return sink
 
@@ -487,7 +485,7 @@ class TargetHubSpotUpsert(Target):
         """Per stream, once: its maps, whether each is the identity, and the sink alias."""
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
-            self._assert_sink_exists(stream_name)
+            self.require_sink(stream_name)
             stream_maps = self.mapper.stream_maps[stream_name]
         routes = [
             (type(m) is SameRecordTransform and not m.flattening_enabled, m, m.stream_alias)
@@ -495,10 +493,6 @@ class TargetHubSpotUpsert(Target):
         ]
         self._routes[stream_name] = routes
         return routes
-
-    def _process_schema_message(self, message_dict: dict) -> None:
-        super()._process_schema_message(message_dict)
-        self._routes.clear()  # maps may have been re-registered
 
     @override
     def get_sink(
@@ -510,26 +504,28 @@ class TargetHubSpotUpsert(Target):
         key_properties: t.Sequence[str] | None = None,
     ) -> HubSpotSink:
         """A changed SCHEMA replaces the sink: the old one sends all it holds first."""
-        existing = t.cast("HubSpotSink | None", self._sinks_active.get(stream_name))
-        if schema is not None and existing is not None and (
-            existing.original_schema != schema or existing.key_properties != key_properties
-        ):
-            existing.retire()
+        if schema is not None:
+            self._routes.clear()  # the SDK has registered the stream's maps again
+            existing = t.cast("HubSpotSink | None", self.active_sink(stream_name))
+            if existing is not None and (
+                existing.original_schema != schema or existing.key_properties != key_properties
+            ):
+                existing.retire()
         return t.cast(
             "HubSpotSink",
             super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties),
         )
 
-    def _process_state_message(self, message_dict: dict) -> None:
-        # Held by the ledger until every record received before it is acknowledged (the SDK
-        # would write it at the next full drain, while batches may still be in flight).
-        self._assert_line_requires(message_dict, requires={"value"})
+    @override
+    def handle_state(self, message_dict: dict) -> None:
+        """Held by the ledger until every record received before it has an outcome."""
+        self.require_keys(message_dict, {"value"})
         self.runtime.check()
         self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1, self.current_line)
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
-        # Unwind the main thread; listen() then lets in-flight batches finish and writes the
-        # checkpoints they complete. (The SDK's handler would write STATE without waiting.)
+    @override
+    def handle_signal(self, signum: int) -> None:
+        """Unwind the main thread; `listen` then lets in-flight batches land and checkpoints them."""
         name = signal.Signals(signum).name
         if self._signalled or self.runtime.finished:
             # Already stopping: cut the wait short; the summary and report are still written.
@@ -562,20 +558,41 @@ class TargetHubSpotUpsert(Target):
         runtime = self.runtime
         runtime.dispatcher.join()
         runtime.check()
+        if runtime.settings.dry_run:
+            self._check_mapped_objects()
         runtime.report.log_summary()
+        if runtime.settings.dry_run and runtime.rejects.count > runtime.settings.max_rejected_records:
+            msg = (
+                f"Dry run: {runtime.rejects.count} record(s) would be rejected, more than "
+                f"max_rejected_records ({runtime.settings.max_rejected_records}); a real run would stop. "
+                "Nothing was written to HubSpot."
+            )
+            runtime.report.write_report("failed", error=msg)
+            runtime.finished = True
+            runtime.close()
+            raise CheckFailed(msg)
         runtime.report.write_report("succeeded")
         runtime.close()
 
     def _send_what_was_read(self) -> None:
         """Submit every buffered record and wait for all batches (the rejection-limit stop)."""
         runtime = self.runtime
-        sinks = [*self._sinks_to_clear, *self._sinks_active.values()]
+        sinks = self.all_sinks()
         try:
             for sink in sinks:
                 t.cast("HubSpotSink", sink).flush(final=True)
         except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
             logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
         runtime.dispatcher.join(stop=runtime.stopping)
+
+    def _check_mapped_objects(self) -> None:
+        """Dry runs: every mapped stream's object, id property and read access, input or not."""
+        mappings = self.runtime.settings.object_mappings or {}
+        check_credentials(self.runtime.client)
+        streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
+        for stream in streams:
+            self.runtime.preflight.check_object(resolve_stream(stream, mappings))
+        logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
 
     def abort(self, exc: BaseException) -> None:
         """Stop sending; give in-flight batches a bounded time to land and checkpoint.

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
 from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
 
 logger = logging.getLogger("target_hubspot_upsert.writer")
@@ -161,20 +161,20 @@ class BatchWriter:
         if "unable to infer object type" in lowered or response.status == 404:
             msg = (
                 f"HubSpot does not know object type '{batch.target.object_type}' (stream "
-                f"'{batch.stream}'): {failure.message}. Fix object_mappings.{batch.stream}.object_type."
+                f"'{batch.stream}'): {brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
             )
             raise HubSpotConfigError(msg)
         if "non-unique" in lowered or "non-existent property" in lowered:
             msg = (
                 f"HubSpot cannot upsert '{batch.target.object_type}' by '{id_property}' (stream "
-                f"'{batch.stream}'): {failure.message}. Set object_mappings.{batch.stream}.id_property "
+                f"'{batch.stream}'): {brief(failure.message, 300)}. Set object_mappings.{batch.stream}.id_property "
                 "to a property with unique values."
             )
             raise HubSpotConfigError(msg)
         if response.status not in ISOLATABLE_STATUSES:
             msg = (
                 f"HubSpot answered {response.status} to a batch upsert of "
-                f"'{batch.target.object_type}' (stream '{batch.stream}'): {failure.message}"
+                f"'{batch.target.object_type}' (stream '{batch.stream}'): {brief(failure.message, 300)}"
             )
             raise HubSpotFatalError(msg)
         return failure
@@ -257,42 +257,10 @@ class BatchWriter:
             traced = [item for item in group if item.trace in failure.traces]
             if traced:
                 return traced, [], []
-        if failure.ids:
-            named = {i.lower() for i in failure.ids}
-            seen: set[str] = set()
-            deferred = []
-            for item in group:
-                key = item.id.lower()
-                if key in named:
-                    if key in seen:
-                        deferred.append(item)
-                    seen.add(key)
-            if deferred:
-                return [], [], deferred
-        culprits: list[PendingInput] = []
-        suspects: list[PendingInput] = []
-        message_text = failure.message + " " + " ".join(d.message for d in failure.details)
-        for detail in failure.details:
-            name = detail.property
-            if not name:
-                continue
-            having = [item for item in group if name in item.properties]
-            if detail.code in PROPERTY_WIDE_CODES:
-                culprits.extend(having)
-                continue
-            by_value = [item for item in having if _mentions(message_text, item.properties[name])]
-            if by_value and len(by_value) < len(group):
-                culprits.extend(by_value)
-            else:
-                suspects.extend(having)
-        if not culprits and "email" in message_text.lower():
-            culprits = [
-                item for item in group
-                if _mentions(message_text, item.id)
-                or _mentions(message_text, item.properties.get("email", ""))
-            ]
-            if len(culprits) == len(group) and len(group) > 1:
-                culprits = []
+        deferred = _later_duplicates(group, failure.ids)
+        if deferred:
+            return [], [], deferred
+        culprits, suspects = _named_by_details(group, failure)
         return _unique(culprits), _unique(suspects), []
 
     # --- 2xx answers --------------------------------------------------------------------
@@ -388,9 +356,53 @@ class BatchWriter:
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
+        # HubSpot's words, shortened: a record's reason is a line, not a copy of an answer.
+        reason = brief(failure.describe(), 1000)
         outcome.rejected.append(
-            (item, failure.category, failure.code or failure.category, failure.describe(), failure.describe_safe())
+            (item, failure.category, failure.code or failure.category, reason, failure.describe_safe())
         )
+
+
+def _later_duplicates(group: list[PendingInput], ids: list[str]) -> list[PendingInput]:
+    """Inputs whose id HubSpot named as duplicated, after the first of each (ids it normalizes)."""
+    named = {i.lower() for i in ids}
+    seen: set[str] = set()
+    deferred = []
+    for item in group:
+        key = item.id.lower()
+        if key in named:
+            if key in seen:
+                deferred.append(item)
+            seen.add(key)
+    return deferred
+
+
+def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list[PendingInput], list[PendingInput]]:
+    """Culprits (named by property and value, or by email) and suspects (by property only)."""
+    culprits: list[PendingInput] = []
+    suspects: list[PendingInput] = []
+    message_text = failure.message + " " + " ".join(d.message for d in failure.details)
+    for detail in failure.details:
+        name = detail.property
+        if not name:
+            continue
+        having = [item for item in group if name in item.properties]
+        if detail.code in PROPERTY_WIDE_CODES:
+            culprits.extend(having)
+            continue
+        by_value = [item for item in having if _mentions(message_text, item.properties[name])]
+        if by_value and len(by_value) < len(group):
+            culprits.extend(by_value)
+        else:
+            suspects.extend(having)
+    if not culprits and "email" in message_text.lower():
+        culprits = [
+            item for item in group
+            if _mentions(message_text, item.id) or _mentions(message_text, item.properties.get("email", ""))
+        ]
+        if len(culprits) == len(group) and len(group) > 1:
+            culprits = []
+    return culprits, suspects
 
 
 def _count_result(outcome: BatchOutcome, result: dict) -> None:

@@ -6,11 +6,15 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError
+from target_hubspot_upsert.auth import OAuthTokenProvider
+from target_hubspot_upsert.client import HubSpotClient
+from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
 from target_hubspot_upsert.target import TargetHubSpotUpsert
+from target_hubspot_upsert.transport import Transport
 
 from .conftest import TOKEN
 from .helpers import contact, record, run_cli, run_in_process, schema, state
@@ -73,17 +77,35 @@ def test_token_endpoint_failures_are_retried(sim, caplog):
     assert run.error is None, run.error
     assert len(sim.objects("contacts")) == 20
     assert [e.status for e in sim.requests if e.path.startswith("/oauth")] == [503, 500, 429, 200]
-    assert "OAuth token request failed (HTTP 503); retry 1 of 8" in caplog.text
+    assert "OAuth token request: 503; retry 1 of 8" in caplog.text
 
 
 def test_token_endpoint_down_is_fatal_after_max_retries(sim):
     enable_oauth(sim)
     sim.script_oauth_faults([502] * 10)
     run = run_in_process(oauth_config(sim, max_retries=2), contacts_with_states(20, 10))
-    assert isinstance(run.error, HubSpotAuthError)
-    assert "HTTP 502, 3 attempts" in str(run.error) and "oauth_token_url" in str(run.error)
+    assert isinstance(run.error, RetriesExhausted)
+    assert "OAuth token request kept failing (502) after 2 retries" in str(run.error)
     assert len([e for e in sim.requests if e.path.startswith("/oauth")]) == 3
     assert sim.upsert_requests() == [] and run.states == []
+
+
+def test_a_token_that_expired_in_flight_is_refreshed_once_through_the_shared_transport(sim):
+    enable_oauth(sim, ttl=0.3)
+    transport = Transport(timeout=5)
+    provider = OAuthTokenProvider(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=REFRESH_TOKEN,
+        token_url=f"{sim.base_url}/oauth/v1/token", transport=transport,
+        clock=lambda: 0.0,  # frozen: the provider never refreshes ahead, so HubSpot's 401 must do it
+    )
+    client = HubSpotClient(sim.base_url, provider, transport=transport)
+    assert client.get_properties("contacts").status == 200
+    time.sleep(0.5)
+    assert client.get_properties("contacts").status == 200
+    assert provider.refreshes == 2
+    assert [(e.path.split("/")[1], e.status) for e in sim.requests] == [
+        ("oauth", 200), ("crm", 200), ("crm", 401), ("oauth", 200), ("crm", 200),
+    ]
 
 
 def test_403_names_the_missing_scope_and_does_not_retry(sim, config):

@@ -342,10 +342,19 @@ def test_full_resync_sends_everything_and_refreshes_the_cache(sim, cache_config,
     assert len(sent_ids(sim, mark)) == 60
 
 
-def test_full_resync_is_on_the_command_line_help():
-    out = subprocess.run([sys.executable, "-m", "target_hubspot_upsert", "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "--full-resync" in out
+def test_a_dry_run_shows_what_would_be_skipped_and_writes_no_entry(sim, cache_config, tmp_path):
+    assert run_in_process(cache_config, contacts_with_states(50, 50)).error is None
+    age_entries(cache_config["change_cache_path"], 1)
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        before = conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall()
+    mark = len(sim.requests)
+    messages = [schema("contacts"), *(record("contacts", contact(i, num_orders=i + (i == 3))) for i in range(50))]
+    run = run_cli(cache_config, messages, tmp_path=tmp_path, args=["--check"])
+    assert run.returncode == 0, run.stderr
+    assert upserts_since(sim, mark) == []
+    assert "would create or update 1 record(s) as 1 object(s) in 1 request(s); unchanged 49 (not sent)" in run.stderr
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall() == before
 
 
 def test_off_by_default_no_account_lookup_and_no_file(sim, config, tmp_path, monkeypatch):

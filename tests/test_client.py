@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
-import requests
 import urllib3
 
 from target_hubspot_upsert.client import Action, retry_after_seconds, should_retry
+from target_hubspot_upsert.transport import ExchangeTimeout, ResponseTooLarge
 
 TEN_SECONDLY = {"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}
 DAILY = {"status": "error", "errorType": "RATE_LIMIT", "policyName": "DAILY"}
@@ -20,6 +22,10 @@ def half(_=None) -> float:
     ("status", "body", "headers", "attempt", "action", "wait"),
     [
         (200, {}, {}, 1, Action.RETURN, 0.0),
+        (301, {}, {"Location": "https://elsewhere.invalid/"}, 1, Action.REDIRECTED, 0.0),  # never followed
+        (302, {}, {}, 1, Action.REDIRECTED, 0.0),
+        (307, {}, {"Retry-After": "1"}, 1, Action.REDIRECTED, 0.0),  # nor retried
+        (308, {}, {}, 2, Action.REDIRECTED, 0.0),
         (207, {}, {}, 1, Action.RETURN, 0.0),
         (400, {"category": "VALIDATION_ERROR"}, {}, 1, Action.RETURN, 0.0),  # never retried as is
         (409, {}, {}, 1, Action.RETURN, 0.0),
@@ -42,7 +48,11 @@ def test_should_retry(status, body, headers, attempt, action, wait):
     assert decision.wait == pytest.approx(wait)
 
 
-@pytest.mark.parametrize("error", [requests.ConnectionError("reset"), requests.Timeout("slow")])
+@pytest.mark.parametrize(
+    "error",
+    [urllib3.exceptions.ProtocolError("reset"), urllib3.exceptions.ReadTimeoutError(None, "/x", "slow"),
+     ExchangeTimeout("slow"), ResponseTooLarge("big")],
+)
 def test_connection_errors_and_timeouts_are_retried(error):
     decision = should_retry(None, None, {}, 1, error=error, rand=half)
     assert decision.action is Action.RETRY and decision.wait == pytest.approx(0.375)
@@ -57,10 +67,22 @@ def test_retry_after_accepts_http_dates():
 @pytest.mark.parametrize(
     ("error", "words"),
     [
-        (urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), "no answer within request_timeout (ReadTimeoutError)"),
+        (urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"), "no complete answer within request_timeout (ReadTimeoutError)"),
         (urllib3.exceptions.ProtocolError("Connection aborted."), "connection dropped (ProtocolError)"),
-        (urllib3.exceptions.NewConnectionError(None, "refused"), "could not connect (NewConnectionError)"),
+        (urllib3.exceptions.NewConnectionError(None, "failed"), "could not connect (NewConnectionError)"),
+        (ExchangeTimeout("slow"), "no complete answer within request_timeout (ExchangeTimeout)"),
+        (ResponseTooLarge("big"), "answer too large (ResponseTooLarge)"),
+        (urllib3.exceptions.NameResolutionError("nowhere.invalid", None, socket.gaierror(-2, "unknown")),
+         "the host name does not resolve (NameResolutionError)"),
     ],
 )
 def test_connection_failures_are_described_in_words(error, words):
     assert should_retry(None, None, {}, 1, error=error, rand=half).reason == words
+
+
+def test_a_refused_connection_is_told_apart_from_other_connect_failures():
+    error = urllib3.exceptions.NewConnectionError(None, "failed")
+    error.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    assert should_retry(None, None, {}, 1, error=error, rand=half).reason == (
+        "the connection was refused (nothing listens on that port) (NewConnectionError)"
+    )

@@ -187,7 +187,7 @@ def test_timeouts_that_outlast_the_retries_name_request_timeout(sim, config):
     sim.configure(latency_ms=1500)
     run = run_in_process({**config, "request_timeout": 0.2, "max_retries": 1}, contacts_with_states(5, 5))
     assert isinstance(run.error, RetriesExhausted)
-    assert "no answer within request_timeout (ReadTimeoutError)" in str(run.error)
+    assert re.search(r"no complete answer within request_timeout \((ReadTimeoutError|ExchangeTimeout)\)", str(run.error))
     assert "raise request_timeout or max_retries" in str(run.error)
     assert run.states == []
 
@@ -301,8 +301,8 @@ def test_both_api_versions(sim, config, api_version):
 
 
 def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(sim, config, tmp_path):
-    # Each answer takes 2 s: once batches 1-2 landed, batches 3-4 are in flight when the signals come.
-    sim.configure(latency_ms=2000)
+    # Each answer takes 6 s: once batches 1-2 landed, batches 3-4 are in flight when the signals come.
+    sim.configure(latency_ms=6000)
     proc = start_slow_tap_run({**config, "batch_size_rows": 10, "max_concurrent_requests": 2},
                               contacts_with_states(40, 10)[:-1], tmp_path,
                               until=lambda: any(e.status == 200 for e in sim.upsert_requests()))
@@ -311,7 +311,7 @@ def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(
     second = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
-    assert time.monotonic() - second < 1.5  # not the rest of the 2 s answers nor the 30 s grace
+    assert time.monotonic() - second < 3  # not the rest of the 6 s answers nor the 30 s grace
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert "Received SIGTERM again" in stderr

@@ -1,0 +1,59 @@
+"""Dry runs (`--check`, `dry_run: true`): every check a run makes, and nothing written to HubSpot.
+
+Records go through the same path as in a real run (SCHEMA checks against the catalogue,
+serialization, local rejections, merging per id, batching); a batch is counted instead of sent,
+and no STATE is written, so an orchestrator never records a checkpoint for a dry run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from target_hubspot_upsert.client import HubSpotClient, RequestTally
+from target_hubspot_upsert.errors import HubSpotConfigError, brief
+from target_hubspot_upsert.mapping import ObjectTarget
+from target_hubspot_upsert.model import Batch, BatchOutcome
+
+logger = logging.getLogger("target_hubspot_upsert")
+
+
+class DryRunWriter:
+    """Stands in for the BatchWriter: accounts for a batch as if HubSpot had taken it."""
+
+    def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:  # noqa: ARG002
+        """Count the records that would be sent, and the request."""
+        return BatchOutcome(
+            merged=sum(len(item.records) - 1 for item in batch.inputs),
+            would_write=len(batch.inputs),
+        )
+
+
+def discard_state(state: Any) -> None:  # noqa: ANN401 - a STATE value
+    """A dry run writes no STATE: nothing was loaded."""
+
+
+def check_credentials(client: HubSpotClient) -> None:
+    """One authenticated read: a wrong or revoked token fails here (HubSpotAuthError)."""
+    client.request("GET", "/account-info/v3/details", endpoint="account-info/details")
+
+
+def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
+    """Read one object by the id property: proves the token may read the object type.
+
+    HubSpot offers no way to check a write scope without writing; a missing one shows on the
+    first write of a real run.
+    """
+    response = client.request(
+        "POST", client.objects_path(target.object_type, "batch/read"),
+        json={"idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}], "properties": []},
+        endpoint=f"{target.object_type}/batch/read",
+    )
+    if response.status in (200, 207, 404):
+        return
+    message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
+    msg = (
+        f"Could not read objects of '{target.object_type}' by '{target.id_property}' (stream "
+        f"'{target.stream}'): HTTP {response.status} {message}. Check object_mappings.{target.stream}."
+    )
+    raise HubSpotConfigError(msg)

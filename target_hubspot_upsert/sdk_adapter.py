@@ -1,0 +1,140 @@
+"""Every use of singer-sdk internals, gathered in one place, each with the reason it is needed.
+
+The target and sink subclass `AdaptedTarget` and `AdaptedSink`, which turn the SDK's private
+hooks into named methods and expose the few private attributes the target reads. Nothing else
+in the product touches a private SDK name. tests/test_sdk_adapter.py fails when an SDK release
+renames or removes any of them, so a version bump shows at once what to revisit.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from types import FrameType
+
+from singer_sdk.helpers._batch import StorageTarget  # the SDK's reader of BATCH manifests
+from singer_sdk.io_base import SingerReader
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+
+if t.TYPE_CHECKING:
+    from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+#: The private SDK names this module relies on, checked by tests/test_sdk_adapter.py.
+TARGET_HOOKS = (
+    "_process_record_message",  # the record path: no public hook runs before the sink is chosen
+    "_process_state_message",  # STATE: the SDK writes it at the next full drain, not per batch
+    "_handle_termination",  # SIGTERM/SIGINT: the SDK writes STATE without waiting for batches
+    "_validate_config",  # one message listing schema errors and cross-field checks together
+    "_assert_line_requires",  # the SDK's check of a message's required keys
+    "_assert_sink_exists",  # registers a stream's maps and sink on its first record
+    "_handle_max_record_age",  # the SDK's periodic drain when records wait too long
+    "_sinks_active",
+    "_sinks_to_clear",
+    "_config",
+    "_env_var_prefix",
+)
+SINK_HOOKS = ("_add_sdc_metadata_to_record", "_record_counter", "_validator")
+READER_HOOKS = ("_process_unknown_message",)
+
+
+class AdaptedReader(SingerReader):
+    """The SDK's Singer reader, with unknown message types handed to `on_unknown`."""
+
+    def _process_unknown_message(self, message_dict: dict) -> None:
+        self.on_unknown(message_dict)
+
+    def on_unknown(self, message_dict: dict) -> None:
+        """A message of a type the reader has no callback for."""
+        raise NotImplementedError
+
+
+class AdaptedTarget(Target):
+    """The SDK's Target with its private hooks as named methods."""
+
+    # --- hooks: the SDK calls these private names; subclasses implement the public ones ---
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        # The SDK's record path copies every record, parses timestamps and checks record age
+        # per record; the target does that work per stream or per 1,024 records instead.
+        self.handle_record(message_dict)
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        self.handle_state(message_dict)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        self.handle_signal(signum)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        return self.check_config(raise_errors=raise_errors)
+
+    def handle_record(self, message_dict: dict) -> None:
+        """A RECORD message."""
+        raise NotImplementedError
+
+    def handle_state(self, message_dict: dict) -> None:
+        """A STATE message."""
+        raise NotImplementedError
+
+    def handle_signal(self, signum: int) -> None:
+        """SIGTERM or SIGINT arrived."""
+        raise NotImplementedError
+
+    def check_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate the config; by default what the SDK checks (the JSON schema)."""
+        return super()._validate_config(raise_errors=raise_errors)
+
+    # --- what the target reads of the SDK's state -----------------------------------------
+
+    @classmethod
+    def env_var_prefix(cls) -> str:
+        """`TARGET_HUBSPOT_UPSERT_`: the prefix the SDK reads settings from."""
+        return cls._env_var_prefix  # type: ignore[no-any-return]
+
+    @property
+    def raw_config(self) -> dict[str, t.Any]:
+        """The config before validation, to coerce values the SDK left as text."""
+        return self._config  # type: ignore[no-any-return]
+
+    def active_sink(self, alias: str) -> Sink | None:
+        """The sink taking records for `alias` now, if any."""
+        return self._sinks_active.get(alias)
+
+    def all_sinks(self) -> list[Sink]:
+        """Sinks replaced by a new SCHEMA and not yet cleaned up, then the active ones."""
+        return [*self._sinks_to_clear, *self._sinks_active.values()]
+
+    def require_sink(self, alias: str) -> None:
+        """Raise the SDK's error for a record without a SCHEMA (registers maps otherwise)."""
+        self._assert_sink_exists(alias)
+
+    def require_keys(self, message_dict: dict, keys: set[str]) -> None:
+        """Raise the SDK's error for a message missing required keys."""
+        self._assert_line_requires(message_dict, requires=keys)
+
+    def check_record_age(self) -> None:
+        """Drain sinks whose records have waited longer than the SDK allows."""
+        self._handle_max_record_age()
+
+
+class AdaptedSink(Sink):
+    """The SDK's Sink with the private parts the target uses exposed by name."""
+
+    def add_sdc_metadata(self, record: dict, message_dict: dict) -> None:
+        """Add the `_sdc_*` columns (`add_record_metadata`), as the SDK's record path would."""
+        self._add_sdc_metadata_to_record(record, message_dict, {})
+
+    def count_records(self, n: int) -> None:
+        """Advance the SDK's `record_count` metric by `n`."""
+        self._record_counter.increment(n)
+
+    @property
+    def validator(self) -> BaseJSONSchemaValidator | None:
+        """The validator the SDK built from `get_validator()` (None when validation is off)."""
+        return self._validator
+
+
+def open_batch_file(path: str, storage: StorageTarget | None) -> t.IO[bytes]:
+    """Open a file a BATCH message names, through the SDK's storage layer (local or remote)."""
+    head, tail = StorageTarget.split_url(path)
+    file_storage = storage or StorageTarget.from_url(head)
+    return t.cast("t.IO[bytes]", file_storage.open(tail, mode="rb"))
