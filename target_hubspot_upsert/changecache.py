@@ -101,7 +101,8 @@ class ChangeCache:
     def __init__(self, path: str | Path, portal_id: int) -> None:
         """Open (or create) the file in WAL mode, with the account's table."""
         self.path = Path(path)
-        self.table = f'"portal_{int(portal_id)}"'
+        self.portal_id = int(portal_id)
+        self.table = f'"portal_{self.portal_id}"'
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._closed = False
@@ -253,7 +254,7 @@ class ChangeTracker:
                     logger.info(
                         "skip_unchanged: change cache %s, HubSpot account %s; entries older than %d day(s) "
                         "are sent again%s.",
-                        self.path, self._cache.table.strip('"').removeprefix("portal_"), self.max_age_days,
+                        self.path, self._cache.portal_id, self.max_age_days,
                         "; full resync: every record is sent and the cache refreshed" if self.full_resync else "",
                     )
         return self._cache
@@ -374,29 +375,38 @@ class SinkChanges:
         self.held: list[PendingInput] = []
         self.held_key = f"{sink._buffer_key}#changed"  # noqa: SLF001 - the sink's own ledger key
 
-    def _keys(self, ready: list[PendingInput]) -> list[int]:
-        # object_key() inlined: this runs once per record.
+    def _hashes(self, ready: list[PendingInput]) -> tuple[list[int], list[int | None]]:
+        # object_key() and input_digest() inlined: this runs once per record.
         new = self.hasher.copy
         from_bytes = int.from_bytes
-        keys = []
+        blake2b = hashlib.blake2b
+        dumps = orjson.dumps
+        sort_keys = orjson.OPT_SORT_KEYS
+        keys: list[int] = []
+        digests: list[int | None] = []
         for item in ready:
             h = new()
             h.update(item.id.lower().encode("utf-8", "surrogatepass"))
             keys.append(from_bytes(h.digest(), "little", signed=True))
-        return keys
+            try:
+                wire = dumps(item.properties, option=sort_keys)
+            except orjson.JSONEncodeError:
+                digests.append(None)  # not encodable: the writer rejects it
+                continue
+            digests.append(from_bytes(blake2b(wire, digest_size=8).digest(), "little", signed=True))
+        return keys, digests
 
     def triage(self, ready: list[PendingInput]) -> None:
         """Take `ready` (reserved) inputs out of the buffer: skip the unchanged, hold the rest."""
         started = time.thread_time()
         tracker = self.tracker
-        keys = self._keys(ready)
+        keys, digests = self._hashes(ready)
         found = tracker.cache.lookup(keys)
         oldest_fresh = tracker.today() - tracker.max_age_days + 1
         skip_fresh = not tracker.full_resync
         unchanged: list[PendingInput] = []
         changed: list[tuple[PendingInput, int, int | None, bool]] = []
-        for item, key in zip(ready, keys, strict=True):
-            digest = input_digest(item.properties)
+        for item, key, digest in zip(ready, keys, digests, strict=True):
             cached = found.get(key)
             if cached is None:
                 changed.append((item, key, digest, False))
