@@ -40,9 +40,9 @@ logger = logging.getLogger("target_hubspot_upsert")
 
 FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
 LOOKUP_CHUNK = 100  # keys per SELECT ... IN (...)
-# Page cache of the reading connection: 16 MB holds the whole table up to ~600,000 objects; larger
-# tables are read through the OS cache (SQLite's default, 2 MB, costs ~30% more per look-up).
-READ_CACHE_KIB = 16_000
+# Page cache: 16 MB holds the whole table up to ~600,000 objects; larger tables are read through
+# the OS cache (SQLite's default, 2 MB, costs ~30% more per look-up).
+PAGE_CACHE_KIB = 16_000
 SECONDS_PER_DAY = 86_400
 
 
@@ -96,22 +96,24 @@ def input_digest(
 
 
 class ChangeCache:
-    """The SQLite file: lookups on the reading thread, writes from any thread through one lock."""
+    """The SQLite file: look-ups and writes from any thread, one at a time.
+
+    One connection, not a reader and a writer: in WAL mode a commit by another connection empties
+    a reader's page cache, and the look-ups load the very pages the acknowledgements then write
+    (measured: a third less CPU per record in a first run).
+    """
 
     def __init__(self, path: str | Path, portal_id: int) -> None:
         """Open (or create) the file in WAL mode, with the account's table."""
         self.path = Path(path)
         self.portal_id = int(portal_id)
         self.table = f'"portal_{self.portal_id}"'
-        self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = self._connect()
+            self._conn = self._connect()
             self._setup()
-            self._reader = self._connect()
-            self._reader.execute(f"PRAGMA cache_size=-{READ_CACHE_KIB}")
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from None
         # S608: the table name is made from an int, every value is a bound parameter.
@@ -119,14 +121,15 @@ class ChangeCache:
         self._delete = f"DELETE FROM {self.table} WHERE k = ?"  # noqa: S608
 
     def _connect(self) -> sqlite3.Connection:
-        # Autocommit (isolation_level None): each SELECT sees every committed write, and
-        # transactions are explicit. One connection per role, each used under its own lock.
+        # Autocommit (isolation_level None): transactions are explicit. Used by several threads,
+        # under self._lock.
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         return conn
 
     def _setup(self) -> None:
-        conn = self._writer
+        conn = self._conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > FORMAT_VERSION:
             msg = (
@@ -157,11 +160,14 @@ class ChangeCache:
     def lookup(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
         """The cached (value hash, day) of each key that has an entry."""
         found: dict[int, tuple[int, int]] = {}
-        with self._read_lock:
+        with self._lock:
+            if self._closed:
+                msg = "The change cache is closed: the run is stopping."
+                raise HubSpotFatalError(msg)
             try:
                 for start in range(0, len(keys), LOOKUP_CHUNK):
                     chunk = keys[start : start + LOOKUP_CHUNK]
-                    for k, h, d in self._reader.execute(self._select(self.table, len(chunk)), chunk):
+                    for k, h, d in self._conn.execute(self._select(self.table, len(chunk)), chunk):
                         found[k] = (h, d)
             except sqlite3.Error as exc:
                 raise self._error("read", exc) from None
@@ -176,11 +182,11 @@ class ChangeCache:
         """
         if not rows and not gone:
             return
-        with self._write_lock:
+        with self._lock:
             if self._closed:
                 msg = "The change cache is closed: the run is stopping."
                 raise HubSpotFatalError(msg)
-            conn = self._writer
+            conn = self._conn
             try:
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
@@ -199,13 +205,12 @@ class ChangeCache:
                 raise self._error("write", exc) from None
 
     def close(self) -> None:
-        """Close both connections (the last one folds the WAL back into the file)."""
-        with self._write_lock, self._read_lock:
+        """Close the connection (the last one to close folds the WAL back into the file)."""
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._reader.close()
-            self._writer.close()
+            self._conn.close()
 
 
 class ChangeTracker:
