@@ -5,6 +5,7 @@ Run from the repository root::
     uv run python bench/run.py                   # every case
     uv run python bench/run.py --quick           # record counts / 10, a fast smoke run
     uv run python bench/run.py --cases 3,4 --markdown bench/results.md
+    uv run python bench/run.py --cases 5        # contacts associated with companies
 
 Each case starts a fresh simulator (``python -m hubspot_simulator``) on a
 free port with the case's latency and rate limit, generates a Singer input file with
@@ -32,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,7 @@ class Case:
     target_config: dict[str, Any] = field(default_factory=dict)
     cpu_goal_us: float | None = None  # goal: CPU µs per record at most this
     rss_goal_mb: float | None = None  # goal: peak RSS below this
+    companies: int = 0  # > 0: loaded first; each contact is associated with company i % companies
 
     @property
     def bound(self) -> float | None:
@@ -83,7 +86,15 @@ CASES: dict[str, Case] = {
     "2": Case("2", 20_000, 250, 50, sim_limit=190),
     "3": Case("3", 200_000, target_config=UNLIMITED, cpu_goal_us=33.0),
     "4": Case("4", 1_000_000, target_config=UNLIMITED, rss_goal_mb=150.0),
+    "5": Case("5", 20_000, 250, 50, sim_limit=100, companies=2_000, target_config={"object_mappings": {
+        "contacts": {"associations": [
+            {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"},
+        ]},
+    }}),
 }
+#: Endpoints HubSpot exempts from the ten-secondly window (the simulator too): the v4 association batches.
+EXEMPT_ENDPOINTS = frozenset({"associations_create", "associations_default", "associations_archive",
+                              "associations_read"})
 #: A 1-record run measuring the target's fixed cost (interpreter, imports, set-up).
 STARTUP = Case("start-up", 1, target_config=UNLIMITED)
 
@@ -100,8 +111,11 @@ class Result:
     rate_limited: int = 0
     max_concurrency: int = 0
     steady_ratio: float | None = None
-    requests: int = 0  # requests the simulator accepted (429s not counted)
+    requests: int = 0  # requests the simulator accepted in the rolling window (429s, exempt ones not counted)
+    all_requests: int = 0  # every request the simulator answered, exempt ones included
+    associations: int = 0  # associations the simulator holds (cases with companies)
     failures: list[str] = field(default_factory=list)
+    by_endpoint: dict[str, int] = field(default_factory=dict)  # requests per simulator endpoint
 
     @property
     def records_per_s(self) -> float:
@@ -149,23 +163,42 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 # --- input -------------------------------------------------------------------------------
 
 
-def write_input(path: Path, n: int, tag: str, changed_every: int = 0) -> dict[str, Any]:
+def write_input(path: Path, n: int, tag: str, companies: int = 0, changed_every: int = 0) -> dict[str, Any]:
     """Write SCHEMA, ``n`` contacts with unique e-mails and periodic STATEs; return the last STATE value.
 
+    With ``companies``, contact ``i`` names company ``co-{i % companies}`` in ``company_ref``.
     With ``changed_every``, every such record has another last name (a changed row of a re-sync).
     """
     dumps = json.dumps
     state: dict[str, Any] = {"bookmark": 0}
+    schema = SCHEMA
+    if companies:
+        schema = json.loads(dumps(SCHEMA))
+        schema["schema"]["properties"]["company_ref"] = {"type": "string"}
     with path.open("w", encoding="utf-8") as fh:
-        fh.write(dumps(SCHEMA) + "\n")
+        fh.write(dumps(schema) + "\n")
         for i in range(1, n + 1):
             last = "Changed" if changed_every and i % changed_every == 0 else "Bench"
             rec = {"email": f"u{i}.{tag}@example.com", "firstname": f"First{i}", "lastname": last}
+            if companies:
+                rec["company_ref"] = f"co-{i % companies}"
             fh.write('{"type":"RECORD","stream":"contacts","record":' + dumps(rec) + "}\n")
             if i % STATE_EVERY == 0 or i == n:
                 state = {"bookmark": i}
                 fh.write(dumps({"type": "STATE", "value": state}) + "\n")
     return state
+
+
+def write_companies(path: Path, n: int) -> None:
+    """Write a companies stream of ``n`` companies with unique ``company_external_id`` values."""
+    schema = {"type": "SCHEMA", "stream": "companies", "key_properties": ["company_external_id"],
+              "schema": {"type": "object", "properties": {"company_external_id": {"type": "string"},
+                                                          "name": {"type": "string"}}}}
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(schema) + "\n")
+        for j in range(n):
+            rec = {"company_external_id": f"co-{j}", "name": f"Company {j}"}
+            fh.write(json.dumps({"type": "RECORD", "stream": "companies", "record": rec}) + "\n")
 
 
 # --- simulator ---------------------------------------------------------------------------
@@ -313,18 +346,45 @@ def check(result: Result, sim: Simulator, run: TargetRun, out: Path, err: Path, 
     got = last_state(out)
     if got != expected_state:
         result.failures.append(f"last STATE written {got!r}, expected {expected_state!r}")
+    if result.case.companies:
+        links = sim.get("/_sim/associations/contacts/companies")["results"]
+        result.associations = len(links)
+        if len(links) != result.records:
+            result.failures.append(
+                f"simulator holds {len(links)} contact-company associations, expected {result.records}"
+            )
     if run.rusage.ru_maxrss <= run.inherited_maxrss_kb:
         result.failures.append(f"peak RSS not measurable: the target's ru_maxrss equals this script's own "
                                f"peak ({run.inherited_maxrss_kb / 1024:.1f} MB), which Linux carries into children")
 
 
+def preload_companies(case: Case, sim: Simulator, workdir: Path, cpus: tuple[set[int] | None, set[int] | None]) -> int:
+    """Load the case's companies with a first target run (not measured); return the last logged request's seq.
+
+    Then wait one window, so the measured run starts with HubSpot's rolling window empty.
+    """
+    path = workdir / f"case-{case.name}.companies.singer"
+    write_companies(path, case.companies)
+    config = workdir / f"case-{case.name}.companies.config.json"
+    write_config(config, sim.url, {"object_mappings": {"companies": {"id_property": "company_external_id"}}})
+    out, err = workdir / f"case-{case.name}.companies.stdout", workdir / f"case-{case.name}.companies.stderr"
+    run = run_target(config, path, out, err, cpus[0])
+    path.unlink(missing_ok=True)
+    if run.returncode != 0 or sim.count_objects("companies") != case.companies:
+        raise RuntimeError(f"loading {case.companies} companies failed (see {err})")
+    log = sim.get("/_sim/requests")["results"]
+    time.sleep(WINDOW_S + 0.5)
+    return max((e["seq"] for e in log), default=0)
+
+
 def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | None, set[int] | None]) -> Result:
     """Generate the input, start a simulator, run the target, measure and check."""
     input_path = workdir / f"case-{case.name}.singer"
-    expected_state = write_input(input_path, records, f"c{case.name}")
+    expected_state = write_input(input_path, records, f"c{case.name}", case.companies)
     result = Result(case, records)
     sim = Simulator(workdir, case, cpus[1])
     try:
+        since = preload_companies(case, sim, workdir, cpus) if case.companies else 0
         config = workdir / f"case-{case.name}.config.json"
         write_config(config, sim.url, case.target_config)
         out, err = workdir / f"case-{case.name}.stdout", workdir / f"case-{case.name}.stderr"
@@ -336,10 +396,13 @@ def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | Non
         result.rate_limited = stats["rate_limited"]
         result.max_concurrency = stats["max_concurrent_upserts"]
         if case.sim_limit is not None:
-            # Every request counts in HubSpot's window (the properties GET too), 429s do not.
-            log = sim.get("/_sim/requests")["results"]
-            starts = [e["started"] for e in log if e["status"] != 429]
+            # Every request counts in HubSpot's window (the properties GET too), except 429s and
+            # the v4 association batches HubSpot exempts from it.
+            log = sim.get(f"/_sim/requests?since={since}")["results"]
+            starts = [e["started"] for e in log if e["status"] != 429 and e["endpoint"] not in EXEMPT_ENDPOINTS]
             result.requests = len(starts)
+            result.all_requests = len(log)
+            result.by_endpoint = dict(Counter(e["endpoint"] for e in log))
             result.steady_ratio = steady_state_ratio(starts, case.sim_limit)
         check(result, sim, run, out, err, expected_state)
     finally:
@@ -370,7 +433,7 @@ class CacheCase:
 
 
 CACHE_CASES: dict[str, CacheCase] = {
-    "5": CacheCase("5", 200_000, 100, 250, 50, sim_limit=100, ratio_goal=50.0),
+    "6": CacheCase("6", 200_000, 100, 250, 50, sim_limit=100, ratio_goal=50.0),
     "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED),
 }
 _CACHE_LINE = re.compile(r"Change cache CPU: ([0-9.]+) µs per input looked up .*?, ([0-9.]+) µs per entry written")
@@ -549,13 +612,24 @@ def notes(results: list[Result], startup: Result | None) -> list[str]:
             # No client can beat this: start-up, then request k + limit no earlier than one
             # window after request k, then the last answer's latency.
             windows = (r.requests - 1) // r.case.sim_limit
-            best_s = startup.wall_s + windows * WINDOW_S + r.case.latency_ms / 1000
+            # The last batch's answers one after the other: its upsert; with associations, the
+            # association request, after a batch/read when its companies were never looked up.
+            chain = 1 + (1 if r.case.companies else 0) + (1 if 0 < r.records <= r.case.companies else 0)
+            best_s = startup.wall_s + windows * WINDOW_S + chain * r.case.latency_ms / 1000
             best_ratio = r.records / best_s / r.case.bound
             plural = "" if windows == 1 else "s"
             lines.append(
                 f"case {r.case.name}: fastest run possible {best_s:.1f} s (start-up {startup.wall_s:.2f} s + "
                 f"{windows} window{plural} for {r.requests} requests + latency), ratio {best_ratio:.2f}; "
                 f"measured {r.ratio:.2f} = {r.wall_s and best_s / r.wall_s:.2f} of it"
+            )
+    for r in results:
+        if r.case.companies and r.all_requests:
+            parts = ", ".join(f"{name} {n}" for name, n in sorted(r.by_endpoint.items(), key=lambda kv: -kv[1]))
+            lines.append(
+                f"case {r.case.name}: {r.all_requests / r.records:.4f} requests per record ({r.all_requests} requests: "
+                f"{parts}); {r.requests / r.records:.4f} per record in the rolling window "
+                f"(association batches are exempt); {r.associations:,} associations"
             )
     if "1" in by_name and "1b" in by_name and by_name["1b"].records_per_s:
         speedup = by_name["1"].records_per_s / by_name["1b"].records_per_s
@@ -639,8 +713,10 @@ def main(argv: list[str] | None = None) -> int:
         print(text_table(crows, CACHE_HEADERS))
     print("\n".join(extra))
     if args.markdown:
-        title = "quick run (records / 10)" if args.quick else "full run"
-        body = [f"Benchmark, {title}: `uv run python bench/run.py{' --quick' if args.quick else ''}`", ""]
+        every = args.case_list == [*CASES, *CACHE_CASES]
+        title = "quick run (records / 10)" if args.quick else "full run" if every else f"cases {args.cases}"
+        command = "uv run python bench/run.py" + ("" if every else f" --cases {args.cases}")
+        body = [f"Benchmark, {title}: `{command}{' --quick' if args.quick else ''}`", ""]
         body += [markdown_table(rows), ""] if rows else []
         body += ["Change cache (`skip_unchanged`): run 1 loads the records, run 2 re-syncs the same ids.", "",
                  markdown_table(crows, CACHE_HEADERS), ""] if crows else []

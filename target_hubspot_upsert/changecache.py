@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from target_hubspot_upsert.errors import HubSpotFatalError, UserFacingError
-from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
 
 if TYPE_CHECKING:
     from target_hubspot_upsert.client import HubSpotClient
@@ -44,6 +44,7 @@ LOOKUP_CHUNK = 100  # keys per SELECT ... IN (...)
 # the OS cache (SQLite's default, 2 MB, costs ~30% more per look-up).
 PAGE_CACHE_KIB = 16_000
 SECONDS_PER_DAY = 86_400
+LANDED = frozenset({CREATED, UPDATED})  # outcomes after which HubSpot holds what was sent
 
 
 class ChangeCacheError(UserFacingError):
@@ -60,39 +61,46 @@ def _int64(digest: bytes) -> int:
 
 
 def key_hasher(object_type: str, id_property: str) -> Any:  # noqa: ANN401 - hashlib's blake2b
-    """A hash already fed with the object type and id property: `object_key` adds the id."""
+    """A hash already fed with the object type and id property, for the ids of one stream."""
     return hashlib.blake2b(f"{object_type}\0{id_property}\0".encode(), digest_size=8)
 
 
-def object_key(hasher: Any, record_id: str) -> int:  # noqa: ANN401
-    """The row key of one object: 64 bits of (object type, id property, id).
+def object_key(object_type: str, id_property: str, record_id: str) -> int:
+    """The row key of one object: 64 bits of (canonical object type, id property, id).
 
-    Lowercased: HubSpot may match unique values without regard to case, and the value hash
-    holds the id as sent, so two ids differing in case never pass for each other.
+    The id as HubSpot matches it (`match_key`: emails in any case, other values exactly), as
+    the sink's `PendingInput.id` already holds it.
     """
-    h = hasher.copy()
-    h.update(record_id.lower().encode("utf-8", "surrogatepass"))
+    h = key_hasher(object_type, id_property)
+    h.update(match_key(id_property, record_id).encode("utf-8", "surrogatepass"))
     return _int64(h.digest())
 
 
 def input_digest(
-    properties: Mapping[str, str], associations: Iterable[Sequence[str | int]] | None = None,
+    properties: Mapping[str, str], associations: Iterable[Sequence[str | int | None]] | None = None,
 ) -> int | None:
     """64 bits of what an input writes: its wire properties and, optionally, its associations.
 
     The properties are the serialized strings (so `1.50` and `1.5` hash the same, and nulls
     follow `null_values`: `""` under clear, absent under skip). Associations, when the input
-    carries any, are hashed as a set of tuples such as `(to_object_type, to_id, type_id)`; no
-    associations hashes like properties alone. None when the input cannot be encoded (the
-    writer rejects it; it is never cached).
+    carries any, are hashed as a set of tuples, e.g. `(to_object_type, to_id_property, label,
+    value)`; no associations hashes like properties alone. None when the input cannot be encoded
+    (the writer rejects it; it is never cached).
     """
     try:
         data = orjson.dumps(properties, option=orjson.OPT_SORT_KEYS)
         if associations:
-            data += b"\0" + b"\0".join(sorted(orjson.dumps(list(a)) for a in associations))
+            data += b"\0" + b"\0".join(sorted({orjson.dumps(list(a)) for a in associations}))
     except (orjson.JSONEncodeError, TypeError):
         return None
     return _int64(hashlib.blake2b(data, digest_size=8).digest())
+
+
+def links_of(item: PendingInput) -> list[tuple[str, str, str | int | None, str]] | None:
+    """The associations an input asks for, as `input_digest` takes them (None: none)."""
+    if not item.links:
+        return None
+    return [(link.spec.to_key, link.spec.to_id_property, link.spec.label, link.value) for link in item.links]
 
 
 class ChangeCache:
@@ -310,15 +318,16 @@ class ChangeTracker:
             self._take(batch)
             return
         started = time.thread_time()
-        rejected = {id(entry[0]) for entry in outcome.rejected}
+        # Rejected, or landed without every association it asked for: no entry.
+        failed = {id(entry[0]) for entry in outcome.rejected} | {id(entry[0]) for entry in outcome.link_rejected}
         day = self.today()
         rows: list[tuple[int, int, int]] = []
         gone: list[int] = []
         for item, (key, digest, _replaces) in self._take(batch):
-            if digest is None or id(item) in rejected:
-                gone.append(key)
-            else:
+            if digest is not None and item.result in LANDED and id(item) not in failed:
                 rows.append((key, digest, day))
+            else:  # archived, skipped by the write mode (not found, exists), rejected
+                gone.append(key)
         try:
             self.cache.write(rows, gone)
         except (ChangeCacheError, HubSpotFatalError) as exc:
@@ -349,8 +358,7 @@ class ChangeTracker:
         """
         if self.read_only:
             return
-        hasher = key_hasher(object_type, id_property)
-        self.cache.write((), [object_key(hasher, record_id) for record_id in ids], durable=True)
+        self.cache.write((), [object_key(object_type, id_property, record_id) for record_id in ids], durable=True)
 
     def close(self) -> None:
         """Close the file, if it was opened, and say what the cache cost."""
@@ -380,7 +388,7 @@ class SinkChanges:
         self.held: list[PendingInput] = []
         self.held_key = f"{sink._buffer_key}#changed"  # noqa: SLF001 - the sink's own ledger key
 
-    def _hashes(self, ready: list[PendingInput]) -> tuple[list[int], list[int | None]]:
+    def _hashes(self, items: list[PendingInput]) -> tuple[list[int], list[int | None]]:
         # object_key() and input_digest() inlined: this runs once per record.
         new = self.hasher.copy
         from_bytes = int.from_bytes
@@ -389,31 +397,43 @@ class SinkChanges:
         sort_keys = orjson.OPT_SORT_KEYS
         keys: list[int] = []
         digests: list[int | None] = []
-        for item in ready:
+        for item in items:
             h = new()
-            h.update(item.id.lower().encode("utf-8", "surrogatepass"))
+            h.update(item.id.encode("utf-8", "surrogatepass"))
             keys.append(from_bytes(h.digest(), "little", signed=True))
-            try:
-                wire = dumps(item.properties, option=sort_keys)
-            except orjson.JSONEncodeError:
-                digests.append(None)  # not encodable: the writer rejects it
-                continue
-            digests.append(from_bytes(blake2b(wire, digest_size=8).digest(), "little", signed=True))
+            if item.op != WRITE:
+                digests.append(None)  # an archive: its entry goes before it is sent
+            elif item.links:
+                digests.append(input_digest(item.properties, links_of(item)))
+            else:
+                try:
+                    wire = dumps(item.properties, option=sort_keys)
+                except orjson.JSONEncodeError:
+                    digests.append(None)  # not encodable: the writer rejects it
+                    continue
+                digests.append(from_bytes(blake2b(wire, digest_size=8).digest(), "little", signed=True))
         return keys, digests
 
-    def triage(self, ready: list[PendingInput]) -> None:
-        """Take `ready` (reserved) inputs out of the buffer: skip the unchanged, hold the rest."""
+    def triage(self, ready: list[PendingInput]) -> list[PendingInput]:
+        """Skip the unchanged of the `ready` (reserved) inputs and hold the changed; return the rest.
+
+        The rest (archives, and objects created without a unique property) go out as they would
+        without the cache; an archive's entry is deleted before the archive is sent.
+        """
         started = time.thread_time()
         tracker = self.tracker
-        keys, digests = self._hashes(ready)
-        found = tracker.cache.lookup(keys)
+        cached_ids = [item for item in ready if item.id]
+        keys, digests = self._hashes(cached_ids)
+        found = tracker.cache.lookup([k for k, item in zip(keys, cached_ids, strict=True) if item.op == WRITE])
         oldest_fresh = tracker.today() - tracker.max_age_days + 1
         skip_fresh = not tracker.full_resync
         unchanged: list[PendingInput] = []
         changed: list[tuple[PendingInput, int, int | None, bool]] = []
-        for item, key, digest in zip(ready, keys, digests, strict=True):
+        for item, key, digest in zip(cached_ids, keys, digests, strict=True):
             cached = found.get(key)
-            if cached is None:
+            if item.op != WRITE:
+                changed.append((item, key, None, True))
+            elif cached is None:
                 changed.append((item, key, digest, False))
             elif cached[0] != digest:
                 changed.append((item, key, digest, True))  # deleted from the cache before this is sent
@@ -422,11 +442,12 @@ class SinkChanges:
             else:
                 changed.append((item, key, digest, False))  # the same value, sent again to refresh it
         tracker.note(changed)
-        tracker.looked_up += len(ready)
+        tracker.looked_up += len(cached_ids)
         tracker.skipped += len(unchanged)
         tracker.lookup_cpu += time.thread_time() - started
-        self._move(unchanged, [entry[0] for entry in changed])
+        self._move(unchanged, [entry[0] for entry in changed if entry[0].op == WRITE])
         self.send(everything=False)
+        return [item for item in ready if item.op != WRITE or not item.id]
 
     def _move(self, unchanged: list[PendingInput], changed: list[PendingInput]) -> None:
         """Out of the buffer: held inputs first registered with the ledger, so nothing slips."""
@@ -438,16 +459,16 @@ class SinkChanges:
             ledger.set_buffer(self.held_key, min(item.records[0].seq for item in self.held))
         buffer = sink._buffer  # noqa: SLF001 - this module is the sink's helper
         for item in changed:
-            del buffer[item.id]
+            del buffer[item.key]
         if unchanged:
             merged = 0
             for item in unchanged:
-                del buffer[item.id]
+                del buffer[item.key]
                 merged += len(item.records) - 1
             with sink.stats.lock:
                 sink.stats.unchanged += len(unchanged)
                 sink.stats.merged += merged
-            runtime.dispatcher.release(sink._object_key, unchanged)  # noqa: SLF001
+            runtime.dispatcher.release(sink.object_key, unchanged)
         first = next(iter(buffer.values()), None)
         ledger.set_buffer(sink._buffer_key, first.records[0].seq if first is not None else None)  # noqa: SLF001
 
@@ -460,10 +481,10 @@ class SinkChanges:
             chunk, self.held = self.held[:size], self.held[size:]
             remaining_min = min((item.records[0].seq for item in self.held), default=None)
             dispatcher.submit(
-                sink._object_key,  # noqa: SLF001
+                sink.object_key,
                 functools.partial(
                     sink._make_batch,  # noqa: SLF001
-                    chunk=chunk, batch_min=min(item.records[0].seq for item in chunk),
+                    chunk=chunk, batch_min=min(item.records[0].seq for item in chunk), op=WRITE,
                 ),
                 self.held_key,
                 remaining_min,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from target_hubspot_upsert.checkpoints import CheckpointLedger
+from target_hubspot_upsert.errors import HubSpotFatalError
 from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
 
 logger = logging.getLogger("target_hubspot_upsert.dispatch")
@@ -46,7 +47,9 @@ class Dispatcher:
             worker.start()
         self._cond = threading.Condition()
         self._in_flight_ids: set[tuple[str, str]] = set()
+        self._batches: dict[int, str] = {}  # in-flight batch id -> object type
         self._in_flight = 0
+        self._finished = 0
         self._next_batch_id = 0
         self.failure: BaseException | None = None
 
@@ -65,7 +68,7 @@ class Dispatcher:
         ready = []
         with self._cond:
             for item in items:
-                key = (object_key, item.id)
+                key = (object_key, item.key)
                 if key not in self._in_flight_ids:
                     self._in_flight_ids.add(key)
                     ready.append(item)
@@ -75,13 +78,19 @@ class Dispatcher:
         """Undo `reserve` for items that will not be sent (HubSpot already has their values)."""
         with self._cond:
             for item in items:
-                self._in_flight_ids.discard((object_key, item.id))
+                self._in_flight_ids.discard((object_key, item.key))
             self._cond.notify_all()
 
-    def wait_for_progress(self, timeout: float = 1.0) -> None:
-        """Wait until some batch finishes (or `timeout`)."""
+    @property
+    def finished(self) -> int:
+        """Batches finished so far: read before trying to send, to wait for progress since then."""
+        return self._finished
+
+    def wait_for_progress(self, timeout: float = 1.0, since: int | None = None) -> None:
+        """Wait until some batch finishes (or `timeout`); at once if one finished after `since`."""
         with self._cond:
-            self._cond.wait(timeout)
+            if since is None or self._finished == since:
+                self._cond.wait(timeout)
         self.raise_if_failed()
 
     def submit(
@@ -97,6 +106,7 @@ class Dispatcher:
             self._next_batch_id += 1
             batch = make_batch(self._next_batch_id)
             self._in_flight += 1
+            self._batches[batch.batch_id] = object_key
             # Registered under the pool lock so the ledger never sees the records nowhere.
             self.ledger.moved_to_batch(buffer_key, remaining_min, batch.batch_id, batch.min_seq)
         self._queue.put((object_key, batch))
@@ -121,9 +131,26 @@ class Dispatcher:
         finally:
             with self._cond:
                 for item in batch.inputs:
-                    self._in_flight_ids.discard((object_key, item.id))
+                    self._in_flight_ids.discard((object_key, item.key))
+                self._batches.pop(batch.batch_id, None)
                 self._in_flight -= 1
+                self._finished += 1
                 self._cond.notify_all()
+
+    def wait_for_earlier(self, batch_id: int, object_keys: set[str]) -> None:
+        """On a worker: wait until no batch submitted before `batch_id` writing one of `object_keys` is in flight.
+
+        Associations look up objects that earlier batches (of any stream) may be writing. Only
+        earlier batches are waited for, and they were queued first, so this never deadlocks.
+        """
+        with self._cond:
+            while self.failure is None and any(
+                other < batch_id and key in object_keys for other, key in self._batches.items()
+            ):
+                self._cond.wait(0.5)
+            if self.failure is not None:
+                msg = "The run is failing; not making associations."
+                raise HubSpotFatalError(msg)
 
     def join(self, timeout: float | None = None, stop: threading.Event | None = None) -> bool:
         """Wait for every in-flight batch; return False if `timeout` passed or `stop` was set first."""

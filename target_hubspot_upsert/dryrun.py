@@ -13,7 +13,7 @@ from typing import Any
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.errors import HubSpotConfigError, brief
 from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import Batch, BatchOutcome
+from target_hubspot_upsert.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
 
 logger = logging.getLogger("target_hubspot_upsert")
 
@@ -22,11 +22,10 @@ class DryRunWriter:
     """Stands in for the BatchWriter: accounts for a batch as if HubSpot had taken it."""
 
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:  # noqa: ARG002
-        """Count the records that would be sent, and the request."""
-        return BatchOutcome(
-            merged=sum(len(item.records) - 1 for item in batch.inputs),
-            would_write=len(batch.inputs),
-        )
+        """Count the records that would be sent (or archived), and the request."""
+        for item in batch.inputs:
+            item.result = WOULD_ARCHIVE if batch.op == ARCHIVE else WOULD_WRITE
+        return BatchOutcome(write_mode=batch.target.write_mode)
 
 
 def discard_state(state: Any) -> None:  # noqa: ANN401 - a STATE value
@@ -44,16 +43,19 @@ def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
     HubSpot offers no way to check a write scope without writing; a missing one shows on the
     first write of a real run.
     """
+    # A stream without id property (created activities) is read by record id.
+    body: dict[str, Any] = {"inputs": [{"id": "0"}], "properties": []}
+    if target.id_property:
+        body = {"idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}], "properties": []}
     response = client.request(
-        "POST", client.objects_path(target.object_type, "batch/read"),
-        json={"idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}], "properties": []},
+        "POST", client.objects_path(target.object_type, "batch/read"), json=body,
         endpoint=f"{target.object_type}/batch/read",
     )
     if response.status in (200, 207, 404):
         return
     message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
     msg = (
-        f"Could not read objects of '{target.object_type}' by '{target.id_property}' (stream "
+        f"Could not read objects of '{target.object_type}' by '{target.id_property or 'hs_object_id'}' (stream "
         f"'{target.stream}'): HTTP {response.status} {message}. Check object_mappings.{target.stream}."
     )
     raise HubSpotConfigError(msg)

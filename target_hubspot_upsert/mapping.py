@@ -1,7 +1,8 @@
-"""Resolve a stream to the HubSpot object type and unique id property it upserts into."""
+"""Resolve a stream to the HubSpot object type, id property, write mode and associations it loads with."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,18 +48,50 @@ _CUSTOM_NAME = re.compile(r"^p\d*_[A-Za-z0-9_]+$")
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+WRITE_MODES = ("upsert", "update", "create")
+ASSOCIATION_KEYS = ("field", "to_object_type", "to_id_property", "label")
+
+
+def canonical_type(object_type: str) -> str:
+    """Object type name used to tell two aliases (`0-1`, `contacts`) apart as one object."""
+    return _ID_TO_NAME.get(object_type, object_type)
+
+
+@dataclass(frozen=True)
+class AssociationSpec:
+    """One `object_mappings.<stream>.associations[i]` entry: link each record's object to others."""
+
+    index: int
+    field: str
+    to_object_type: str
+    to_id_property: str
+    label: str | int | None = None
+
+    @property
+    def to_key(self) -> str:
+        """The other object type's canonical name."""
+        return canonical_type(self.to_object_type)
+
+    @property
+    def where(self) -> str:
+        """Where the entry is in the config, for messages."""
+        return f"associations[{self.index}]"
+
+
 @dataclass(frozen=True)
 class ObjectTarget:
-    """Where a stream's records go."""
+    """Where a stream's records go, and how they are written."""
 
     stream: str
     object_type: str
-    id_property: str
+    id_property: str  # "" for a `create` stream of an object without unique property
+    write_mode: str = "upsert"
+    associations: tuple[AssociationSpec, ...] = ()
 
     @property
     def canonical_type(self) -> str:
         """Object type name used to tell two aliases (`0-1`, `contacts`) apart as one object."""
-        return _ID_TO_NAME.get(self.object_type, self.object_type)
+        return canonical_type(self.object_type)
 
 
 def object_type_problem(object_type: Any) -> str | None:  # noqa: ANN401 - config values are untyped
@@ -78,45 +111,127 @@ def object_type_problem(object_type: Any) -> str | None:  # noqa: ANN401 - confi
     )
 
 
+_ENTRY_KEYS = ("object_type", "id_property", "write_mode", "associations")
+
+
 def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw config
     """List every problem in the `object_mappings` setting (empty when it is valid)."""
-    problems: list[str] = []
     if object_mappings is None:
-        return problems
+        return []
     if not isinstance(object_mappings, dict):
         return ["object_mappings: must be an object keyed by stream name"]
+    problems: list[str] = []
     for stream, entry in object_mappings.items():
-        where = f"object_mappings['{stream}']"
         if not isinstance(entry, dict):
             problems.append(
-                f'{where}: must be an object like {{"object_type": "contacts", '
+                f'object_mappings[\'{stream}\']: must be an object like {{"object_type": "contacts", '
                 f'"id_property": "email"}}'
             )
             continue
-        unknown = sorted(set(entry) - {"object_type", "id_property"})
-        if unknown:
+        problems.extend(_entry_problems(stream, entry))
+        write_mode = entry.get("write_mode", "upsert")
+        if write_mode not in WRITE_MODES:
             problems.append(
-                f"{where}: unknown key(s) {', '.join(unknown)}; "
-                "allowed keys are object_type and id_property"
+                f"object_mappings.{stream}.write_mode: must be one of upsert, update or create; got {write_mode!r}"
             )
-        object_type = entry.get("object_type", stream)
-        if (why := object_type_problem(object_type)) is not None:
-            problems.append(f"{where}.object_type: {why}")
-        id_property = entry.get("id_property")
-        if id_property is not None and (
-            not isinstance(id_property, str) or not _PROPERTY_NAME.match(id_property)
-        ):
-            problems.append(f"{where}.id_property: must be a HubSpot property name")
-        if id_property == "hs_object_id":
-            problems.append(
-                f"{where}.id_property: HubSpot rejects hs_object_id as an upsert id "
-                "property; use a property with unique values"
-            )
+        problems.extend(association_problems(stream, entry.get("associations")))
     return problems
 
 
+def _entry_problems(stream: str, entry: dict[str, Any]) -> list[str]:
+    """Unknown keys, the object type and the id property of one stream's entry."""
+    where = f"object_mappings['{stream}']"
+    problems: list[str] = []
+    unknown = sorted(set(entry) - set(_ENTRY_KEYS))
+    if unknown:
+        shown = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, _ENTRY_KEYS, n=1)
+            shown.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        problems.append(
+            f"{where}: unknown key(s) {', '.join(shown)}; "
+            "allowed keys are object_type, id_property, write_mode and associations"
+        )
+    object_type = entry.get("object_type", stream)
+    if (why := object_type_problem(object_type)) is not None:
+        problems.append(f"{where}.object_type: {why}")
+    id_property = entry.get("id_property")
+    if id_property is not None and not _is_property_name(id_property):
+        problems.append(f"{where}.id_property: must be a HubSpot property name")
+    if id_property == "hs_object_id":
+        problems.append(
+            f"{where}.id_property: HubSpot rejects hs_object_id as an upsert id "
+            "property; use a property with unique values"
+        )
+    return problems
+
+
+def _is_property_name(value: Any) -> bool:  # noqa: ANN401 - config values are untyped
+    return isinstance(value, str) and _PROPERTY_NAME.match(value) is not None
+
+
+def association_problems(stream: str, associations: Any) -> list[str]:  # noqa: ANN401 - raw config
+    """Problems of one stream's `associations` list, each naming `object_mappings.<stream>.associations[i]`."""
+    if associations is None:
+        return []
+    where = f"object_mappings.{stream}.associations"
+    if not isinstance(associations, list):
+        example = '{"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"}'
+        return [f"{where}: must be a list of objects like {example}"]
+    problems: list[str] = []
+    for index, item in enumerate(associations):
+        here = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{here}: must be an object with field, to_object_type, to_id_property and optional label")
+            continue
+        unknown = sorted(set(item) - set(ASSOCIATION_KEYS))
+        if unknown:
+            problems.append(
+                f"{here}: unknown key(s) {', '.join(unknown)}; allowed keys are field, to_object_type, "
+                "to_id_property and label"
+            )
+        missing = [k for k in ASSOCIATION_KEYS[:3] if k not in item]
+        if missing:
+            problems.append(f"{here}: missing {', '.join(missing)}")
+        if "field" in item and not (isinstance(item["field"], str) and item["field"].strip()):
+            problems.append(f"{here}.field: must be the name of the record field holding the other object's value")
+        if "to_object_type" in item and (why := object_type_problem(item["to_object_type"])) is not None:
+            problems.append(f"{here}.to_object_type: {why}")
+        if "to_id_property" in item and not _is_property_name(item["to_id_property"]):
+            problems.append(
+                f"{here}.to_id_property: must be a HubSpot property name (a unique property, or hs_object_id)"
+            )
+        problems.extend(_label_problems(here, item.get("label")))
+    return problems
+
+
+def _label_problems(here: str, label: Any) -> list[str]:  # noqa: ANN401 - raw config
+    if label is None:
+        return []
+    if isinstance(label, bool) or not isinstance(label, str | int):
+        return [f"{here}.label: must be a label name (text) or an association type id (a whole number)"]
+    if isinstance(label, int) and label < 1:
+        return [f"{here}.label: an association type id is a whole number of at least 1; got {label}"]
+    if isinstance(label, str) and not label.strip():
+        return [f"{here}.label: must not be empty; leave it out for HubSpot's default association"]
+    return []
+
+
+def _association_specs(entry: Mapping[str, Any]) -> tuple[AssociationSpec, ...]:
+    return tuple(
+        AssociationSpec(
+            index=index,
+            field=item["field"],
+            to_object_type=item["to_object_type"],
+            to_id_property=item["to_id_property"],
+            label=item.get("label"),
+        )
+        for index, item in enumerate(entry.get("associations") or [])
+    )
+
+
 def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]] | None) -> ObjectTarget:
-    """Resolve `stream` to its object type and id property.
+    """Resolve `stream` to its object type, id property, write mode and associations.
 
     Raises:
         HubSpotConfigError: when the stream has no usable object type or id property.
@@ -134,6 +249,7 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
         raise HubSpotConfigError(msg)
     canonical = _ID_TO_NAME.get(object_type, object_type)
     id_property = entry.get("id_property") or DEFAULT_ID_PROPERTIES.get(canonical)
+    write_mode = entry.get("write_mode") or "upsert"
     known = (
         canonical in STANDARD_OBJECTS or _OBJECT_TYPE_ID.match(object_type) or _CUSTOM_NAME.match(object_type)
     )
@@ -145,12 +261,18 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
             f'{{"{stream}": {{"object_type": "companies", "id_property": "<unique property>"}}}}.'
         )
         raise HubSpotConfigError(msg)
-    if not id_property:
+    if not id_property and write_mode != "create":
+        verb = "updates" if write_mode == "update" else "upserts into"
         msg = (
-            f"Stream '{stream}' upserts into HubSpot object '{object_type}', which has no "
+            f"Stream '{stream}' {verb} HubSpot object '{object_type}', which has no "
             "default id property. Set object_mappings."
             f'{stream}.id_property to a unique property, e.g. {{"{stream}": '
-            f'{{"object_type": "{object_type}", "id_property": "<unique property>"}}}}.'
+            f'{{"object_type": "{object_type}", "id_property": "<unique property>"}}}}'
+            + (", or set its write_mode to create (objects without a unique property, such as notes, "
+               "can only be created)." if write_mode == "upsert" else ".")
         )
         raise HubSpotConfigError(msg)
-    return ObjectTarget(stream=stream, object_type=object_type, id_property=id_property)
+    return ObjectTarget(
+        stream=stream, object_type=object_type, id_property=id_property or "", write_mode=write_mode,
+        associations=_association_specs(entry),
+    )

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_hubspot_upsert.mapping import ObjectTarget
+from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
+
+#: What an input asks for: the stream's write (upsert, update or create by its write_mode), or an archive.
+WRITE = "write"
+ARCHIVE = "archive"
+
+#: What happened to an input that was not rejected (`PendingInput.result`), as StreamStats counts it.
+CREATED = "created"
+UPDATED = "updated"
+SKIPPED_NOT_FOUND = "skipped_not_found"
+SKIPPED_EXISTS = "skipped_exists"
+ARCHIVED = "archived"
+ALREADY_ABSENT = "already_absent"
+WOULD_WRITE = "would_write"  # dry runs
+WOULD_ARCHIVE = "would_archive"
+OUTCOMES = (CREATED, UPDATED, SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ARCHIVED, ALREADY_ABSENT)
+UNCHANGED = "unchanged"  # skip_unchanged: HubSpot already has the values (never sent; not a writer result)
+SKIPPED = frozenset({SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ALREADY_ABSENT})
+
+
+def match_key(id_property: str, value: str) -> str:
+    """A unique property's value as HubSpot matches it: emails in any case, other values exactly."""
+    return value.strip().lower() if id_property == "email" else value
 
 
 @dataclass(slots=True)
@@ -18,17 +41,36 @@ class RecordRef:
     line: int = 0  # input line, for messages
 
 
+@dataclass(slots=True)
+class LinkRequest:
+    """One association a record asks for: its object to the object whose unique value is `value`."""
+
+    ref: RecordRef
+    spec: AssociationSpec
+    value: str
+
+
 @dataclass(slots=True, eq=False)  # identity: two inputs are never "equal"
 class PendingInput:
-    """One upsert input: the merge of every buffered record with the same id."""
+    """One input of a batch request: the merge of every buffered record with the same id."""
 
-    id: str
+    id: str  # the id property's value; "" for a created object without unique property
     properties: dict[str, str]
     records: list[RecordRef]
     trace: str = ""
+    key: str = ""  # buffer and in-flight key: the id, or a token unique to the record
+    op: str = WRITE
+    links: list[LinkRequest] | None = None
+    result: str = ""  # one of OUTCOMES, set by the writer
+    object_id: str | None = None  # HubSpot's record id, when the answer names it
+
+    def __post_init__(self) -> None:
+        """An input without its own key is keyed by its id."""
+        if not self.key:
+            self.key = self.id
 
     def wire(self, id_property: str) -> dict[str, Any]:
-        """The input as HubSpot's batch upsert expects it."""
+        """The input as HubSpot's batch upsert (and update) expects it."""
         return {
             "id": self.id,
             "idProperty": id_property,
@@ -39,13 +81,14 @@ class PendingInput:
 
 @dataclass(slots=True)
 class Batch:
-    """A request's worth of inputs for one stream."""
+    """A request's worth of inputs for one stream, all with the same operation."""
 
     batch_id: int
     stream: str
     target: ObjectTarget
     inputs: list[PendingInput]
     min_seq: int
+    op: str = WRITE
 
 
 @dataclass(slots=True)
@@ -67,11 +110,27 @@ class Rejection:
 
 @dataclass
 class BatchOutcome:
-    """What happened to every input of a batch."""
+    """What happened to every input of a batch (each input's `result`, or a rejection)."""
 
-    created: int = 0
-    updated: int = 0
-    merged: int = 0
-    would_write: int = 0  # dry runs: inputs that would have been sent
-    # (input, category, code, message, message without record values)
+    # (input, category, code, message, message without record values): none of its records landed
     rejected: list[tuple[PendingInput, str, str, str, str]] = field(default_factory=list)
+    # (input, record, code, message, message without record values): the object landed, an association did not
+    link_rejected: list[tuple[PendingInput, RecordRef, str, str, str]] = field(default_factory=list)
+    associations: int = 0  # associations HubSpot acknowledged
+    write_mode: str = "upsert"
+
+    def counts(self, inputs: list[PendingInput]) -> Counter[str]:
+        """Records per outcome: each input's result for its latest record not rejected, the others merged."""
+        counts: Counter[str] = Counter()
+        rejected = {id(entry[0]) for entry in self.rejected}
+        link_rejected = {id(entry[1]) for entry in self.link_rejected}
+        for item in inputs:
+            if id(item) in rejected or not item.result:
+                continue
+            kept = len(item.records)
+            if link_rejected:
+                kept -= sum(1 for ref in item.records if id(ref) in link_rejected)
+            if kept:
+                counts[item.result] += 1
+                counts["merged"] += kept - 1
+        return counts

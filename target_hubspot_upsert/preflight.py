@@ -42,6 +42,10 @@ def _schema_of(value: Any) -> dict[str, Any]:  # noqa: ANN401 - any JSON value
     return {"type": "string"}
 
 
+def _verb(target: ObjectTarget) -> str:
+    return {"update": "updates", "create": "creates"}.get(target.write_mode, "upserts")
+
+
 class Preflight:
     """Catalogues, per-stream plans and property creation for one run."""
 
@@ -89,54 +93,56 @@ class Preflight:
         fields = list(properties)
         catalog = self.catalog(target)
         policy = self.settings.unknown_properties
-        clear_nulls = self.settings.clear_nulls
         id_property = target.id_property
-        if id_property not in properties:
+        if id_property and id_property not in properties:
             msg = (
                 f"Stream '{target.stream}' has no field '{id_property}', the id property it "
-                f"upserts '{target.object_type}' by. Add the field, rename one with stream_maps, "
+                f"{_verb(target)} '{target.object_type}' by. Add the field, rename one with stream_maps, "
                 f"or set object_mappings.{target.stream}.id_property."
             )
             raise HubSpotConfigError(msg)
-        resolve = functools.partial(self._decide_undeclared, target, policy)
-        plan = build_plan(
-            fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream, resolve_undeclared=resolve,
+        self._check_associations(target, properties)
+        build = functools.partial(
+            build_plan, fields, catalog, id_property, clear_nulls=self.settings.clear_nulls, stream=target.stream,
+            resolve_undeclared=functools.partial(self._decide_undeclared, target, policy),
+            exclude=frozenset(spec.field for spec in target.associations),
         )
+        plan = build()
         if plan.unknown and policy == "create":
             self._create_properties(target, plan.unknown, properties, catalog)
-            plan = build_plan(
-                fields, catalog, id_property, clear_nulls=clear_nulls, stream=target.stream,
-                resolve_undeclared=resolve,
-            )
-        if id_property not in catalog and id_property not in plan.unknown:
-            plan.unknown.append(id_property)
-        self._check_id_property(target, catalog)
+            plan = build()
+        if id_property:
+            if id_property not in catalog and id_property not in plan.unknown:
+                plan.unknown.append(id_property)
+            self._check_id_property(target, catalog)
         self._report_unknown(target, plan, policy)
         return plan
 
     def check_object(self, target: ObjectTarget) -> None:
-        """A stream's object type, id property and read access, before any record (dry runs)."""
+        """A stream's object type, id property, associations and read access, before any record (dry runs)."""
         catalog = self.catalog(target)
-        if target.id_property not in catalog:
+        if target.id_property and target.id_property not in catalog:
             msg = (
                 f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
                 f"property of stream '{target.stream}'. Set object_mappings.{target.stream}.id_property "
                 "to one of its unique properties."
             )
             raise HubSpotConfigError(msg)
-        self._check_id_property(target, catalog)
+        if target.id_property:
+            self._check_id_property(target, catalog)
+        self._check_association_targets(target)
         check_object_access(self.client, target)
 
     @staticmethod
     def _check_id_property(target: ObjectTarget, catalog: Mapping[str, PropertySpec]) -> None:
-        """HubSpot upserts only by a property with unique values (or a contact's email)."""
+        """HubSpot writes by a property with unique values only (or a contact's email)."""
         id_property = target.id_property
         id_spec = catalog.get(id_property)
         if id_spec is None or id_spec.unique or (target.canonical_type == "contacts" and id_property == "email"):
             return
         msg = (
             f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
-            f"values, so HubSpot cannot upsert by it (stream '{target.stream}'). Set "
+            f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
             f"object_mappings.{target.stream}.id_property to a unique property"
             + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
         )
@@ -144,9 +150,8 @@ class Preflight:
 
     def _report_unknown(self, target: ObjectTarget, plan: StreamPlan, policy: str) -> None:
         """SCHEMA fields the object lacks: stop (fail), or warn once each (ignore); read-only ones."""
-        id_property = target.id_property
         if plan.unknown:
-            if policy == "fail" or id_property in plan.unknown:
+            if policy == "fail" or (target.id_property and target.id_property in plan.unknown):
                 names = ", ".join(f"'{name}'" for name in plan.unknown)
                 msg = (
                     f"Stream '{target.stream}' has field(s) {names} that are not properties of "
@@ -168,6 +173,42 @@ class Preflight:
                 f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
                 f"HubSpot; stream '{target.stream}' never sends it.",
             )
+
+    def _check_associations(self, target: ObjectTarget, properties: Mapping[str, Any]) -> None:
+        """A stream's association fields are in its SCHEMA (a warning), and their targets are usable."""
+        for spec in target.associations:
+            if spec.field not in properties:
+                self._warn_once(
+                    target.canonical_type, spec.field, f"association:{target.stream}",
+                    f"Stream '{target.stream}' has no field '{spec.field}' in its SCHEMA "
+                    f"(object_mappings.{target.stream}.{spec.where}.field); records without it get no association.",
+                )
+        self._check_association_targets(target)
+
+    def _check_association_targets(self, target: ObjectTarget) -> None:
+        """Each association's other object type exists and is looked up by a unique property."""
+        for spec in target.associations:
+            where = f"object_mappings.{target.stream}.{spec.where}"
+            other = ObjectTarget(stream=target.stream, object_type=spec.to_object_type, id_property=spec.to_id_property)
+            try:
+                catalog = self.catalog(other)
+            except HubSpotConfigError:
+                msg = f"{where}.to_object_type: HubSpot has no object type '{spec.to_object_type}'."
+                raise HubSpotConfigError(msg) from None
+            if spec.to_id_property == "hs_object_id":
+                continue  # the field holds HubSpot record ids
+            prop = catalog.get(spec.to_id_property)
+            usable = prop is not None and (
+                prop.unique or (other.canonical_type == "contacts" and spec.to_id_property == "email")
+            )
+            if not usable:
+                what = "is not a property" if prop is None else "does not have unique values"
+                msg = (
+                    f"{where}.to_id_property: '{spec.to_id_property}' {what} of HubSpot object "
+                    f"'{spec.to_object_type}', so objects cannot be found by it. Use a property with unique "
+                    "values (contacts may also use email), or hs_object_id when the field holds record ids."
+                )
+                raise HubSpotConfigError(msg)
 
     def _decide_undeclared(self, target: ObjectTarget, policy: str, key: str, value: Any) -> FieldDecision:  # noqa: ANN401
         """A record field outside its stream's SCHEMA, seen for the first time: as a SCHEMA field would be."""

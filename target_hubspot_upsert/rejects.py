@@ -5,16 +5,46 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import math
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from target_hubspot_upsert.model import Rejection
 
 logger = logging.getLogger("target_hubspot_upsert.rejects")
 IDS_PER_CODE = 5
+
+
+#: Levels of a rejected record kept in the file when it nests too deeply for JSON encoding.
+KEPT_LEVELS = 100
+
+
+def _plain(value: Any, depth: int = 0) -> Any:  # noqa: ANN401 - any JSON value
+    """`value` with NaN and Infinity as text and levels past `KEPT_LEVELS` cut, so JSON can hold it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if not isinstance(value, dict | list):
+        return value
+    if depth >= KEPT_LEVELS:
+        return f"(nested more than {KEPT_LEVELS} levels deep: not kept)"
+    if isinstance(value, dict):
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
+    return [_plain(item, depth + 1) for item in value]
+
+
+def json_line(line: dict[str, Any]) -> str:
+    """One line of the rejected-records file: valid JSON whatever the record held.
+
+    ASCII escapes keep lone surrogates valid UTF-8; NaN and Infinity (which JSON lacks) become
+    text, and a record nested too deeply for the encoder is cut at `KEPT_LEVELS`.
+    """
+    try:
+        return json.dumps(line, default=str, ensure_ascii=True, allow_nan=False)
+    except (ValueError, RecursionError):
+        return json.dumps(_plain(line), default=str, ensure_ascii=True, allow_nan=False)
 
 
 class RejectionLog:
@@ -81,8 +111,7 @@ class RejectionLog:
                     },
                     "rejected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 }
-                # ASCII escapes: a line is valid UTF-8 JSON whatever the record held (lone surrogates).
-                self._file.write(json.dumps(line, default=str, ensure_ascii=True) + "\n")
+                self._file.write(json_line(line) + "\n")
                 self._file.flush()
             return -heap[0] if len(heap) > self.max_rejected else None
 

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,16 @@ from typing import Any
 
 from target_hubspot_upsert.checkpoints import CheckpointLedger
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.model import Rejection
+from target_hubspot_upsert.model import (
+    ALREADY_ABSENT,
+    ARCHIVED,
+    SKIPPED,
+    SKIPPED_EXISTS,
+    SKIPPED_NOT_FOUND,
+    UNCHANGED,
+    PendingInput,
+    Rejection,
+)
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.settings import Settings
@@ -21,11 +31,24 @@ from target_hubspot_upsert.settings import Settings
 logger = logging.getLogger("target_hubspot_upsert")
 PROGRESS_INTERVAL_S = 30.0
 FIRST_ERRORS_KEPT = 5
+SKIPPED_LISTED = 100  # skipped records listed per stream in the run report
+#: Counters beyond the upsert's, in summary order, with their wording.
+EXTRA_COUNTERS = {
+    SKIPPED_NOT_FOUND: "skipped (not found)",
+    SKIPPED_EXISTS: "skipped (exists)",
+    ARCHIVED: "archived",
+    ALREADY_ABSENT: "already absent",
+    UNCHANGED: "unchanged",
+}
 
 
 @dataclass
 class StreamStats:
-    """Per-stream counters; `received` is the sum of the outcomes at the end."""
+    """Per-stream counters; `received` is the sum of the outcomes at the end.
+
+    received = created + updated + merged + skipped (not found) + skipped (exists) + archived
+    + already absent + unchanged + rejected. `associations` counts associations made (not records).
+    """
 
     stream: str
     object_type: str
@@ -34,12 +57,19 @@ class StreamStats:
     updated: int = 0
     merged: int = 0
     rejected: int = 0
-    unchanged: int = 0  # skip_unchanged: HubSpot already had the value, not sent
-    # Records per request when skip_unchanged is on (the summary then shows unchanged and the
-    # requests saved); None when it is off.
+    skipped_not_found: int = 0
+    skipped_exists: int = 0
+    archived: int = 0
+    already_absent: int = 0
+    unchanged: int = 0  # skip_unchanged: HubSpot already had the values, not sent
+    # Records per request when skip_unchanged is on (the summary then names the requests saved).
     batch_size: int | None = None
-    would_write: int = 0  # dry runs
+    associations: int = 0
+    would_write: int = 0  # dry runs: inputs that would be sent
+    would_archive: int = 0  # dry runs: deleted records' objects that would be archived
     would_requests: int = 0
+    shown: set[str] = field(default_factory=set)  # extra counters shown even at 0 (by write mode)
+    skipped_examples: list[dict[str, Any]] = field(default_factory=list)
     tally: RequestTally = field(default_factory=RequestTally)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -50,7 +80,11 @@ class StreamStats:
     @property
     def done(self) -> int:
         """Records with an outcome."""
-        return self.created + self.updated + self.merged + self.unchanged + self.rejected + self.would_write
+        return (
+            self.created + self.updated + self.merged + self.rejected
+            + self.skipped_not_found + self.skipped_exists + self.archived + self.already_absent
+            + self.unchanged + self.would_write + self.would_archive
+        )
 
     @property
     def requests_saved(self) -> int:
@@ -62,7 +96,8 @@ class StreamStats:
         return (
             f"Dry run, stream '{self.stream}' -> {self.object_type}: received {self.received}; would "
             f"create or update {self.would_write + self.merged} record(s) as {self.would_write} object(s) "
-            f"in {self.would_requests} request(s); "
+            + (f"and archive {self.would_archive} object(s) " if self.would_archive else "")
+            + f"in {self.would_requests} request(s); "
             + (f"unchanged {self.unchanged} (not sent); " if self.batch_size else "")
             + f"rejected {self.rejected}"
         )
@@ -73,9 +108,14 @@ class StreamStats:
         return (
             f"Stream '{self.stream}' -> {self.object_type}: received {self.received}, "
             f"created {self.created}, updated {self.updated}, merged {self.merged}, "
-            + (f"unchanged {self.unchanged}, " if self.batch_size else "")
-            + f"rejected {self.rejected}"
+            f"rejected {self.rejected}"
+            + "".join(
+                f", {label} {getattr(self, name)}"
+                for name, label in EXTRA_COUNTERS.items()
+                if getattr(self, name) or name in self.shown
+            )
             + (f", unconfirmed (run stopped) {unsent}" if unsent else "")
+            + (f"; associations {self.associations}" if self.associations else "")
             + f"; requests {self.tally.requests}"
             + (f" ({self.requests_saved} saved by skip_unchanged)" if self.batch_size else "")
             + f", retries {self.tally.retries}, 429s {self.tally.rate_limited}"
@@ -91,17 +131,40 @@ class StreamStats:
             "updated": self.updated,
             "merged": self.merged,
             "rejected": self.rejected,
+            "skipped_not_found": self.skipped_not_found,
+            "skipped_exists": self.skipped_exists,
+            "archived": self.archived,
+            "already_absent": self.already_absent,
             "unchanged": self.unchanged,
             "would_write": self.would_write,
+            "would_archive": self.would_archive,
             "would_requests": self.would_requests,
             "unconfirmed": self.received - self.done,
+            "associations_created": self.associations,
             "requests": self.tally.requests,
             "requests_saved": self.requests_saved,
             "retries": self.tally.retries,
             "rate_limited_429s": self.tally.rate_limited,
             "duration_seconds": round(end - self.started, 3),
             "first_errors": list(self.first_errors),
+            "skipped": list(self.skipped_examples),
         }
+
+    def add_outcomes(self, counts: Counter[str], inputs: list[PendingInput], associations: int) -> None:
+        """Count a batch's outcomes; list its skipped records (up to SKIPPED_LISTED per stream)."""
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+            self.associations += associations
+            for item in inputs:
+                if item.result in SKIPPED and len(self.skipped_examples) < SKIPPED_LISTED:
+                    ref = item.records[-1]
+                    self.skipped_examples.append({
+                        "record": ref.position,
+                        "input_line": ref.line,
+                        "id": item.id,
+                        "outcome": EXTRA_COUNTERS[item.result],
+                    })
 
 
 class Reporter:
@@ -124,8 +187,10 @@ class Reporter:
         """Counters of a stream (kept across schema changes)."""
         stats = self.stats.get(stream)
         if stats is None:
-            batch_size = min(self.settings.batch_size_rows, 100) if self.settings.skip_unchanged else None
-            stats = self.stats[stream] = StreamStats(stream, object_type, batch_size=batch_size)
+            stats = self.stats[stream] = StreamStats(stream, object_type)
+            if self.settings.skip_unchanged:
+                stats.batch_size = min(self.settings.batch_size_rows, 100)
+                stats.shown.add(UNCHANGED)
         return stats
 
     def note_rejection(self, stats: StreamStats, rejection: Rejection) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from singer_sdk import metrics
 
+from target_hubspot_upsert.associations import Associator
 from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenProvider
 from target_hubspot_upsert.changecache import ChangeTracker
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
@@ -17,7 +18,7 @@ from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
 from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
-from target_hubspot_upsert.model import Batch, BatchOutcome, Rejection
+from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
 from target_hubspot_upsert.redact import REDACTOR
@@ -87,7 +88,6 @@ class Runtime:
             sleep=sleep,
             transport=self.transport,
         )
-        self.writer: BatchWriter | DryRunWriter = DryRunWriter() if settings.dry_run else BatchWriter(self.client)
         self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
             settings.rejected_records_path,
@@ -97,6 +97,14 @@ class Runtime:
         )
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
+        )
+        # Associations wait for earlier batches writing the objects they look up.
+        self.associator = Associator(
+            self.client, wait_for_earlier=self.dispatcher.wait_for_earlier, log_values=settings.log_record_values,
+        )
+        self.writer: BatchWriter | DryRunWriter = (
+            DryRunWriter() if settings.dry_run
+            else BatchWriter(self.client, on_archived=self.associator.forget, log_values=settings.log_record_values)
         )
         self.preflight = Preflight(self.client, settings)
         # skip_unchanged: the change cache (opened when the first records need it).
@@ -155,26 +163,36 @@ class Runtime:
             metrics.Metric.BATCH_PROCESSING_TIME,
             {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
         ):
-            if self.changes is None:
-                return self.writer.write(batch, stats.tally)
-            self.changes.before_write(batch)
+            # One job: the write (or archive), then its associations, before the ledger marks it done.
+            if self.changes is not None:
+                self.changes.before_write(batch)
             try:
-                return self.writer.write(batch, stats.tally)
+                outcome = self.writer.write(batch, stats.tally)
+                if batch.target.associations and batch.op == WRITE:
+                    self.associator.link(batch, outcome, stats.tally)
             except BaseException:
-                self.changes.write_failed(batch)
+                if self.changes is not None:
+                    self.changes.write_failed(batch)
                 raise
+            return outcome
 
     def _on_outcome(self, batch: Batch, outcome: BatchOutcome) -> None:
         if self.changes is not None:
             self.changes.acknowledged(batch, outcome)  # before the ids are released (per-id order)
         stats = self.report.stats[batch.stream]
-        with stats.lock:
-            stats.created += outcome.created
-            stats.updated += outcome.updated
-            stats.merged += outcome.merged
-            if outcome.would_write:
-                stats.would_write += outcome.would_write
-                stats.would_requests += 1
+        counts = outcome.counts(batch.inputs)
+        if counts.get(WOULD_WRITE) or counts.get(WOULD_ARCHIVE):
+            counts["would_requests"] = 1
+        stats.add_outcomes(counts, batch.inputs, outcome.associations)
+        for item, ref, code, message, safe in outcome.link_rejected:
+            self.reject(
+                stats,
+                Rejection(
+                    seq=ref.seq, stream=batch.stream, object_type=batch.target.object_type, id=item.id or None,
+                    position=ref.position, record=ref.record, category="ASSOCIATION", code=code,
+                    message=message, line=ref.line, safe_message=safe,
+                ),
+            )
         for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either
@@ -185,7 +203,7 @@ class Runtime:
                         seq=ref.seq,
                         stream=batch.stream,
                         object_type=batch.target.object_type,
-                        id=item.id,
+                        id=item.id or None,
                         position=ref.position,
                         record=ref.record,
                         category=category,

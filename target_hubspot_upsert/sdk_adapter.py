@@ -9,9 +9,13 @@ renames or removes any of them, so a version bump shows at once what to revisit.
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from singer_sdk.helpers._batch import StorageTarget  # the SDK's reader of BATCH manifests
+# The SDK's reader of BATCH manifests, and the encoding its sinks take (no public name for either).
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 from singer_sdk.io_base import SingerReader
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
@@ -23,9 +27,10 @@ if t.TYPE_CHECKING:
 TARGET_HOOKS = (
     "_process_record_message",  # the record path: no public hook runs before the sink is chosen
     "_process_state_message",  # STATE: the SDK writes it at the next full drain, not per batch
+    "_process_batch_message",  # BATCH: the SDK indexes its maps by a stream that may have no SCHEMA
+    "_process_activate_version_message",  # the same for ACTIVATE_VERSION
     "_handle_termination",  # SIGTERM/SIGINT: the SDK writes STATE without waiting for batches
     "_validate_config",  # one message listing schema errors and cross-field checks together
-    "_assert_line_requires",  # the SDK's check of a message's required keys
     "_assert_sink_exists",  # registers a stream's maps and sink on its first record
     "_handle_max_record_age",  # the SDK's periodic drain when records wait too long
     "_sinks_active",
@@ -61,6 +66,12 @@ class AdaptedTarget(Target):
     def _process_state_message(self, message_dict: dict) -> None:
         self.handle_state(message_dict)
 
+    def _process_batch_message(self, message_dict: dict) -> None:
+        self.handle_batch(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        self.handle_activate_version(message_dict)
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         self.handle_signal(signum)
 
@@ -78,6 +89,14 @@ class AdaptedTarget(Target):
     def handle_signal(self, signum: int) -> None:
         """SIGTERM or SIGINT arrived."""
         raise NotImplementedError
+
+    def handle_batch(self, message_dict: dict) -> None:
+        """A BATCH message; by default the SDK's handling."""
+        super()._process_batch_message(message_dict)
+
+    def handle_activate_version(self, message_dict: dict) -> None:
+        """An ACTIVATE_VERSION message; by default the SDK's handling."""
+        super()._process_activate_version_message(message_dict)
 
     def check_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate the config; by default what the SDK checks (the JSON schema)."""
@@ -107,10 +126,6 @@ class AdaptedTarget(Target):
         """Raise the SDK's error for a record without a SCHEMA (registers maps otherwise)."""
         self._assert_sink_exists(alias)
 
-    def require_keys(self, message_dict: dict, keys: set[str]) -> None:
-        """Raise the SDK's error for a message missing required keys."""
-        self._assert_line_requires(message_dict, requires=keys)
-
     def check_record_age(self) -> None:
         """Drain sinks whose records have waited longer than the SDK allows."""
         self._handle_max_record_age()
@@ -133,8 +148,20 @@ class AdaptedSink(Sink):
         return self._validator
 
 
+def batch_encoding(file_format: str, compression: str | None) -> BaseBatchFileEncoding:
+    """The encoding of a BATCH message, as the SDK's sinks take it."""
+    return BaseBatchFileEncoding(file_format, compression)
+
+
 def open_batch_file(path: str, storage: StorageTarget | None) -> t.IO[bytes]:
-    """Open a file a BATCH message names, through the SDK's storage layer (local or remote)."""
+    """Open a file a BATCH message names, through the SDK's storage layer (local or remote).
+
+    A local file without a configured storage is opened directly: the storage layer creates the
+    folder of a file it is asked to open, so a wrong path would leave folders behind.
+    """
+    scheme = urlsplit(path).scheme
+    if storage is None and (len(scheme) <= 1 or scheme == "file"):  # no scheme, a drive letter, file://
+        return Path(url2pathname(urlsplit(path).path) if scheme == "file" else path).open("rb")
     head, tail = StorageTarget.split_url(path)
     file_storage = storage or StorageTarget.from_url(head)
     return t.cast("t.IO[bytes]", file_storage.open(tail, mode="rb"))

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,6 +20,9 @@ from typing import Any
 logger = logging.getLogger("target_hubspot_upsert.serialization")
 
 MAX_STRING_LENGTH = 65_536
+#: Digits before or after the point of a number written out (1e400 has 401): beyond it, a number
+#: is out of any property's range, and writing it would take unbounded time and memory (1e999999999).
+MAX_NUMBER_DIGITS = 1_000
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Converter = Callable[[Any], str]
@@ -41,6 +45,11 @@ def decimal_text(d: Decimal) -> str:
     """Exact decimal text: no exponent, no trailing zeros, integers without a point."""
     if not d.is_finite():
         raise BadValue("a finite number", f"{d} is not a finite number")
+    if d and abs(d.adjusted()) > MAX_NUMBER_DIGITS:
+        raise BadValue(
+            f"a number of at most {MAX_NUMBER_DIGITS:,} digits",
+            f"a number with an exponent of {d.adjusted():,} is out of range",
+        )
     if d == d.to_integral_value():
         return str(int(d))
     text = format(d, "f")
@@ -319,13 +328,20 @@ class BadField:
         return f"{head}: {self.detail} ({hint})"
 
 
+_TOO_DEEP = "a value nested less deeply (objects and lists within a few hundred levels)"
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+
+
 def _shown(value: Any) -> str:  # noqa: ANN401 - any JSON value
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
         shown = str(value)
     elif isinstance(value, date | datetime):
         shown = value.isoformat()
+    elif isinstance(value, str):
+        shown = repr(value[:81])
     else:
-        shown = repr(value)
+        shown = _REPR.repr(value)  # a few levels of a nested value, however deep it goes
     return shown[:77] + "..." if len(shown) > 80 else shown
 
 
@@ -369,6 +385,8 @@ class StreamPlan:
             record_id = value if type(value) is str else self.id_converter(value)
         except BadValue as exc:
             return None, f"the id property '{self.id_field}' value is invalid: {exc.expected}"
+        except RecursionError:
+            return None, f"the id property '{self.id_field}' value is invalid: {_TOO_DEEP}"
         if self.lowercase_id:
             record_id = record_id.strip().lower()
             if not EMAIL_PATTERN.match(record_id):
@@ -403,6 +421,8 @@ class StreamPlan:
                 props[name] = convert(value)
             except BadValue as exc:
                 bad.append(BadField(key, value, exc.expected, str(exc)))
+            except RecursionError:  # lists of lists (joined) or objects (JSON text) nested too deeply
+                bad.append(BadField(key, value, _TOO_DEEP, f"expected {_TOO_DEEP}"))
         if self.id_in_properties:
             props[self.id_field] = record_id
         return props, bad
@@ -433,19 +453,22 @@ def build_plan(
     clear_nulls: bool = False,
     stream: str = "",
     resolve_undeclared: UndeclaredResolver = _warn_undeclared,
+    exclude: frozenset[str] = frozenset(),
 ) -> StreamPlan:
     """Compile the per-field converters for a stream against an object's catalogue.
 
     Fields that are not properties are listed in `unknown`; read-only and calculated
-    properties in `read_only` (never sent). The id property is always kept.
+    properties in `read_only` (never sent). The id property is always kept; `id_property` ""
+    means the stream has none (objects it creates have no unique property). `exclude` names
+    fields that are never properties (association fields), declared or not.
     """
     converters: dict[str, tuple[str, Converter]] = {}
     unknown: list[str] = []
     read_only: list[str] = []
     fields = list(fields)
     for name in fields:
-        if name.startswith("_sdc_"):
-            continue  # Singer metadata columns are not HubSpot properties
+        if name.startswith("_sdc_") or name in exclude:
+            continue  # Singer metadata columns (and association fields) are not HubSpot properties
         spec = catalog.get(name)
         if spec is None:
             unknown.append(name)
@@ -464,10 +487,11 @@ def build_plan(
         converters=converters,
         clear_nulls=clear_nulls,
         lowercase_id=lowercase_id,
-        id_in_properties=not (id_spec is not None and id_spec.read_only),
+        id_in_properties=bool(id_property) and not (id_spec is not None and id_spec.read_only),
         unknown=unknown,
         read_only=read_only,
         stream=stream,
         schema_fields=frozenset(fields),
         resolve_undeclared=resolve_undeclared,
+        ignored=set(exclude),
     )

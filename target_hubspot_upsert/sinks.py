@@ -1,27 +1,44 @@
-"""The HubSpot sink: turns records into upsert inputs and hands full buffers to the dispatcher.
+"""The HubSpot sink: turns records into batch inputs and hands full buffers to the dispatcher.
 
 It knows the SDK, not HTTP. Records with the same id inside one buffer are merged (later
-values win, property by property), because HubSpot fails a whole request on duplicate ids.
+values win, property by property), because HubSpot fails a whole request on duplicate ids. A
+record whose operation differs from the one buffered for its id (a delete after an upsert, or
+the reverse) first sends what is buffered, so operations on one id keep their order.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import time
 import typing as t
+from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
-from singer_sdk.singerlib.json import deserialize_json
+from singer_sdk import metrics
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from typing_extensions import override
 
-from target_hubspot_upsert.errors import InputError
+from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
-from target_hubspot_upsert.model import Batch, PendingInput, RecordRef, Rejection
+from target_hubspot_upsert.messages import batch_records
+from target_hubspot_upsert.model import (
+    ALREADY_ABSENT,
+    ARCHIVE,
+    ARCHIVED,
+    SKIPPED_EXISTS,
+    SKIPPED_NOT_FOUND,
+    WRITE,
+    Batch,
+    LinkRequest,
+    PendingInput,
+    RecordRef,
+    Rejection,
+    match_key,
+)
 from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
+from target_hubspot_upsert.serialization import BadValue, number_text
 
 if t.TYPE_CHECKING:
     from singer_sdk.batch import BaseBatchFileEncoding
@@ -29,6 +46,25 @@ if t.TYPE_CHECKING:
     from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 HUBSPOT_MAX_BATCH = 100
+_NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
+
+
+def _refuse_remote(uri: str) -> Any:  # noqa: ANN401 - fastjsonschema's handler signature
+    msg = f"a $ref to another document ({brief(uri, 80)}) is not fetched"
+    raise fastjsonschema.JsonSchemaDefinitionException(msg)
+
+
+class _NoRemoteRefs(dict[str, Any]):
+    """fastjsonschema's handlers for every URI scheme: a SCHEMA message never makes the target fetch a URL.
+
+    Without a handler for its scheme, fastjsonschema fetches a `$ref`'s URI with urllib.
+    """
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __getitem__(self, scheme: str) -> Any:  # noqa: ANN401
+        return _refuse_remote
 
 
 class FastValidator(BaseJSONSchemaValidator):
@@ -37,7 +73,9 @@ class FastValidator(BaseJSONSchemaValidator):
     def __init__(self, schema: dict[str, Any]) -> None:
         """Compile the stream's schema once."""
         super().__init__(schema)
-        self._validate = fastjsonschema.compile(schema, use_formats=False, use_default=False)
+        self._validate = fastjsonschema.compile(
+            schema, handlers=_NoRemoteRefs(), use_formats=False, use_default=False,
+        )
 
     def validate(self, record: dict[str, Any]) -> None:
         """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values)."""
@@ -46,6 +84,13 @@ class FastValidator(BaseJSONSchemaValidator):
         except fastjsonschema.JsonSchemaValueException as exc:
             field = exc.message.replace("data.", "", 1) if exc.message.startswith("data.") else exc.message
             raise InvalidRecord(field, record) from None
+
+
+class _UnloggedTimer(metrics.Timer):
+    """A timer that logs nothing when it stops."""
+
+    def __exit__(self, *exc_info: object) -> None:
+        return
 
 
 class HubSpotSink(AdaptedSink):
@@ -65,7 +110,13 @@ class HubSpotSink(AdaptedSink):
         self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
         self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
+        if self.object_target.associations:
+            self.runtime.associator.prepare(self.object_target)
         self._object_key = self.object_target.canonical_type
+        self._deletes = self.runtime.settings.hard_delete
+        self._has_id = bool(self.object_target.id_property)
+        self._association_types = {spec.to_key for spec in self.object_target.associations}
+        self.stats.shown.update(self._counters_shown())
         self._buffer_key = f"{stream_name}#{id(self)}"
         self._buffer: dict[str, PendingInput] = {}
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
@@ -75,6 +126,23 @@ class HubSpotSink(AdaptedSink):
         self.sdc_metadata = self.include_sdc_metadata_properties
         # skip_unchanged: looks inputs up in the change cache and holds the changed ones.
         self.changes = self.runtime.changes.for_sink(self) if self.runtime.changes is not None else None
+
+    @property
+    def object_key(self) -> str:
+        """The object type this sink writes (canonical name)."""
+        return self._object_key
+
+    def _counters_shown(self) -> set[str]:
+        """The counters beyond the upsert's that this stream's summary line always shows."""
+        mode = self.object_target.write_mode
+        shown = set()
+        if mode == "update":
+            shown.add(SKIPPED_NOT_FOUND)
+        elif mode == "create" and self._has_id:
+            shown.add(SKIPPED_EXISTS)
+        if self._deletes:
+            shown |= {ARCHIVED, ALREADY_ABSENT}
+        return shown
 
     # --- SDK hooks ----------------------------------------------------------------------
 
@@ -92,6 +160,13 @@ class HubSpotSink(AdaptedSink):
     def is_full(self) -> bool:
         """The buffer holds a request's worth of distinct ids."""
         return len(self._buffer) >= self.max_size_cached
+    def get_batch_processing_timer(self) -> metrics.Timer:
+        """No metric from the SDK's timer, which would time only the hand-off to the dispatcher.
+
+        Each batch's `batch_processing_time` is logged once, by the runtime, around the write
+        itself (retries included).
+        """
+        return _UnloggedTimer(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """A compiled validator, unless `validate_records` is off."""
@@ -99,8 +174,23 @@ class HubSpotSink(AdaptedSink):
             return None
         try:
             return FastValidator(self.schema)
-        except fastjsonschema.JsonSchemaDefinitionException:
+        except (fastjsonschema.JsonSchemaDefinitionException, AttributeError, TypeError, ValueError):
+            pass  # a schema fastjsonschema cannot compile: the SDK's validator says what is wrong
+        except RecursionError:
+            return self._schema_error("nests too deeply")
+        try:
             return super().get_validator()
+        except InvalidJSONSchema as exc:
+            return self._schema_error(str(exc).removeprefix("Schema Validation Error: ").split("\n", 1)[0])
+        except RecursionError:
+            return self._schema_error("nests too deeply")
+
+    def _schema_error(self, problem: str) -> t.NoReturn:
+        msg = (
+            f"Input line {self._hub_target.current_line}: the SCHEMA of stream '{self.stream_name}' is not a "
+            f"valid JSON schema: {brief(problem, 200)}."
+        )
+        raise InputError(msg)
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
@@ -110,10 +200,9 @@ class HubSpotSink(AdaptedSink):
     def process_batch(self, context: dict) -> None:  # noqa: ARG002
         """Submit the buffer (non-blocking unless the pool is full)."""
         self._count_received()
-        full = len(self._buffer) >= self.max_size
-        self.flush(final=False)
-        if self.changes is not None and not full:
-            self.changes.send(everything=True)  # a drain by age or at a schema change: no holding back
+        # A drain because the buffer is full may hold changed inputs back to fill a request; a
+        # drain by age or at a schema change sends them.
+        self.flush(final=False, hold=len(self._buffer) >= self.max_size)
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
@@ -125,26 +214,30 @@ class HubSpotSink(AdaptedSink):
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
         storage = self.batch_config.storage if self.batch_config else None
+        line = self._hub_target.current_line
+        if encoding.format != "jsonl":
+            msg = (
+                f"Input line {line}: stream '{self.stream_name}': BATCH format {encoding.format!r} is not "
+                "supported; use jsonl."
+            )
+            raise InputError(msg)
         for path in files:
-            if encoding.format != "jsonl":
-                msg = f"Stream '{self.stream_name}': BATCH format '{encoding.format}' is not supported; use jsonl."
-                raise InputError(msg)
-            with open_batch_file(path, storage) as raw:
-                lines = gzip.open(raw) if encoding.compression == "gzip" else raw  # noqa: SIM115
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    record = deserialize_json(line)
-                    self.accept(record)
-                    if len(self._buffer) >= self.max_size:
-                        self.flush(final=False)
+            where = f"Input line {line}: BATCH file {brief(path, 200)!r} of stream '{self.stream_name}'"
+            opener = functools.partial(open_batch_file, path, storage)
+            for record in batch_records(opener, encoding.compression, where):
+                self.accept(record)
+                if len(self._buffer) >= self.max_size:
+                    self.flush(final=False, hold=True)
 
     # --- buffering ----------------------------------------------------------------------
 
     def accept(self, record: dict[str, Any]) -> None:
-        """The per-record work of the SDK's record path that matters here, then buffering."""
+        """The per-record work of the SDK's record path that matters here, then buffering.
+
+        A delete (with `hard_delete`) needs only its id: its other values are not checked.
+        """
         validator = self.validator
-        if validator is not None:
+        if validator is not None and not (self._deletes and record.get("_sdc_deleted_at") not in (None, "")):
             try:
                 validator.validate(record)
             except InvalidRecord as exc:
@@ -181,30 +274,82 @@ class HubSpotSink(AdaptedSink):
         self.runtime.check()
         seq = self._count_one()
         stats = self.stats
-        record_id, problem = self.plan.record_id(record)
-        if record_id is None:
-            raw = record.get(self.plan.id_field)  # reported as given, to find the record by
-            shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
-            self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
+        deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
+        if self._has_id:
+            record_id, problem = self.plan.record_id(record)
+            if record_id is None:
+                raw = record.get(self.plan.id_field)  # reported as given, to find the record by
+                shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
+                self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
+                return
+            key = record_id
+        elif deleted:
+            message = (
+                f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "
+                "property to find its object by; set object_mappings.<stream>.id_property to archive deletes"
+            )
+            self._reject(record, None, stats.received, "INVALID_ID", message)
             return
-        properties, bad = self.plan.properties(record, record_id)
-        if bad:
-            message = "; ".join(b.describe() for b in bad)
-            safe = "; ".join(b.describe(with_value=False) for b in bad)
-            code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
-            self._reject(record, record_id, stats.received, code, message, safe)
-            return
-        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
-        entry = self._buffer.get(record_id)
-        if entry is not None:
-            entry.properties.update(properties)
-            entry.records.append(ref)
         else:
-            if not self._buffer:
-                self.runtime.ledger.buffer_started(self._buffer_key, seq)
-            self._buffer[record_id] = PendingInput(record_id, properties, [ref])
+            record_id, key = "", f"#{seq}"  # created as its own object: never merged
+        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
+        if deleted:
+            self._buffer_input(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
+        else:
+            properties, bad = self.plan.properties(record, record_id)
+            if bad:
+                message = "; ".join(b.describe() for b in bad)
+                safe = "; ".join(b.describe(with_value=False) for b in bad)
+                code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
+                self._reject(record, record_id, stats.received, code, message, safe)
+                return
+            links = self._links(record, ref, record_id) if self._association_types else []
+            if links is None:
+                return  # a malformed association value: rejected
+            self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
         if not stats.received & 0xFF:
             self.runtime.report.maybe_log_progress(stats, time.monotonic())
+
+    def _buffer_input(self, new: PendingInput) -> None:
+        """Merge `new` into the input buffered for its id (same operation), or buffer it."""
+        entry = self._buffer.get(new.key)
+        if entry is not None and entry.op != new.op:
+            self._send_now(new.key)  # the earlier operation on this id goes first
+            entry = None
+        if entry is not None:
+            entry.properties.update(new.properties)
+            entry.records.extend(new.records)
+            if new.links:
+                entry.links = [*(entry.links or ()), *new.links]
+            return
+        if not self._buffer:
+            self.runtime.ledger.buffer_started(self._buffer_key, new.records[0].seq)
+        self._buffer[new.key] = new
+
+    def _send_now(self, key: str) -> None:
+        """Submit what is buffered, waiting until the input for `key` has left the buffer."""
+        dispatcher = self.runtime.dispatcher
+        while key in self._buffer:
+            mark = dispatcher.finished
+            self.flush(final=False)
+            if key in self._buffer:
+                dispatcher.wait_for_progress(since=mark)
+
+    def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
+        """The associations a record asks for, or None when it was rejected for a malformed one."""
+        links: list[LinkRequest] = []
+        for spec in self.object_target.associations:
+            raw = record.get(spec.field)
+            for value in raw if isinstance(raw, list) else (raw,):
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                text = _association_value(value)
+                if text is None:
+                    message = f"association field '{spec.field}' ({spec.where}) {_NOT_A_VALUE}"
+                    self._reject(ref.record, record_id or None, ref.position, "INVALID_VALUE", message)
+                    return None
+                links.append(LinkRequest(ref, spec, match_key(spec.to_id_property, text)))
+        return links
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""
@@ -240,42 +385,54 @@ class HubSpotSink(AdaptedSink):
             ),
         )
 
-    def flush(self, *, final: bool) -> None:
+    def flush(self, *, final: bool, cascade: bool = True, hold: bool = False) -> None:
         """Submit what can go now; ids still in flight wait in the buffer for the next batch.
 
-        With `final`, wait until the buffer is empty (end of input).
+        With `final`, wait until the buffer is empty (end of input). With `hold` (a drain because
+        the buffer is full), skip_unchanged keeps changed inputs back until they fill a request.
         """
         dispatcher = self.runtime.dispatcher
         changes = self.changes
         while self._buffer:
+            mark = dispatcher.finished
             ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
-            if ready and changes is not None:
-                changes.triage(ready)  # skips what HubSpot has; sends the rest a full batch at a time
-            elif ready:
-                for start in range(0, len(ready), self.max_size):
-                    chunk = ready[start : start + self.max_size]
-                    for item in chunk:
-                        del self._buffer[item.id]
-                    remaining = next(iter(self._buffer.values()), None)
-                    remaining_min = remaining.records[0].seq if remaining is not None else None
-                    batch_min = min(item.records[0].seq for item in chunk)
-                    dispatcher.submit(
-                        self._object_key,
-                        functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min),
-                        self._buffer_key,
-                        remaining_min,
-                    )
+            if ready:
+                if cascade and self._association_types:
+                    # Objects this stream associates with, buffered by other streams, go first.
+                    self._hub_target.flush_objects(self._association_types, exclude=self)
+                if changes is not None:
+                    ready = changes.triage(ready)  # skips what HubSpot has; holds what changed
+                for op in (WRITE, ARCHIVE):
+                    self._submit(ready, op)
             if not self._buffer or (not final and len(self._buffer) < self.max_size):
                 break
             if not ready:
                 if changes is not None:
                     changes.send(everything=True)  # the ids waited for may be held here, not in flight
-                dispatcher.wait_for_progress()
-        if final and changes is not None:
+                dispatcher.wait_for_progress(since=mark)
+        if changes is not None and not hold:
             changes.send(everything=True)
 
-    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int) -> Batch:
-        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min)
+    def _submit(self, items: list[PendingInput], op: str) -> None:
+        """Submit reserved inputs of one operation, a request's worth at a time."""
+        dispatcher = self.runtime.dispatcher
+        items = [item for item in items if item.op == op]
+        for start in range(0, len(items), self.max_size):
+            chunk = items[start : start + self.max_size]
+            for item in chunk:
+                del self._buffer[item.key]
+            remaining = next(iter(self._buffer.values()), None)
+            remaining_min = remaining.records[0].seq if remaining is not None else None
+            batch_min = min(item.records[0].seq for item in chunk)
+            dispatcher.submit(
+                self._object_key,
+                functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min, op=op),
+                self._buffer_key,
+                remaining_min,
+            )
+
+    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int, op: str) -> Batch:
+        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min, op)
 
     def retire(self) -> None:
         """A new SCHEMA replaces this sink: send all it holds before any record of the new one.
@@ -292,3 +449,15 @@ class HubSpotSink(AdaptedSink):
         self._count_received()
         self.flush(final=True)
         super().clean_up()
+
+
+def _association_value(value: Any) -> str | None:  # noqa: ANN401 - any JSON value
+    """A record's value naming another object, as text; None when it cannot name one."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    try:
+        return number_text(value)
+    except BadValue:
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import decimal
+import difflib
 import json
 import logging
 import os
@@ -14,12 +14,20 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+import simplejson
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
     InvalidRecord,
     MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
+)
+from singer_sdk.helpers.capabilities import (
+    BATCH_CONFIG,
+    STREAM_MAPS_CONFIG,
+    TARGET_HARD_DELETE_CONFIG,
+    CapabilitiesEnum,
+    TargetCapabilities,
 )
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
@@ -33,9 +41,10 @@ from target_hubspot_upsert.errors import (
     TooManyRejectedRecords,
 )
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
+from target_hubspot_upsert.messages import decode_line, message_problem, read_as_utf8
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
-from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget
+from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
 from target_hubspot_upsert.settings import SECRET_SETTINGS
 from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
 from target_hubspot_upsert.urls import check_url
@@ -43,7 +52,6 @@ from target_hubspot_upsert.urls import check_url
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
-_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
 
 
@@ -56,31 +64,13 @@ class LineCountingReader(AdaptedReader):
         self.line_number = 0
 
     def deserialize_json(self, line: str) -> dict:
-        """Parse one line; a line that is not JSON is a clear input error."""
+        """Parse one line; a line that is not a JSON object is a clear input error."""
         self.line_number += 1
         if not line.strip():
             return {"type": "_BLANK"}
-        try:
-            # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
-            # and builds a new decoder for every line. Floats stay exact as Decimal.
-            message = _DECODER.decode(line)
-        except json.JSONDecodeError as exc:
-            # The line's text is not quoted: it may hold customers' personal data.
-            msg = (
-                f"Input line {self.line_number} is not valid JSON ({exc.msg} at column "
-                f"{exc.colno}). The tap must write one Singer message per line."
-            )
-            raise InputError(msg) from None
-        except RecursionError:
-            msg = (
-                f"Input line {self.line_number} nests objects or arrays too deeply to read; "
-                "flatten the record in the tap or with stream_maps."
-            )
-            raise InputError(msg) from None
-        if not isinstance(message, dict):
-            msg = f"Input line {self.line_number} is not a Singer message (a JSON object)."
-            raise InputError(msg)
-        return message
+        # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
+        # and builds a new decoder for every line.
+        return decode_line(line, self.line_number)
 
     def process_lines(
         self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]],
@@ -90,8 +80,12 @@ class LineCountingReader(AdaptedReader):
         for line in file_input or self.default_input:
             message = self.deserialize_json(line)
             kind = message.get("type")
-            if kind is None:
-                msg = f"Input line {self.line_number} has no message type: it is not a Singer message."
+            if not isinstance(kind, str):
+                msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
+                raise InputError(msg)
+            problem = message_problem(message)
+            if problem is not None:
+                msg = f"Input line {self.line_number}: {problem}."
                 raise InputError(msg)
             callback = callbacks.get(kind)
             if callback is not None:
@@ -223,6 +217,13 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return problems
 
 
+def _with_sdk_setting(schema: dict[str, t.Any], builtin: t.Mapping[str, t.Any], description: str) -> dict[str, t.Any]:
+    """Add an SDK built-in setting (its name, type, title and default) with this target's description."""
+    ((name, prop),) = builtin["properties"].items()
+    schema["properties"][name] = {**prop, "description": description}
+    return schema
+
+
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kinds = schema.get("type") or [s.get("type") for s in schema.get("anyOf", [])]
     return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
@@ -259,6 +260,39 @@ def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]
     return problems
 
 
+#: Accepted although `--about` does not list it: the sink reads BATCH messages, and the SDK
+#: reads their storage from `batch_config`.
+_UNLISTED_SETTINGS = frozenset(BATCH_CONFIG["properties"])
+
+
+def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[str]) -> str | None:
+    """One line naming the config keys that are no setting, each with the closest setting name."""
+    names = sorted(set(known))
+    unknown = sorted(str(key) for key in config if key not in names)
+    if not unknown:
+        return None
+    shown = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1)
+        shown.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    if len(unknown) == 1:
+        return f"Unknown setting {shown[0]}; it is ignored."
+    return f"Unknown settings {', '.join(shown)}; they are ignored."
+
+
+def _with_sdk_settings(schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Add the SDK's stream_maps schema, described as it works here (the SDK appends the rest)."""
+    stream_maps = copy.deepcopy(STREAM_MAPS_CONFIG["properties"])
+    stream_maps["stream_maps"]["description"] = (
+        "Inline transformations applied before the upsert: rename, drop or compute fields, filter "
+        "records, drop streams (see [Stream Maps](https://sdk.meltano.com/en/latest/stream_maps.html)). "
+        "A renamed key property needs `__key_properties__`."
+    )
+    stream_maps["stream_map_config"]["description"] = "User-defined values that stream map expressions read as `config`."
+    schema["properties"].update(stream_maps)
+    return schema
+
+
 class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
@@ -269,11 +303,13 @@ class TargetHubSpotUpsert(AdaptedTarget):
     full_resync_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
+    #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*AdaptedTarget.capabilities, TargetCapabilities.HARD_DELETE]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
             "access_token", th.StringType, secret=True,
-            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this, or the three OAuth settings.",
+            description="HubSpot private-app access token or service key, sent as `Authorization: Bearer`. Set this or the three OAuth settings (client_id, client_secret, refresh_token), not both.",
         ),
         th.Property(
             "client_id", th.StringType,
@@ -304,10 +340,24 @@ class TargetHubSpotUpsert(AdaptedTarget):
             th.ObjectType(
                 additional_properties=th.ObjectType(
                     th.Property("object_type", th.StringType, description="HubSpot object name (`contacts`), object type id (`0-1`, `2-1234567`) or custom object name (`p_widgets`)."),
-                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts)."),
+                    th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts). Optional for a `create` stream of an object without unique property (notes, calls, tasks)."),
+                    th.Property(
+                        "write_mode", th.StringType, allowed_values=["upsert", "update", "create"],
+                        description="`upsert` (default): create or update. `update`: only objects that exist (others are skipped, not found). `create`: only new objects (existing ones are skipped).",
+                    ),
+                    th.Property(
+                        "associations",
+                        th.ArrayType(th.ObjectType(
+                            th.Property("field", th.StringType, description="Record field holding the other object's unique value, or a list of values."),
+                            th.Property("to_object_type", th.StringType, description="Object type of the other object (`companies`, `0-2`, `p_widgets`)."),
+                            th.Property("to_id_property", th.StringType, description="Unique property the other object is found by (`hs_object_id` when the field holds record ids)."),
+                            th.Property("label", th.CustomType({"type": ["string", "integer"]}), description="Association label name or type id; default: HubSpot's default association of the pair."),
+                        )),
+                        description="Associations made after each record's object is written (only added, never removed).",
+                    ),
                 ),
             ),
-            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "..."}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`).',
+            description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`). `write_mode`: `upsert`, `update` (only objects that exist) or `create` (only new objects); `associations`: links to other objects found by a unique value (README: Write modes, deletes and associations).',
         ),
         th.Property(
             "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],
@@ -377,7 +427,40 @@ class TargetHubSpotUpsert(AdaptedTarget):
             "full_resync", th.BooleanType, default=False,
             description="With `skip_unchanged`, send every record for this run and refresh the change cache (also the `--full-resync` command-line flag).",
         ),
+        # -- the SDK's built-in settings, described as they work in this target -------------
+        th.Property(
+            "add_record_metadata", th.BooleanType,
+            description="Accepted for compatibility with other Singer targets; the `_sdc_*` metadata fields are never sent, as they are not HubSpot properties.",
+        ),
+        th.Property(
+            "load_method", th.StringType, default="append-only", allowed_values=["append-only", "upsert", "overwrite"],
+            description="Every load is a HubSpot upsert (update the object with the record's id, create it when missing): `append-only` and `upsert` behave the same; `overwrite` (delete all, then load) is refused as a configuration error.",
+        ),
+        th.Property(
+            "validate_records", th.BooleanType, default=True,
+            description="Check every record against its stream's SCHEMA before sending it; a record that does not match stops the run with a message naming it.",
+        ),
+        th.Property(
+            "flattening_enabled", th.BooleanType,
+            description="Flatten nested objects into top-level fields (e.g. `address__city`) before they are matched to HubSpot properties.",
+        ),
+        th.Property(
+            "flattening_max_depth", th.IntegerType,
+            description="How many levels of nested objects to flatten; required when flattening_enabled is true.",
+        ),
+        th.Property(
+            "flattening_max_key_length", th.IntegerType,
+            description="Longest name a flattened field may have (255 unless set); longer names are abbreviated.",
+        ),
+        th.Property(
+            "flattening_separator", th.StringType,
+            description="Separator between the parts of a flattened field name (`__` unless set).",
+        ),
     ).to_dict()
+    config_jsonschema = _with_sdk_settings(_with_sdk_setting(config_jsonschema, TARGET_HARD_DELETE_CONFIG, (
+        "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
+        "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
+    )))
 
     def __init__(
         self,
@@ -409,6 +492,13 @@ class TargetHubSpotUpsert(AdaptedTarget):
         config = {**self.config, **{key: True for key, on in overrides.items() if on}}
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
 
+    @classmethod
+    def _known_settings(cls) -> list[str]:
+        """Every setting `--about` lists: this target's schema and the SDK's built-ins."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return list(schema["properties"])
+
     @property
     def current_line(self) -> int:
         """Input line being processed."""
@@ -425,6 +515,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
             if isinstance(value, str) and "number" in _types(schema):
                 with contextlib.suppress(ValueError):  # a bad value is reported by the schema check
                     self.raw_config[key] = float(value)
+        if warning := unknown_settings_warning(self.raw_config, [*self._known_settings(), *_UNLISTED_SETTINGS]):
+            logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
         errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
         errors = [*errors, *config_problems(self.config)]
@@ -444,11 +536,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
         if not isinstance(stream_name, str) or not isinstance(record, dict):
-            self.require_keys(message_dict, {"stream", "record"})
-            msg = (
-                f"Input line {self.current_line}: a RECORD message needs a stream name and a "
-                "record object."
-            )
+            # Not the SDK's check of required keys: its message quotes the whole line, values and all.
+            which = f"the RECORD message of stream {stream_name!r}" if isinstance(stream_name, str) else "a RECORD message"
+            msg = f"Input line {self.current_line}: {which} needs a stream name and a record object."
             raise InputError(msg)
         routes = self._routes.get(stream_name)
         if routes is None:
@@ -494,6 +584,13 @@ class TargetHubSpotUpsert(AdaptedTarget):
         self._routes[stream_name] = routes
         return routes
 
+    def flush_objects(self, object_keys: set[str], *, exclude: HubSpotSink) -> None:
+        """Send what other streams hold of these object types (a stream's associations look them up)."""
+        for sink in self.all_sinks():
+            hub_sink = t.cast("HubSpotSink", sink)
+            if hub_sink is not exclude and hub_sink.object_key in object_keys and hub_sink.current_size:
+                hub_sink.flush(final=False, cascade=False)
+
     @override
     def get_sink(
         self,
@@ -519,9 +616,39 @@ class TargetHubSpotUpsert(AdaptedTarget):
     @override
     def handle_state(self, message_dict: dict) -> None:
         """Held by the ledger until every record received before it has an outcome."""
-        self.require_keys(message_dict, {"value"})
+        if "value" not in message_dict:  # the reader checks it; this method is public
+            msg = f"Input line {self.current_line}: a STATE message needs a 'value'."
+            raise InputError(msg)
+        try:  # checked now, on its line: it is written later, maybe from a worker thread
+            simplejson.dumps(message_dict["value"], use_decimal=True)
+        except (ValueError, TypeError, RecursionError):
+            msg = (
+                f"Input line {self.current_line}: the STATE value cannot be written back as JSON "
+                "(it holds NaN or Infinity, or nests too deeply); fix the tap's state."
+            )
+            raise InputError(msg) from None
         self.runtime.check()
         self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1, self.current_line)
+
+    @override
+    def handle_batch(self, message_dict: dict) -> None:
+        """A BATCH message: its files' records go through each of the stream's sinks.
+
+        Its shape was checked by the reader; a stream without a SCHEMA is an input error.
+        """
+        stream_name = message_dict["stream"]
+        self.require_sink(stream_name)
+        encoding = batch_encoding(message_dict["encoding"]["format"], message_dict["encoding"].get("compression"))
+        for stream_map in self.mapper.stream_maps[stream_name]:
+            sink = t.cast("HubSpotSink", self.get_sink(stream_map.stream_alias))
+            sink.process_batch_files(encoding, message_dict["manifest"])
+            self.check_record_age()
+
+    @override
+    def handle_activate_version(self, message_dict: dict) -> None:
+        """The SDK's handling (a warning: HubSpot has no table versions), once the stream has a SCHEMA."""
+        self.require_sink(message_dict["stream"])  # its shape was checked by the reader
+        super().handle_activate_version(message_dict)
 
     @override
     def handle_signal(self, signum: int) -> None:
@@ -538,6 +665,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
+        read_as_utf8(file_input if file_input is not None else self.message_reader.default_input)
         try:
             super().listen(file_input)
         except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise
@@ -591,7 +719,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
         check_credentials(self.runtime.client)
         streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
         for stream in streams:
-            self.runtime.preflight.check_object(resolve_stream(stream, mappings))
+            target = resolve_stream(stream, mappings)
+            self.runtime.preflight.check_object(target)
+            self.runtime.associator.prepare(target)  # association labels
         logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
 
     def abort(self, exc: BaseException) -> None:

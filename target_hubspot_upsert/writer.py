@@ -1,112 +1,42 @@
-"""Send a batch and account for every input: created, updated or rejected with a reason.
+"""Send a batch and account for every input: created, updated, skipped, archived or rejected with a reason.
 
-Partial failures (207, or `errors` in a 200) are tied back through `objectWriteTraceId`. A
-whole-batch 400/409 is isolated from what the error body names (trace ids, ids, property
-names and values), falling back to bisection: with one bad input in 100 that costs at most
-2·log2(100) extra requests.
+A stream's `write_mode` picks the endpoint: `batch/upsert`, `batch/update` (an id HubSpot does
+not have is skipped, not rejected) or `batch/create` (an object whose unique value exists is
+skipped). Archives go through `deletes.Archiver`. Partial failures (207, or `errors` in a 200)
+are tied back through `objectWriteTraceId`. A whole-batch 400/409 is isolated from what the
+error body names (trace ids, ids, property names and values), falling back to bisection: with
+one bad input in 100 that costs at most 2·log2(100) extra requests.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
+from target_hubspot_upsert.deletes import Archiver
 from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.failures import Failure
+from target_hubspot_upsert.model import (
+    ARCHIVE,
+    CREATED,
+    SKIPPED_EXISTS,
+    SKIPPED_NOT_FOUND,
+    UPDATED,
+    Batch,
+    BatchOutcome,
+    PendingInput,
+)
 
 logger = logging.getLogger("target_hubspot_upsert.writer")
 
 ISOLATABLE_STATUSES = frozenset({400, 409, 422})
 # Codes that make every input carrying the named property invalid, whatever its value.
 PROPERTY_WIDE_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE", "PROPERTY_NOT_FOUND"})
-_EMBEDDED_JSON = re.compile(r"\[\{.*\}\]", re.DOTALL)
-
-
-def _as_list(value: Any) -> list[str]:  # noqa: ANN401 - HubSpot context values: str or list
-    if value is None:
-        return []
-    if isinstance(value, list | tuple | set):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-@dataclass
-class Detail:
-    """One problem named by an error body."""
-
-    code: str
-    message: str
-    property: str | None = None
-
-
-@dataclass
-class Failure:
-    """A request-level failure, parsed from whatever fields HubSpot filled in (all optional)."""
-
-    status: int
-    category: str
-    message: str
-    code: str
-    traces: set[str] = field(default_factory=set)
-    ids: list[str] = field(default_factory=list)
-    details: list[Detail] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, status: int, body: Any) -> Failure:  # noqa: ANN401
-        """Read a HubSpot error body defensively."""
-        body = body if isinstance(body, dict) else {}
-        message = str(body.get("message") or f"HTTP {status}")
-        category = str(body.get("category") or body.get("status") or "ERROR")
-        failure = cls(status=status, category=category, message=message, code="")
-        raw_context = body.get("context")
-        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-        failure.traces.update(_as_list(context.get("objectWriteTraceId")))
-        failure.ids.extend(_as_list(context.get("ids")))
-        for err in body.get("errors") or []:
-            if not isinstance(err, dict):
-                continue
-            raw_context = err.get("context")
-            err_context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-            failure.traces.update(_as_list(err_context.get("objectWriteTraceId")))
-            code = str(err.get("code") or err.get("subCategory") or "")
-            names: list[str | None] = [*_as_list(err_context.get("propertyName"))] or [None]
-            for name in names:
-                failure.details.append(Detail(code, str(err.get("message") or message), name))
-        # HubSpot often embeds the per-property problems as JSON inside the message text.
-        match = _EMBEDDED_JSON.search(message)
-        if match:
-            try:
-                embedded = json.loads(match.group(0))
-            except ValueError:
-                embedded = []
-            for item in embedded if isinstance(embedded, list) else []:
-                if isinstance(item, dict):
-                    failure.details.append(
-                        Detail(str(item.get("error") or ""), str(item.get("message") or ""), item.get("name"))
-                    )
-        codes = [d.code for d in failure.details if d.code]
-        failure.code = codes[0] if codes else category
-        return failure
-
-    def describe(self) -> str:
-        """One line for reports: the detail messages when there are any."""
-        messages = [d.message for d in self.details if d.message]
-        return "; ".join(dict.fromkeys(messages)) if messages else self.message
-
-    def describe_safe(self) -> str:
-        """The error code and property names only: HubSpot's messages quote record values."""
-        if self.status in (0, 200):  # our own reasons, which never quote values
-            return self.message
-        props = sorted({d.property for d in self.details if d.property})
-        named = f" for {', '.join(repr(p) for p in props)}" if props else ""
-        return f"HubSpot rejected it ({self.code or self.category}){named}"
 
 
 def _mentions(message: str, value: str) -> bool:
@@ -116,23 +46,53 @@ def _mentions(message: str, value: str) -> bool:
     return re.search(pattern, message) is not None
 
 
+def skip_kind(write_mode: str, failure: Failure) -> str | None:
+    """The skip an error means in this write mode (None: it is a rejection).
+
+    `update` writes only objects that exist: OBJECT_NOT_FOUND is "skipped (not found)".
+    `create` writes only new objects: a CONFLICT (the unique value exists) is "skipped (exists)".
+    """
+    if write_mode == "update" and "OBJECT_NOT_FOUND" in (failure.category, failure.code):
+        return SKIPPED_NOT_FOUND
+    if write_mode == "create" and (failure.status == 409 or "CONFLICT" in (failure.category, failure.code)):
+        return SKIPPED_EXISTS
+    return None
+
+
+def wire(batch: Batch, item: PendingInput) -> dict[str, Any]:
+    """One input in the body of the batch's endpoint."""
+    if batch.target.write_mode == "create":
+        return {"properties": item.properties, "objectWriteTraceId": item.trace}
+    return item.wire(batch.target.id_property)
+
+
 class BatchWriter:
     """Writes one batch through the client, isolating bad inputs from good ones."""
 
-    def __init__(self, client: HubSpotClient, *, max_resends: int = 2) -> None:
-        """`max_resends`: how often inputs missing from a 2xx answer are sent again."""
+    def __init__(
+        self, client: HubSpotClient, *, max_resends: int = 2, on_archived: Callable[[str], None] | None = None,
+        log_values: bool = False,
+    ) -> None:
+        """`max_resends`: how often inputs missing from a 2xx answer are sent again.
+
+        `on_archived(object type)` is told when objects of a type were archived. `log_values` (the
+        `log_record_values` setting): fatal errors quote HubSpot's message, which may hold record
+        values; otherwise they name its error code and properties only.
+        """
         self.client = client
         self.max_resends = max_resends
+        self.archiver = Archiver(client, on_archived=on_archived, log_values=log_values)
+        self.log_values = log_values
 
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:
-        """Upsert `batch` and return what happened to each of its inputs."""
-        outcome = BatchOutcome()
+        """Write (or archive) `batch` and return what happened to each of its inputs."""
+        outcome = BatchOutcome(write_mode=batch.target.write_mode)
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
-        self._settle(batch, list(batch.inputs), outcome, tally, resends=0)
-        # A rejected input rejects every record merged into it (none of them landed).
-        rejected = {id(entry[0]) for entry in outcome.rejected}
-        outcome.merged = sum(len(item.records) - 1 for item in batch.inputs if id(item) not in rejected)
+        if batch.op == ARCHIVE:
+            self.archiver.archive(batch, outcome, tally)
+        else:
+            self._settle(batch, list(batch.inputs), outcome, tally, resends=0)
         return outcome
 
     # --- sending ------------------------------------------------------------------------
@@ -142,14 +102,15 @@ class BatchWriter:
         tally: RequestTally | None, resends: int,
     ) -> Failure | None:
         """Send `group`; apply a 2xx answer and return None, or return the failure."""
-        id_property = batch.target.id_property
+        target = batch.target
         try:
-            response = self.client.batch_upsert(
-                batch.target.object_type,
-                [item.wire(id_property) for item in group],
-                stream=batch.stream,
-                tally=tally,
-            )
+            inputs = [wire(batch, item) for item in group]
+            if target.write_mode == "upsert":
+                response = self.client.batch_upsert(target.object_type, inputs, stream=batch.stream, tally=tally)
+            else:
+                response = self.client.batch_write(
+                    target.object_type, target.write_mode, inputs, stream=batch.stream, tally=tally,
+                )
         except orjson.JSONEncodeError:
             self._unencodable(batch, group, outcome, tally, resends)
             return None
@@ -157,8 +118,17 @@ class BatchWriter:
             self._apply(batch, group, response.body, outcome, tally, resends)
             return None
         failure = Failure.parse(response.status, response.body)
+        if response.status == 404 and skip_kind(target.write_mode, failure) is not None:
+            for item in group:  # all ids unknown, answered as one 404
+                self._reject(outcome, item, failure)
+            return None
+        return self._failure(batch, response.status, failure)
+
+    def _failure(self, batch: Batch, status: int, failure: Failure) -> Failure:
+        """A failure the batch's inputs can be isolated from, or the error that stops the run."""
+        mode, id_property = batch.target.write_mode, batch.target.id_property
         lowered = failure.message.lower()
-        if "unable to infer object type" in lowered or response.status == 404:
+        if "unable to infer object type" in lowered or status == 404:
             msg = (
                 f"HubSpot does not know object type '{batch.target.object_type}' (stream "
                 f"'{batch.stream}'): {brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
@@ -166,15 +136,15 @@ class BatchWriter:
             raise HubSpotConfigError(msg)
         if "non-unique" in lowered or "non-existent property" in lowered:
             msg = (
-                f"HubSpot cannot upsert '{batch.target.object_type}' by '{id_property}' (stream "
+                f"HubSpot cannot {mode} '{batch.target.object_type}' by '{id_property}' (stream "
                 f"'{batch.stream}'): {brief(failure.message, 300)}. Set object_mappings.{batch.stream}.id_property "
                 "to a property with unique values."
             )
             raise HubSpotConfigError(msg)
-        if response.status not in ISOLATABLE_STATUSES:
+        if status not in ISOLATABLE_STATUSES:
             msg = (
-                f"HubSpot answered {response.status} to a batch upsert of "
-                f"'{batch.target.object_type}' (stream '{batch.stream}'): {brief(failure.message, 300)}"
+                f"HubSpot answered {status} to a batch {mode} of "
+                f"'{batch.target.object_type}' (stream '{batch.stream}'): {failure.for_fatal_error(self.log_values)}"
             )
             raise HubSpotFatalError(msg)
         return failure
@@ -194,7 +164,7 @@ class BatchWriter:
         good = []
         for item in group:
             try:
-                orjson.dumps(item.wire(batch.target.id_property))
+                orjson.dumps(wire(batch, item))
             except orjson.JSONEncodeError:
                 self._reject(outcome, item, failure)
             else:
@@ -272,9 +242,9 @@ class BatchWriter:
         """Account for a 2xx answer: results, per-input errors, and inputs it left out."""
         body = body if isinstance(body, dict) else {}
         by_trace = {item.trace: item for item in group}
-        by_id = {item.id.lower(): item for item in group}
+        by_id = {item.id.lower(): item for item in group if item.id}
         done: set[str] = set()
-        anonymous = self._apply_results(batch, body, by_trace, by_id, done, outcome)
+        anonymous = self._apply_results(batch, body, by_trace, by_id, done)
         unmatched = self._apply_errors(body, by_trace, by_id, done, outcome)
         missing = [item for item in group if item.trace not in done]
         if missing:
@@ -283,9 +253,9 @@ class BatchWriter:
     @staticmethod
     def _apply_results(
         batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
-        done: set[str], outcome: BatchOutcome,
+        done: set[str],
     ) -> list[dict]:
-        """Count created/updated per result; return the results tied to no input."""
+        """Note each result's input as created or updated; return the results tied to no input."""
         id_property = batch.target.id_property
         anonymous: list[dict] = []
         for result in body.get("results") or []:
@@ -300,7 +270,7 @@ class BatchWriter:
                 anonymous.append(result)
                 continue
             done.add(item.trace)
-            _count_result(outcome, result)
+            _land(batch, item, result)
         return anonymous
 
     def _apply_errors(
@@ -330,9 +300,10 @@ class BatchWriter:
     ) -> None:
         """Inputs a 2xx answer did not account for by trace id or id value."""
         if not unmatched and len(anonymous) >= len(missing):
-            # Results without trace ids or id values: HubSpot accounted for every input.
-            for result in anonymous[: len(missing)]:
-                _count_result(outcome, result)
+            # Results without trace ids or id values: HubSpot accounted for every input, but
+            # which object is whose is known only when one is missing.
+            for item, result in zip(missing, anonymous, strict=False):
+                _land(batch, item, result, known=len(missing) == 1)
             return
         if len(missing) == 1 and len(unmatched) == 1:
             self._reject(outcome, missing[0], unmatched[0])
@@ -356,6 +327,10 @@ class BatchWriter:
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
+        kind = skip_kind(outcome.write_mode, failure)
+        if kind is not None:
+            item.result = kind
+            return
         # HubSpot's words, shortened: a record's reason is a line, not a copy of an answer.
         reason = brief(failure.describe(), 1000)
         outcome.rejected.append(
@@ -405,11 +380,15 @@ def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list
     return culprits, suspects
 
 
-def _count_result(outcome: BatchOutcome, result: dict) -> None:
-    if result.get("new") is True:
-        outcome.created += 1
+def _land(batch: Batch, item: PendingInput, result: dict, *, known: bool = True) -> None:
+    """Note what a result says happened to `item`, and its record id when it surely is its own."""
+    mode = batch.target.write_mode
+    if mode == "upsert":
+        item.result = CREATED if result.get("new") is True else UPDATED
     else:
-        outcome.updated += 1
+        item.result = CREATED if mode == "create" else UPDATED
+    object_id = result.get("id")
+    item.object_id = str(object_id) if known and object_id not in (None, "") else None
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:

@@ -132,23 +132,22 @@ def run_in_process(
 
 
 def run_cli(
-    config: dict | None, messages: list[dict] | str, *, tmp_path: Path, args: list[str] | None = None,
+    config: dict | None, messages: list[dict] | str | bytes, *, tmp_path: Path, args: list[str] | None = None,
     env: dict[str, str] | None = None, timeout: float = 120,
 ) -> Run:
-    """Run `python -m target_hubspot_upsert` as a subprocess, like a pipeline would."""
-    text = messages if isinstance(messages, str) else lines(messages)
+    """Run `python -m target_hubspot_upsert` as a subprocess, like a pipeline would (bytes are sent as they are)."""
+    text = messages if isinstance(messages, str | bytes) else lines(messages)
+    data = text if isinstance(text, bytes) else text.encode()
     cmd = [sys.executable, "-m", "target_hubspot_upsert"]
     if config is not None:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
         cmd += ["--config", str(config_path)]
     cmd += args or []
-    proc = subprocess.run(
-        cmd, input=text, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
+    stdout, stderr = proc.stdout.decode(), proc.stderr.decode("utf-8", "backslashreplace")
     states = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.strip():
             states.append(json.loads(line))
-    return Run(states=states, stdout=proc.stdout, stderr=proc.stderr, returncode=proc.returncode)
+    return Run(states=states, stdout=stdout, stderr=stderr, returncode=proc.returncode)

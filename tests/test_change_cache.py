@@ -17,12 +17,11 @@ from target_hubspot_upsert.changecache import (
     ChangeCache,
     SinkChanges,
     input_digest,
-    key_hasher,
     object_key,
     utc_day,
 )
 from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import PendingInput
+from target_hubspot_upsert.model import ARCHIVE, PendingInput
 
 from .conftest import TOKEN
 from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
@@ -97,7 +96,7 @@ def test_the_summary_reconciles_with_unchanged_and_names_the_requests_saved(sim,
     line = re.search(r"Stream 'contacts' -> contacts: (.*)", run.stderr)
     assert line is not None
     assert line.group(1) == (
-        "received 152, created 0, updated 3, merged 1, unchanged 147, rejected 1; "
+        "received 152, created 0, updated 3, merged 1, rejected 1, unchanged 147; "
         "requests 1 (2 saved by skip_unchanged), retries 0, 429s 0"
     )
 
@@ -414,12 +413,13 @@ def test_input_digest_ignores_key_order_and_includes_associations():
     assert input_digest({"x": "\ud800"}) is None  # not encodable: the writer rejects it, never cached
 
 
-def test_object_keys_differ_by_type_property_and_id_not_by_case():
-    contacts = key_hasher("contacts", "email")
-    assert object_key(contacts, "A@b.co") == object_key(contacts, "a@b.co")
-    assert object_key(contacts, "a@b.co") != object_key(contacts, "b@b.co")
-    assert object_key(contacts, "a@b.co") != object_key(key_hasher("companies", "email"), "a@b.co")
-    assert object_key(contacts, "a@b.co") != object_key(key_hasher("contacts", "external_id"), "a@b.co")
+def test_object_keys_differ_by_type_property_and_id_as_hubspot_matches_ids():
+    key = object_key("contacts", "email", "a@b.co")
+    assert key == object_key("contacts", "email", " A@b.co")  # emails match in any case
+    assert key != object_key("contacts", "email", "b@b.co")
+    assert key != object_key("companies", "email", "a@b.co")
+    assert key != object_key("contacts", "external_id", "a@b.co")
+    assert object_key("contacts", "external_id", "X1") != object_key("contacts", "external_id", "x1")
 
 
 def test_the_hot_path_hashes_as_the_public_functions_do():
@@ -427,13 +427,13 @@ def test_the_hot_path_hashes_as_the_public_functions_do():
         object_target = ObjectTarget("contacts", "0-1", "email")  # canonical type: contacts
         _buffer_key = "contacts#1"
 
-    items = [PendingInput("Ada@Example.com", {"email": "ada@example.com", "n": "1"}, []),
-             PendingInput("b@c.de", {"firstname": "\ud800"}, [])]
+    items = [PendingInput("ada@example.com", {"email": "ada@example.com", "n": "1"}, []),
+             PendingInput("b@c.de", {"firstname": "\ud800"}, []),
+             PendingInput("c@d.de", {}, [], op=ARCHIVE)]
     keys, digests = SinkChanges(None, Sink())._hashes(items)  # type: ignore[arg-type]
-    hasher = key_hasher("contacts", "email")
-    assert keys == [object_key(hasher, item.id) for item in items]
-    assert digests == [input_digest(item.properties) for item in items]
-    assert digests[1] is None
+    assert keys == [object_key("contacts", "email", item.id) for item in items]
+    assert digests[0] == input_digest(items[0].properties)
+    assert digests[1:] == [None, None]  # not encodable; an archive
 
 
 def test_forget_removes_entries_for_archives(sim, cache_config):
@@ -443,8 +443,7 @@ def test_forget_removes_entries_for_archives(sim, cache_config):
     tracker = first.target.runtime.changes
     cache = ChangeCache(cache_config["change_cache_path"], 12345678)
     try:
-        assert len(cache.lookup([object_key(key_hasher("contacts", "email"), f"user{i}@example.com")
-                                 for i in range(20)])) == 20
+        assert len(cache.lookup([object_key("contacts", "email", f"user{i}@example.com") for i in range(20)])) == 20
         tracker._cache = cache  # the closed run's tracker, pointed at the file again
         tracker.forget("contacts", "email", ["user3@example.com", "USER4@example.com"])
     finally:
@@ -452,3 +451,60 @@ def test_forget_removes_entries_for_archives(sim, cache_config):
     mark = len(sim.requests)
     assert run_in_process(cache_config, messages).error is None
     assert sorted(sent_ids(sim, mark)) == ["user3@example.com", "user4@example.com"]
+
+
+# --- deletes and associations --------------------------------------------------------------
+
+DELETES_SCHEMA = {
+    "email": {"type": "string"},
+    "firstname": {"type": ["string", "null"]},
+    "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
+
+def test_an_archive_removes_the_entry_so_the_same_record_recreates_the_object(sim, cache_config):
+    config = {**cache_config, "hard_delete": True}
+    ada = {"email": "ada@example.com", "firstname": "Ada"}
+    assert run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", ada)]).error is None
+    deleted = {**ada, "_sdc_deleted_at": "2024-03-01T10:00:00Z"}
+    run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", deleted)])
+    assert run.error is None and stats_of(run).archived == 1
+    assert sim.objects("contacts") == []
+    with sqlite3.connect(config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone() == (0,)
+    mark = len(sim.requests)
+    run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", ada)])
+    assert run.error is None
+    assert sent_ids(sim, mark) == ["ada@example.com"]  # not skipped: the object was archived
+    assert [o["properties"]["firstname"] for o in sim.objects("contacts")] == ["Ada"]
+
+
+def test_associations_are_part_of_what_is_compared(sim, cache_config):
+    config = {**cache_config, "object_mappings": {
+        "accounts": {"object_type": "companies", "id_property": "company_external_id"},
+        "contacts": {"associations": [
+            {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"},
+        ]},
+    }}
+    accounts = [
+        schema("accounts", {"company_external_id": {"type": "string"}, "name": {"type": ["string", "null"]}}),
+        record("accounts", {"company_external_id": "c-1", "name": "Acme"}),
+        record("accounts", {"company_external_id": "c-2", "name": "Globex"}),
+    ]
+    contact_schema = schema("contacts", {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]},
+                                         "company_ref": {"type": ["string", "null"]}})
+
+    def messages(company: str) -> list[dict]:
+        return [*accounts, contact_schema,
+                record("contacts", {"email": "ada@example.com", "firstname": "Ada", "company_ref": company})]
+
+    assert run_in_process(config, messages("c-1")).error is None
+    assert len(sim.associations("contacts", "companies")) == 1
+    mark = len(sim.requests)
+    assert run_in_process(config, messages("c-1")).error is None
+    assert [e.endpoint for e in sim.requests[mark:] if e.endpoint.startswith(("batch", "associations"))] == []
+    run = run_in_process(config, messages("c-2"))  # same properties, another company: sent
+    assert run.error is None
+    assert sent_ids(sim, mark) == ["ada@example.com"]
+    assert len(sim.associations("contacts", "companies")) == 2
+    assert stats_of(run, "accounts").unchanged == 2

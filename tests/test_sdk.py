@@ -8,9 +8,9 @@ batches: with it the expected STATE lines are exactly the ones whose records had
 
 from __future__ import annotations
 
-import atexit
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 from hubspot_simulator import HubSpotSimulator
@@ -36,22 +36,32 @@ from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN
 
-_SIM = HubSpotSimulator(tokens={TOKEN}).start()
-atexit.register(_SIM.stop)
-
 STREAMS = [
     "test_array_data", "test_duplicate_records", "test_strings", "test_strings_in_objects",
     "test_strings_in_arrays", "test_multiple_state_messages_a", "test_multiple_state_messages_b",
     "test_no_pk", "test_optional_attributes", "example_stream", "test_record_before_schema",
     "record_missing_fields", "test_schema_updates",
 ]
-SDK_CONFIG = {
-    "access_token": TOKEN,
-    "api_base_url": _SIM.base_url,
-    "unknown_properties": "create",
-    "batch_size_rows": 3,
-    "object_mappings": {s: {"object_type": "p_widgets", "id_property": "id"} for s in STREAMS},
-}
+
+
+@pytest.fixture(scope="module")
+def sdk_sim() -> Iterator[HubSpotSimulator]:
+    """One simulator for the SDK's tests (they build on each other's custom properties)."""
+    with HubSpotSimulator(tokens={TOKEN}) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sdk_config(sdk_sim) -> dict:
+    """Every SDK test stream upserts into `p_widgets` by its `id` field."""
+    return {
+        "access_token": TOKEN,
+        "api_base_url": sdk_sim.base_url,
+        "unknown_properties": "create",
+        "batch_size_rows": 3,
+        "object_mappings": {s: {"object_type": "p_widgets", "id_property": "id"} for s in STREAMS},
+    }
+
 
 target_tests = SingerTestSuite(
     kind="target",
@@ -81,9 +91,9 @@ target_tests = SingerTestSuite(
     ],
 )
 
+# The config comes from the `runner` fixture below, once the simulator has started.
 StandardTests = get_target_test_class(
     target_class=TargetHubSpotUpsert,
-    config=SDK_CONFIG,
     custom_suites=[target_tests],
     include_target_tests=False,
 )
@@ -106,12 +116,12 @@ class TestTargetHubSpotUpsert(StandardTests):  # type: ignore[misc,valid-type]
     """The SDK's standard target tests."""
 
     @pytest.fixture
-    def runner(self) -> TargetTestRunner:
+    def runner(self, sdk_config) -> TargetTestRunner:
         """The SDK's runner, keeping raw STATE lines."""
-        return RawStateRunner(target_class=TargetHubSpotUpsert, config=SDK_CONFIG, parse_env_config=True)
+        return RawStateRunner(target_class=TargetHubSpotUpsert, config=sdk_config, parse_env_config=True)
 
 
-def test_duplicate_records_landed_last_values():
+def test_duplicate_records_landed_last_values(sdk_sim, sdk_config):
     """What the SDK's duplicate-records file leaves in HubSpot: the last value per id."""
     from pathlib import Path  # noqa: PLC0415
 
@@ -123,10 +133,10 @@ def test_duplicate_records_landed_last_values():
         message = json.loads(line)
         if message["type"] == "RECORD":
             expected[str(message["record"]["id"])] = str(message["record"]["metric"])
-    target = TargetHubSpotUpsert(config=SDK_CONFIG)
+    target = TargetHubSpotUpsert(config=sdk_config)
     target.listen(io.StringIO(text))
     for record_id, metric in expected.items():
-        landed = _SIM.find("p_widgets", "id", record_id)
+        landed = sdk_sim.find("p_widgets", "id", record_id)
         assert landed is not None
         assert landed["properties"]["metric"] == metric
 

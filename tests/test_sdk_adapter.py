@@ -30,6 +30,8 @@ def test_every_private_sdk_name_the_adapter_uses_exists(sim, config):
 def test_the_private_hooks_keep_the_signatures_the_adapter_calls():
     assert list(inspect.signature(Target._process_record_message).parameters) == ["self", "message_dict"]
     assert list(inspect.signature(Target._process_state_message).parameters) == ["self", "message_dict"]
+    assert list(inspect.signature(Target._process_batch_message).parameters) == ["self", "message_dict"]
+    assert list(inspect.signature(Target._process_activate_version_message).parameters) == ["self", "message_dict"]
     assert list(inspect.signature(Target._handle_termination).parameters) == ["self", "signum", "frame"]
     assert "raise_errors" in inspect.signature(Target._validate_config).parameters
     assert list(inspect.signature(Sink._add_sdc_metadata_to_record).parameters) == [

@@ -19,7 +19,7 @@ from target_hubspot_upsert.target import TargetHubSpotUpsert
 from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.urls import check_url
 
-from .hostile import HostileServer
+from .hostile import Recorder
 
 P = "{port}"  # a port; a local recording server's where a request is sent
 
@@ -129,7 +129,7 @@ def test_every_accepted_loopback_url_reaches_a_local_server_there(template):
     host = parse_url(template.replace(P, "1")).host.strip("[]")
     address = "127.0.0.1" if host == "localhost" else host
     try:
-        recorder = HostileServer("record", host=address)
+        recorder = Recorder(host=address)
     except OSError:
         pytest.skip(f"cannot listen on {address} on this machine")
     with recorder:

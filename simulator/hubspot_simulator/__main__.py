@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .hostile import MODES
 from .server import HubSpotSimulator
 
 
@@ -38,7 +39,29 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the fault RNG")
     add("--portal-id", type=int, default=12345678, help="portal id of GET /account-info/v3/details")
     add("--url-file", default=None, help="write the base URL to this file once listening")
+    hostile = p.add_argument_group("hostile server", "misbehave instead of answering like HubSpot (see hostile.py)")
+    add = hostile.add_argument
+    add("--hostile", choices=MODES, default=None, metavar="MODE", help=f"one of {', '.join(MODES)}")
+    add("--hostile-paths", metavar="PREFIX", help="only paths starting with this (default: every API path)")
+    add("--hostile-location", metavar="URL", help="redirect: where to (the request path is appended)")
+    add("--hostile-status", type=int, metavar="N", help="redirect: 301, 302 (default), 303, 307 or 308")
+    add("--hostile-bytes-per-second", type=float, metavar="R", help="trickle, slow_headers: pace (default 1)")
+    add("--hostile-size", type=int, metavar="BYTES", help="trickle, huge: body size (default 200000000)")
+    add("--hostile-max-seconds", type=float, metavar="S", help="every mode ends after this (default 30)")
     return p
+
+
+def _hostile(args: argparse.Namespace) -> dict[str, Any] | None:
+    given = {
+        key: getattr(args, f"hostile_{key}")
+        for key in ("paths", "location", "status", "bytes_per_second", "size", "max_seconds")
+        if getattr(args, f"hostile_{key}") is not None
+    }
+    if args.hostile is None:
+        if given:
+            raise ValueError("the --hostile-* settings need --hostile MODE")
+        return None
+    return {"mode": args.hostile, **given}
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,6 +77,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "log_bodies": not args.no_log_bodies,
         "seed": args.seed,
         "portal_id": args.portal_id,
+        "hostile": _hostile(args),
     }
 
 

@@ -6,7 +6,7 @@ Unauthenticated and not logged in :attr:`HubSpotSimulator.requests`:
 - ``GET /_sim/objects/{objectType}[?archived=1]`` -> ``{"results": [...]}``
 - ``GET /_sim/associations/{fromObjectType}[/{toObjectType}]`` -> ``{"results": [...]}``
 - ``GET /_sim/requests[?upserts_only=1][&since=SEQ]`` -> ``{"results": [entry...]}``
-- ``POST /_sim/configure`` (JSON options), ``POST /_sim/reset``
+- ``POST /_sim/configure`` (JSON options, ``hostile`` included), ``POST /_sim/reset``
 - ``POST /_sim/script`` ``{"faults": [...]}``, ``POST /_sim/revoke`` ``{"token": ...}``
 - ``POST /_sim/consume`` ``{"n": N}``
 - ``POST /_sim/validation_rule`` ``{"object_type", "property", "value", "message"?}``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -53,6 +54,11 @@ class Handler(BaseHTTPRequestHandler):
             self._write(error(400, "Unreadable request body", None))
             return
         resp = self.server.app(self.command, self.path, self.headers, body)
+        if resp.play is not None:
+            # A hostile answer writes itself, for as long as it takes; the connection ends with it.
+            self.close_connection = True
+            resp.play(self.wfile)
+            return
         if resp.drop:
             # Close without answering: the client sees a connection error.
             self.close_connection = True
@@ -81,11 +87,13 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(self, address: tuple[str, int], app: App, tls: ssl.SSLContext | None = None) -> None:
         self.app = app
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, Handler)
+        if tls is not None:  # each handshake happens in its connection's thread, on the first read
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,12 +117,14 @@ class Server(ThreadingHTTPServer):
             conns = list(self._conns)
         for conn in conns:
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown, also under TLS: it wakes the connection's thread
+                # without tearing the TLS object down under it.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Report unexpected handler errors on stderr; clients hanging up are normal."""
+        """Report unexpected handler errors on stderr; clients hanging up (or failing TLS) are normal."""
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         print(f"hubspot-simulator: error handling a request from {client_address}:", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from . import hostile
+
 #: Every runtime option and its default (constructor kwargs, ``configure()``, CLI, HTTP).
 OPTION_DEFAULTS: dict[str, Any] = {
     "tokens": frozenset({"sim-token"}),
@@ -38,6 +40,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "time_zone": "US/Eastern",
     "company_currency": "USD",
     "ui_domain": "app.hubspot.com",
+    # A misbehaving server instead of HubSpot (see hostile.py): None, or {"mode": ..., ...}.
+    "hostile": None,
 }
 
 #: Named (non-integer) items accepted by :meth:`HubSpotSimulator.script_faults`.
@@ -156,6 +160,7 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "time_zone": _text,
     "company_currency": _text,
     "ui_domain": _text,
+    "hostile": hostile.normalize,
 }
 
 

@@ -8,7 +8,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import account, associations, oauth, objects, properties
+from . import account, associations, hostile, oauth, objects, properties
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
 from .responses import Response, error, fault_response, fmt_number, not_found, now_iso, rate_limited
@@ -39,8 +39,11 @@ def handle(state: SimState, method: str, path: str, query: dict[str, str], heade
         )
         state.log.append(entry)
     found = find_route(method, path)
+    misbehave = state.opts["hostile"]
     try:
-        if found is None:
+        if hostile.applies(misbehave, path):
+            resp = hostile.answer(misbehave, path, entry, state.playing, state.clock)
+        elif found is None:
             resp = not_found(path)
         else:
             call = Call(entry, method, path, query, headers, token, body, found[1])
@@ -53,7 +56,8 @@ def handle(state: SimState, method: str, path: str, query: dict[str, str], heade
 
 
 def _close(state: SimState, entry: RequestLogEntry, resp: Response) -> None:
-    entry.finished = state.clock()
+    if resp.play is None:  # a played answer notes its own end
+        entry.finished = state.clock()
     with state.lock:
         st = state.stats
         st["requests"] += 1

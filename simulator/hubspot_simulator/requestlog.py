@@ -31,7 +31,10 @@ class RequestLogEntry:
         auth: Non-secret fingerprint of the bearer token (first 4 chars and length).
         input_count: Number of inputs of a batch call (None for other calls).
         ids: The inputs' ``id`` values of a batch call (None for other calls).
-        fault: Injected fault applied to this request (e.g. ``503``, ``"drop"``), or None.
+        fault: Injected fault applied to this request (e.g. ``503``, ``"drop"``,
+            ``"hostile:trickle"``), or None.
+        bytes_sent: Body bytes a hostile answer got onto the wire (None for other answers).
+        hung_up: Whether the client hung up before a hostile answer was done (None for others).
     """
 
     seq: int
@@ -50,6 +53,8 @@ class RequestLogEntry:
     input_count: int | None = None
     ids: list[Any] | None = None
     fault: int | str | None = None
+    bytes_sent: int | None = None
+    hung_up: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the entry as a JSON-serialisable dict (bodies shared, not copied)."""

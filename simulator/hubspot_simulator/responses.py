@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 # A prebuilt encoder: json.dumps() with arguments builds a new one per call (slow).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -34,9 +35,9 @@ REASONS = {
 
 
 class Response:
-    """One answer: status, JSON object (or text), extra headers; ``drop`` closes instead."""
+    """One answer: status, JSON object (or text), extra headers; ``drop`` closes instead, ``play`` writes it."""
 
-    __slots__ = ("body", "content_type", "drop", "headers", "obj", "status")
+    __slots__ = ("body", "content_type", "drop", "headers", "obj", "play", "status")
 
     def __init__(
         self,
@@ -47,11 +48,13 @@ class Response:
         headers: list[tuple[str, str]] | None = None,
         drop: bool = False,
         content_type: str = JSON,
+        play: Callable[[BinaryIO], None] | None = None,
     ) -> None:
         self.status = status
         self.obj = obj
         self.headers = headers if headers is not None else []
         self.drop = drop
+        self.play = play  # writes the whole answer itself (hostile modes), instead of body and headers
         if text is not None:
             self.body = text.encode()
             self.content_type = content_type if content_type.startswith("text/") else "text/plain;charset=utf-8"

@@ -14,6 +14,7 @@ client, so the client's assumptions cannot leak into it.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -49,6 +50,7 @@ class HubSpotSimulator:
         clock: Monotonic seconds, for the rate-limit window, OAuth token expiry and the
             request log's ``started``/``finished``. Tests pass a fake one to move time.
         sleep: Waits for added latency (``latency_ms``); a fake one makes latency free.
+        tls: Serve https with this server context (a test certificate) instead of http.
         **options: Any other option of :data:`OPTION_DEFAULTS`.
     """
 
@@ -60,12 +62,14 @@ class HubSpotSimulator:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        tls: ssl.SSLContext | None = None,
         **options: Any,
     ) -> None:
         if not (host.startswith("127.") or host == "localhost"):
             raise ValueError(f"the simulator only binds to loopback addresses, not {host!r}")
         self._host = host
         self._port = port
+        self._tls = tls
         self._state = SimState(clock, sleep)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -83,7 +87,8 @@ class HubSpotSimulator:
         """
         if self._server is not None:
             return self
-        self._server = Server((self._host, self._port), self._handle_http)
+        self._state.playing.stopping.clear()
+        self._server = Server((self._host, self._port), self._handle_http, self._tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="hubspot-simulator", daemon=True
         )
@@ -95,6 +100,7 @@ class HubSpotSimulator:
         server, self._server = self._server, None
         if server is None:
             return
+        self._state.playing.stopping.set()  # hostile answers end now
         server.shutdown_now()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -118,9 +124,17 @@ class HubSpotSimulator:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the running server."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``) of the running server."""
         host, port = self._running().address
-        return f"http://{host}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no hostile answer is being played (each saw its client hang up, or ended).
+
+        Returns:
+            False if ``timeout`` seconds passed first.
+        """
+        return self._state.playing.wait_idle(timeout)
 
     # -- configuration ------------------------------------------------------------------
 

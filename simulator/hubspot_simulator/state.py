@@ -8,6 +8,7 @@ from typing import Any
 
 from .auth import IssuedTokens, scope_denied
 from .faults import FaultInjector
+from .hostile import Playing
 from .options import OPTION_DEFAULTS
 from .ratelimit import RateLimiter
 from .requestlog import RequestLogEntry
@@ -51,6 +52,7 @@ class SimState:
         self.limiter = RateLimiter(clock)
         self.faults = FaultInjector(OPTION_DEFAULTS["seed"])
         self.in_flight = 0  # requests may be in flight across a reset
+        self.playing = Playing()  # hostile answers being played (they outlive their request's handling)
         self.reset()
 
     def reset(self) -> None:

@@ -1,0 +1,128 @@
+"""Archive the objects of deleted records: find their record ids by the id property, then `batch/archive`.
+
+HubSpot archives into its recycle bin (restorable for 90 days); this is not a GDPR deletion. An id
+HubSpot does not have is "already absent", not a rejection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from target_hubspot_upsert.client import ApiResponse, HubSpotClient, RequestTally
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
+from target_hubspot_upsert.failures import Failure, bisect_failures
+from target_hubspot_upsert.model import ALREADY_ABSENT, ARCHIVED, Batch, BatchOutcome, PendingInput, match_key
+
+logger = logging.getLogger("target_hubspot_upsert.deletes")
+ISOLATABLE_STATUSES = frozenset({400, 409, 422})
+
+
+def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON
+    """Ids an answer's OBJECT_NOT_FOUND errors name (lowercased)."""
+    ids: set[str] = set()
+    for error in (body.get("errors") if isinstance(body, dict) else None) or []:
+        failure = Failure.parse(400, error)
+        if "OBJECT_NOT_FOUND" in (failure.category, failure.code):
+            ids.update(i.lower() for i in failure.ids)
+    return ids
+
+
+def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
+    reason = brief(failure.describe(), 1000)  # a record's reason is a line, not a copy of an answer
+    outcome.rejected.append((item, failure.category, failure.code or failure.category, reason, failure.describe_safe()))
+
+
+class Archiver:
+    """Archives one batch of deleted records' objects, through the shared client."""
+
+    def __init__(
+        self, client: HubSpotClient, *, on_archived: Callable[[str], None] | None = None, log_values: bool = False,
+    ) -> None:
+        """`on_archived(object type)` is told when objects of a type were archived (caches forget them).
+
+        `log_values`: fatal errors quote HubSpot's message (see `Failure.for_fatal_error`).
+        """
+        self.client = client
+        self.on_archived = on_archived
+        self.log_values = log_values
+
+    def archive(self, batch: Batch, outcome: BatchOutcome, tally: RequestTally | None) -> None:
+        """Mark each input archived, already absent, or rejected."""
+        bisect_failures(
+            list(batch.inputs),
+            lambda group: self._find(batch, group, tally),
+            lambda item, failure: _reject(outcome, item, failure),
+        )
+        found = [item for item in batch.inputs if item.object_id is not None and not item.result]
+        if not found:
+            return
+        bisect_failures(
+            found,
+            lambda group: self._archive(batch, group, tally),
+            lambda item, failure: _reject(outcome, item, failure),
+        )
+        if self.on_archived is not None and any(item.result == ARCHIVED for item in found):
+            self.on_archived(batch.target.canonical_type)
+
+    def _find(self, batch: Batch, group: list[PendingInput], tally: RequestTally | None) -> Failure | None:
+        """Read the record ids of `group`'s objects; those HubSpot does not have are already absent."""
+        target = batch.target
+        response = self.client.batch_read(
+            target.object_type, target.id_property, [item.id for item in group], stream=batch.stream, tally=tally,
+        )
+        if response.status == 404:
+            for item in group:  # every id unknown, answered as one 404
+                item.result = ALREADY_ABSENT
+            return None
+        if not 200 <= response.status < 300:
+            return self._failure(batch, "read", response)
+        by_value = {match_key(target.id_property, item.id): item for item in group}
+        for result in response.body.get("results") or [] if isinstance(response.body, dict) else []:
+            props = result.get("properties") if isinstance(result, dict) else None
+            value = props.get(target.id_property) if isinstance(props, dict) else None
+            owner = by_value.get(match_key(target.id_property, str(value))) if value is not None else None
+            if owner is not None and result.get("id") not in (None, ""):
+                owner.object_id = str(result["id"])
+        for item in group:
+            if item.object_id is None:
+                item.result = ALREADY_ABSENT  # named as missing, or simply not returned
+        return None
+
+    def _archive(self, batch: Batch, group: list[PendingInput], tally: RequestTally | None) -> Failure | None:
+        """Archive `group`'s objects by record id."""
+        object_ids = list(dict.fromkeys(str(item.object_id) for item in group))
+        response = self.client.batch_archive(batch.target.object_type, object_ids, stream=batch.stream, tally=tally)
+        if not 200 <= response.status < 300:
+            return self._failure(batch, "archive", response)
+        gone = _not_found_ids(response.body)  # archived meanwhile by someone else
+        for item in group:
+            item.result = ALREADY_ABSENT if str(item.object_id).lower() in gone else ARCHIVED
+        return None
+
+    def _failure(self, batch: Batch, action: str, response: ApiResponse) -> Failure:
+        """A failure to isolate the bad inputs from, or the error that stops the run."""
+        failure = Failure.parse(response.status, response.body)
+        target = batch.target
+        lowered = failure.message.lower()
+        if "unable to infer object type" in lowered:
+            msg = (
+                f"HubSpot does not know object type '{target.object_type}' (stream '{batch.stream}'): "
+                f"{brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
+            )
+            raise HubSpotConfigError(msg)
+        if "non-unique" in lowered or "non-existent property" in lowered:
+            msg = (
+                f"HubSpot cannot find '{target.object_type}' objects by '{target.id_property}' to archive them "
+                f"(stream '{batch.stream}'): {brief(failure.message, 300)}. Set "
+                f"object_mappings.{batch.stream}.id_property to a property with unique values."
+            )
+            raise HubSpotConfigError(msg)
+        if response.status not in ISOLATABLE_STATUSES:
+            msg = (
+                f"HubSpot answered {response.status} to a batch {action} of '{target.object_type}' "
+                f"(stream '{batch.stream}'): {failure.for_fatal_error(self.log_values)}"
+            )
+            raise HubSpotFatalError(msg)
+        return failure

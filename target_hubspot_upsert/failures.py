@@ -1,0 +1,120 @@
+"""HubSpot error bodies, read defensively; and bisection of inputs a request refuses as a whole."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from target_hubspot_upsert.errors import brief
+
+_EMBEDDED_JSON = re.compile(r"\[\{.*\}\]", re.DOTALL)
+T = TypeVar("T")
+
+
+def _as_list(value: Any) -> list[str]:  # noqa: ANN401 - HubSpot context values: str or list
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+@dataclass
+class Detail:
+    """One problem named by an error body."""
+
+    code: str
+    message: str
+    property: str | None = None
+
+
+@dataclass
+class Failure:
+    """A request-level failure, parsed from whatever fields HubSpot filled in (all optional)."""
+
+    status: int
+    category: str
+    message: str
+    code: str
+    traces: set[str] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
+    details: list[Detail] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, status: int, body: Any) -> Failure:  # noqa: ANN401
+        """Read a HubSpot error body defensively."""
+        body = body if isinstance(body, dict) else {}
+        message = str(body.get("message") or f"HTTP {status}")
+        category = str(body.get("category") or body.get("status") or "ERROR")
+        failure = cls(status=status, category=category, message=message, code="")
+        raw_context = body.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        failure.traces.update(_as_list(context.get("objectWriteTraceId")))
+        failure.ids.extend(_as_list(context.get("ids")))
+        for err in body.get("errors") or []:
+            if not isinstance(err, dict):
+                continue
+            raw_context = err.get("context")
+            err_context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+            failure.traces.update(_as_list(err_context.get("objectWriteTraceId")))
+            code = str(err.get("code") or err.get("subCategory") or "")
+            names: list[str | None] = [*_as_list(err_context.get("propertyName"))] or [None]
+            for name in names:
+                failure.details.append(Detail(code, str(err.get("message") or message), name))
+        # HubSpot often embeds the per-property problems as JSON inside the message text.
+        match = _EMBEDDED_JSON.search(message)
+        if match:
+            try:
+                embedded = json.loads(match.group(0))
+            except ValueError:
+                embedded = []
+            for item in embedded if isinstance(embedded, list) else []:
+                if isinstance(item, dict):
+                    failure.details.append(
+                        Detail(str(item.get("error") or ""), str(item.get("message") or ""), item.get("name"))
+                    )
+        codes = [d.code for d in failure.details if d.code]
+        failure.code = codes[0] if codes else category
+        return failure
+
+    def describe(self) -> str:
+        """One line for reports: the detail messages when there are any."""
+        messages = [d.message for d in self.details if d.message]
+        return "; ".join(dict.fromkeys(messages)) if messages else self.message
+
+    def describe_safe(self) -> str:
+        """The error code and property names only: HubSpot's messages quote record values."""
+        if self.status in (0, 200):  # our own reasons, which never quote values
+            return self.message
+        return f"HubSpot rejected it ({self.code_and_properties()})"
+
+    def code_and_properties(self) -> str:
+        """`CODE for 'a', 'b'`: what names the problem without quoting any value."""
+        props = sorted({d.property for d in self.details if d.property})
+        named = f" for {', '.join(repr(p) for p in props)}" if props else ""
+        return f"{self.code or self.category}{named}"
+
+    def for_fatal_error(self, log_values: bool) -> str:
+        """What an error that stops the run says of HubSpot's answer: its words only if values may be logged."""
+        return brief(self.message, 300) if log_values else self.code_and_properties()
+
+
+def bisect_failures(
+    group: list[T], send: Callable[[list[T]], Failure | None], reject: Callable[[T, Failure], None],
+) -> None:
+    """Send `group`; when HubSpot refuses it whole, send halves until each bad input is alone, and reject it.
+
+    With one bad input among n this costs about 2·log2(n) extra requests.
+    """
+    failure = send(group)
+    if failure is None:
+        return
+    if len(group) == 1:
+        reject(group[0], failure)
+        return
+    middle = len(group) // 2
+    bisect_failures(group[:middle], send, reject)
+    bisect_failures(group[middle:], send, reject)

@@ -1,0 +1,214 @@
+"""Reading Singer input (lines and BATCH files), and checking each message's shape before the SDK acts on it.
+
+Whatever a line holds (bytes that are not UTF-8, numbers too long for Python's int, nesting deeper
+than the parser's recursion limit, a field of the wrong type), it reaches the sink as a value to
+reject, or ends here as a one-line input error naming the line (and the stream, when there is one),
+never as a traceback. The line's text is never quoted: it may hold customers' personal data.
+"""
+
+from __future__ import annotations
+
+import decimal
+import gzip
+import json
+import re
+import typing as t
+import zlib
+
+from target_hubspot_upsert.errors import InputError
+
+#: Digits of an integer Python converts from text (`sys.get_int_max_str_digits()`, 4,300 by default);
+#: longer ones are read as Decimal, which the serializer then refuses as out of range.
+_INT_DIGITS = 4000
+_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
+
+
+def _int(text: str) -> int | decimal.Decimal:
+    return int(text) if len(text) <= _INT_DIGITS else decimal.Decimal(text)
+
+
+_LENIENT = json.JSONDecoder(parse_float=decimal.Decimal, parse_int=_int)
+# A JSON string or a bracket: enough to follow nesting without parsing.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_STREAM_KEY = re.compile(r'\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def read_as_utf8(source: t.IO[str]) -> None:
+    """Read Singer input as UTF-8, bytes that are not reaching the record as lone surrogates.
+
+    Python reads stdin (and `--input` files) in the locale's encoding, strictly unless the locale
+    is C or POSIX: one bad byte would end the run with a traceback. Values holding such text are
+    rejected records (not valid Unicode), like lone surrogates in JSON escapes.
+    """
+    reconfigure = getattr(source, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8", errors="surrogateescape")
+
+
+def decode_line(line: str, number: int) -> dict[str, t.Any]:
+    """Parse one input line into a message (a JSON object); floats stay exact as Decimal."""
+    try:
+        try:
+            message = _DECODER.decode(line)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer too long for int(): read it as a Decimal instead
+            message = _LENIENT.decode(line)
+    except json.JSONDecodeError as exc:
+        msg = (
+            f"Input line {number} is not valid JSON ({exc.msg} at column {exc.colno}). "
+            "The tap must write one Singer message per line."
+        )
+        raise InputError(msg) from None
+    except RecursionError:
+        msg = (
+            f"Input line {number}{_stream_of(line)} nests objects or arrays too deeply to read "
+            "(about 1,000 levels or more); flatten the record in the tap."
+        )
+        raise InputError(msg) from None
+    if not isinstance(message, dict):
+        msg = f"Input line {number} is not a Singer message (a JSON object)."
+        raise InputError(msg)
+    return message
+
+
+def _stream_of(line: str) -> str:
+    """` (stream 'x')` for a line too deep to parse, from its top-level "stream" member, if found."""
+    depth = 0
+    for match in _TOKEN.finditer(line):
+        piece = match.group()
+        if piece in "[{":
+            depth += 1
+        elif piece in "]}":
+            depth -= 1
+        elif depth == 1 and piece == '"stream"':
+            value = _STREAM_KEY.match(line, match.end())
+            if value is None:
+                return ""
+            try:
+                name = json.loads('"' + value.group(1) + '"')
+            except ValueError:
+                return ""
+            return f" (stream {name[:100]!r})"
+    return ""
+
+
+def _is_text_list(value: t.Any) -> bool:  # noqa: ANN401 - any JSON value
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+_REF_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _remote_ref(schema: dict[str, t.Any]) -> str | None:
+    """The first reference in `schema` to another document, if any (walked without recursion)."""
+    stack: list[t.Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in _REF_KEYS:
+                ref = node.get(key)
+                if isinstance(ref, str) and not ref.startswith("#"):
+                    return ref
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _schema_problem(message: dict[str, t.Any]) -> str | None:
+    schema = message.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return "its 'schema' must be a JSON schema object with 'properties'"
+    if not all(isinstance(s, dict | bool) for s in schema["properties"].values()):
+        return "each of its schema's 'properties' must be a JSON schema object"
+    ref = _remote_ref(schema)
+    if ref is not None:
+        # Validators would fetch it: a message on stdin must not make the target reach another host.
+        return f"its schema refers to another document ($ref {ref[:80]!r}); send the schema whole, with local refs only"
+    key_properties = message.get("key_properties")
+    if key_properties is not None and not _is_text_list(key_properties):
+        return "its 'key_properties' must be a list of field names (non-empty strings)"
+    return None
+
+
+def _batch_problem(message: dict[str, t.Any]) -> str | None:
+    encoding = message.get("encoding")
+    if (
+        not isinstance(encoding, dict)
+        or not isinstance(encoding.get("format"), str)
+        or not isinstance(encoding.get("compression"), str | None)
+        or set(encoding) - {"format", "compression"}
+    ):
+        return "its 'encoding' must be an object with a 'format' and an optional 'compression'"
+    if not _is_text_list(message.get("manifest")):
+        return "its 'manifest' must be a list of file names (non-empty strings)"
+    return None
+
+
+def message_problem(message: dict[str, t.Any]) -> str | None:
+    """What is wrong with the shape of a SCHEMA, STATE, ACTIVATE_VERSION or BATCH message, or None.
+
+    RECORD messages are checked on their own path (the hot one).
+    """
+    kind = message.get("type")
+    if kind == "STATE":
+        return None if "value" in message else "a STATE message needs a 'value'"
+    if kind not in ("SCHEMA", "ACTIVATE_VERSION", "BATCH"):
+        return None
+    stream = message.get("stream")
+    if not isinstance(stream, str) or not stream:
+        return f"the {kind} message needs a stream name"
+    if kind == "SCHEMA":
+        problem = _schema_problem(message)
+    elif kind == "BATCH":
+        problem = _batch_problem(message)
+    else:
+        problem = None if "version" in message else "its 'version' is missing"
+    return None if problem is None else f"the {kind} message of stream {stream[:100]!r}: {problem}"
+
+
+#: Why a BATCH file could not be read, by the error met; `{at}` names the line being read.
+_FILE_PROBLEMS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (FileNotFoundError, "does not exist"),
+    (IsADirectoryError, "is a directory, not a file"),
+    (PermissionError, "cannot be read (permission denied)"),
+    ((gzip.BadGzipFile, zlib.error), "is not gzip data, as its encoding's compression says"),
+    (EOFError, "ends in the middle of its gzip data"),
+    (UnicodeDecodeError, "holds text that is not UTF-8 ({at})"),
+    (json.JSONDecodeError, "is not JSON Lines: {at} is not valid JSON"),
+    (RecursionError, "nests objects or arrays too deeply to read ({at})"),
+)
+
+
+def _file_problem(exc: BaseException, number: int) -> str:
+    """Why a BATCH file could not be read, in words (`number`: its line being read, 0 before any)."""
+    at = f"its line {number}" if number else "its start"
+    for kind, text in _FILE_PROBLEMS:
+        if isinstance(exc, kind):
+            return text.format(at=at)
+    return f"cannot be read ({type(exc).__name__})"
+
+
+def batch_records(
+    raw: t.Callable[[], t.ContextManager[t.IO[bytes]]], compression: str | None, where: str,
+) -> t.Iterator[dict]:
+    """The records of one BATCH file (JSON Lines, maybe gzip-compressed), opened by `raw()`.
+
+    Any problem with the file is an input error naming `where` (the input line, the stream and the
+    file); errors of whatever consumes the records are not caught here.
+    """
+    number = 0
+    try:
+        with raw() as opened:
+            lines = gzip.open(opened) if compression == "gzip" else opened  # noqa: SIM115 - closed with `opened`
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                record = _LENIENT.decode(line.decode("utf-8"))
+                if not isinstance(record, dict):
+                    msg = f"{where} is not JSON Lines of records: its line {number} is not a JSON object."
+                    raise InputError(msg)
+                yield record
+    except (OSError, EOFError, ValueError, RecursionError, ImportError, zlib.error) as exc:
+        raise InputError(f"{where} {_file_problem(exc, number)}.") from None
