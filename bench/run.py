@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import signal
 import statistics
@@ -162,10 +163,11 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 # --- input -------------------------------------------------------------------------------
 
 
-def write_input(path: Path, n: int, tag: str, companies: int = 0) -> dict[str, Any]:
+def write_input(path: Path, n: int, tag: str, companies: int = 0, changed_every: int = 0) -> dict[str, Any]:
     """Write SCHEMA, ``n`` contacts with unique e-mails and periodic STATEs; return the last STATE value.
 
     With ``companies``, contact ``i`` names company ``co-{i % companies}`` in ``company_ref``.
+    With ``changed_every``, every such record has another last name (a changed row of a re-sync).
     """
     dumps = json.dumps
     state: dict[str, Any] = {"bookmark": 0}
@@ -176,7 +178,8 @@ def write_input(path: Path, n: int, tag: str, companies: int = 0) -> dict[str, A
     with path.open("w", encoding="utf-8") as fh:
         fh.write(dumps(schema) + "\n")
         for i in range(1, n + 1):
-            rec = {"email": f"u{i}.{tag}@example.com", "firstname": f"First{i}", "lastname": "Bench"}
+            last = "Changed" if changed_every and i % changed_every == 0 else "Bench"
+            rec = {"email": f"u{i}.{tag}@example.com", "firstname": f"First{i}", "lastname": last}
             if companies:
                 rec["company_ref"] = f"co-{i % companies}"
             fh.write('{"type":"RECORD","stream":"contacts","record":' + dumps(rec) + "}\n")
@@ -408,6 +411,160 @@ def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | Non
     return result
 
 
+# --- change cache (skip_unchanged) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheCase:
+    """A re-sync with ``skip_unchanged``: run 1 loads the records, run 2 sends the same ids again.
+
+    In run 2 every ``changed_every``-th record has a new last name (0: none changed). Both runs use
+    the same simulator (what HubSpot holds) and the same cache file.
+    """
+
+    name: str
+    records: int
+    changed_every: int
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    sim_limit: int | None = None
+    target_config: dict[str, Any] = field(default_factory=dict)
+    ratio_goal: float | None = None  # run 1 / run 2 at least this
+
+
+CACHE_CASES: dict[str, CacheCase] = {
+    "6": CacheCase("6", 200_000, 100, 250, 50, sim_limit=100, ratio_goal=50.0),
+    "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED),
+}
+_CACHE_LINE = re.compile(r"Change cache CPU: ([0-9.]+) µs per input looked up .*?, ([0-9.]+) µs per entry written")
+_UNCHANGED = re.compile(r"unchanged (\d+),")
+
+
+@dataclass
+class CacheRun:
+    """One run of a cache case."""
+
+    label: str
+    records: int
+    changed: int
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    maxrss_kb: int = 0
+    requests: int = 0  # every request the simulator logged (properties and account look-ups too)
+    upserts: int = 0
+    unchanged: int | None = None
+    lookup_us: float | None = None  # the target's own figure: cache CPU per input looked up
+    write_us: float | None = None  # and per entry written
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        """User + system CPU of the target per record (start-up included)."""
+        return 1e6 * self.cpu_s / self.records if self.records else 0.0
+
+
+def _read_cache_log(run: CacheRun, err: Path) -> None:
+    text = err.read_text(encoding="utf-8", errors="replace")
+    if match := _CACHE_LINE.search(text):
+        run.lookup_us, run.write_us = float(match.group(1)), float(match.group(2))
+    if match := _UNCHANGED.search(text):
+        run.unchanged = int(match.group(1))
+
+
+def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, config: Path, workdir: Path,
+               cpus: set[int] | None) -> CacheRun:
+    every = case.changed_every if run_no == 2 else 0
+    tag = f"c{case.name}"
+    changed = {f"u{i}.{tag}@example.com" for i in range(1, records + 1) if every and i % every == 0}
+    label = "1: first sync" if run_no == 1 else f"2: re-sync, {len(changed):,} changed"
+    result = CacheRun(label, records, records if run_no == 1 else len(changed))
+    input_path = workdir / f"case-{case.name}-{run_no}.singer"
+    expected_state = write_input(input_path, records, tag, changed_every=every)
+    # Counts from the simulator's counters; ids only of run 2's few requests: this script stays
+    # small, since Linux carries its peak RSS into every target started afterwards.
+    before = sim.get("/_sim/stats")
+    out, err = workdir / f"case-{case.name}-{run_no}.stdout", workdir / f"case-{case.name}-{run_no}.stderr"
+    run = run_target(config, input_path, out, err, cpus)
+    input_path.unlink(missing_ok=True)
+    result.wall_s, result.maxrss_kb = run.wall_s, run.rusage.ru_maxrss
+    result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+    after = sim.get("/_sim/stats")
+    result.requests = after["requests"] - before["requests"]
+    result.upserts = after["upserts"] - before["upserts"]
+    _read_cache_log(result, err)
+    if run_no == 2:
+        log = sim.get(f"/_sim/requests?upserts_only=1&since={before['requests']}")["results"]
+        if {i for e in log if e["status"] == 200 for i in e["ids"]} != changed:
+            result.failures.append("run 2 did not send exactly the changed records")
+    if run.returncode != 0:
+        result.failures.append(f"target exited with {run.returncode} (stderr: {err})")
+    if last_state(out) != expected_state:
+        result.failures.append(f"last STATE written {last_state(out)!r}, expected {expected_state!r}")
+    if sim.count_objects("contacts") != records:
+        result.failures.append(f"simulator does not hold {records} contacts")
+    return result
+
+
+def run_cache_case(case: CacheCase, records: int, workdir: Path,
+                   cpus: tuple[set[int] | None, set[int] | None]) -> list[CacheRun]:
+    """Start a simulator and run the target twice on it with skip_unchanged and one cache file."""
+    sim = Simulator(workdir, case, cpus[1])  # type: ignore[arg-type]  # the same simulator fields as Case
+    try:
+        config = workdir / f"case-{case.name}.config.json"
+        cache_path = workdir / f"case-{case.name}.sqlite"
+        write_config(config, sim.url, {**case.target_config, "skip_unchanged": True,
+                                       "change_cache_path": str(cache_path)})
+        runs = [_cache_run(case, n, records, sim, config, workdir, cpus[0]) for n in (1, 2)]
+    finally:
+        sim.stop()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
+    return runs
+
+
+CACHE_HEADERS = ["case", "run", "records", "changed", "requests", "upserts", "unchanged", "wall s",
+                 "CPU µs/rec", "cache µs/look-up", "cache µs/write", "peak RSS MB", "check"]
+
+
+def cache_rows(results: dict[str, list[CacheRun]]) -> list[list[str]]:
+    """One row per run of each cache case, in CACHE_HEADERS order."""
+    return [[name, r.label, f"{r.records:,}", f"{r.changed:,}", f"{r.requests:,}", f"{r.upserts:,}",
+             "-" if r.unchanged is None else f"{r.unchanged:,}", f"{r.wall_s:.1f}", f"{r.cpu_us_per_record:.1f}",
+             _fmt(r.lookup_us, ".2f"), _fmt(r.write_us, ".2f"), f"{r.maxrss_kb / 1024:.1f}",
+             "FAIL" if r.failures else "ok"] for name, runs in results.items() for r in runs]
+
+
+def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) -> list[str]:
+    """Run 1 / run 2 ratios, what the cache costs per record, and failures."""
+    lines: list[str] = []
+    for name, (first, second) in results.items():
+        case = CACHE_CASES[name]
+        if case.ratio_goal is not None and second.requests and second.wall_s:
+            req, wall = first.requests / second.requests, first.wall_s / second.wall_s
+            verdict = "met" if min(req, wall) >= case.ratio_goal else "MISSED"
+            lines.append(
+                f"case {name}: run 1 / run 2: requests {first.requests:,} / {second.requests:,} = {req:.0f}x, "
+                f"wall {first.wall_s:.1f} s / {second.wall_s:.1f} s = {wall:.1f}x "
+                f"(goal: run 2 under 1/{case.ratio_goal:g} of run 1): {verdict}"
+            )
+        if first.lookup_us is not None:
+            lines.append(
+                f"case {name}: the change cache's own CPU (measured by the target per thread): "
+                f"{first.lookup_us:.2f} µs per record looked up when all are new, "
+                f"{_fmt(second.lookup_us, '.2f')} µs when all are found; {first.write_us:.2f} µs per entry written"
+            )
+        base = plain.get("3")
+        if name == "3c" and base is not None:
+            delta = first.cpu_us_per_record - base.cpu_us_per_record
+            lines.append(
+                f"case 3c run 1 (every record sent, cache on) CPU {first.cpu_us_per_record:.1f} µs/record vs "
+                f"case 3 (cache off) {base.cpu_us_per_record:.1f}: {delta:+.1f} µs/record; "
+                f"run 2 (every record unchanged) {second.cpu_us_per_record:.1f} µs/record"
+            )
+        lines += [f"FAIL case {name} run {r.label}: {msg}" for r in (first, second) for msg in r.failures]
+    return lines
+
+
 # --- report ------------------------------------------------------------------------------
 
 HEADERS = ["case", "records", "wall s", "records/s", "bound rec/s", "ratio", "steady ratio",
@@ -426,18 +583,18 @@ def table_rows(results: Iterable[Result]) -> list[list[str]]:
              f"{r.rss_mb:.1f}", "FAIL" if r.failures else "ok"] for r in results]
 
 
-def text_table(rows: list[list[str]]) -> str:
+def text_table(rows: list[list[str]], headers: list[str] = HEADERS) -> str:
     """Rows as an aligned plain-text table (numbers right-aligned)."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(HEADERS, widths))]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[list[str]]) -> str:
+def markdown_table(rows: list[list[str]], headers: list[str] = HEADERS) -> str:
     """Rows as a GitHub Markdown table."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -498,18 +655,42 @@ def notes(results: list[Result], startup: Result | None) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
+    every = [*CASES, *CACHE_CASES]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated cases (default {','.join(CASES)})")
+    p.add_argument("--cases", default=",".join(every), help=f"comma-separated cases (default {','.join(every)})")
     p.add_argument("--quick", action="store_true", help="scale record counts down 10x (smoke run)")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the table as Markdown")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory (logs, outputs); kept anyway when a case fails")
     args = p.parse_args(argv)
     args.case_list = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in args.case_list if c not in CASES]
+    unknown = [c for c in args.case_list if c not in every]
     if unknown:
-        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(every)}")
     return args
+
+
+def run_selected(
+    args: argparse.Namespace, workdir: Path, cpus: tuple[set[int] | None, set[int] | None],
+) -> tuple[list[Result], dict[str, list[CacheRun]], Result | None]:
+    """Run every selected case, then the start-up run when a note needs it."""
+    scale = 10 if args.quick else 1
+    results: list[Result] = []
+    cached: dict[str, list[CacheRun]] = {}
+    for name in args.case_list:
+        records = max(1, (CASES[name].records if name in CASES else CACHE_CASES[name].records) // scale)
+        print(f"case {name}: {records:,} records ...", file=sys.stderr, flush=True)
+        if name in CACHE_CASES:
+            cached[name] = run_cache_case(CACHE_CASES[name], records, workdir, cpus)
+            failed, wall = any(r.failures for r in cached[name]), sum(r.wall_s for r in cached[name])
+        else:
+            results.append(run_case(CASES[name], records, workdir, cpus))
+            failed, wall = bool(results[-1].failures), results[-1].wall_s
+        print(f"case {name}: {wall:.1f} s{' FAIL' if failed else ''}", file=sys.stderr, flush=True)
+    startup = None
+    if any(r.case.cpu_goal_us is not None or r.case.sim_limit is not None for r in results):
+        startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
+    return results, cached, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -518,41 +699,38 @@ def main(argv: list[str] | None = None) -> int:
     cpus = cpu_split()
     if cpus[1] is not None:
         os.sched_setaffinity(0, cpus[1])  # keep this script off the target's CPU
-    scale = 10 if args.quick else 1
     workdir = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
     target_cpus, sim_cpus = cpus
     pinning = (f"target on CPU {sorted(target_cpus)}, simulator on {sorted(sim_cpus)}"
                if target_cpus is not None and sim_cpus is not None else "no CPU pinning")
     print(f"work dir {workdir}; {pinning}", file=sys.stderr)
-    results: list[Result] = []
-    for name in args.case_list:
-        case = CASES[name]
-        records = max(1, case.records // scale)
-        print(f"case {name}: {records:,} records ...", file=sys.stderr, flush=True)
-        result = run_case(case, records, workdir, cpus)
-        print(f"case {name}: {result.wall_s:.1f} s{' FAIL' if result.failures else ''}", file=sys.stderr, flush=True)
-        results.append(result)
-    startup = None
-    if any(CASES[name].cpu_goal_us is not None or CASES[name].sim_limit is not None for name in args.case_list):
-        startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
-    rows = table_rows(results)
-    extra = notes(results, startup)
-    print(text_table(rows))
+    results, cached, startup = run_selected(args, workdir, cpus)
+    rows, crows = table_rows(results), cache_rows(cached)
+    extra = notes(results, startup) + cache_notes(cached, {r.case.name: r for r in results})
+    if rows:
+        print(text_table(rows))
+    if crows:
+        print(text_table(crows, CACHE_HEADERS))
     print("\n".join(extra))
     if args.markdown:
-        every = args.case_list == list(CASES)
+        every = args.case_list == [*CASES, *CACHE_CASES]
         title = "quick run (records / 10)" if args.quick else "full run" if every else f"cases {args.cases}"
         command = "uv run python bench/run.py" + ("" if every else f" --cases {args.cases}")
-        body = [f"Benchmark, {title}: `{command}{' --quick' if args.quick else ''}`", "",
-                markdown_table(rows), ""] + [f"- {line}" for line in extra]
+        body = [f"Benchmark, {title}: `{command}{' --quick' if args.quick else ''}`", ""]
+        body += [markdown_table(rows), ""] if rows else []
+        body += ["Change cache (`skip_unchanged`): run 1 loads the records, run 2 re-syncs the same ids.", "",
+                 markdown_table(crows, CACHE_HEADERS), ""] if crows else []
+        body += [f"- {line}" for line in extra]
         args.markdown.write_text("\n".join(body) + "\n", encoding="utf-8")
-    if args.keep or any(r.failures for r in results) or (startup and startup.failures):
+    failed = (any(r.failures for r in results) or bool(startup and startup.failures)
+              or any(r.failures for runs in cached.values() for r in runs))
+    if args.keep or failed:
         print(f"work dir kept: {workdir}", file=sys.stderr)
     else:
         for path in workdir.iterdir():
             path.unlink()
         workdir.rmdir()
-    return 1 if any(r.failures for r in results) or (startup and startup.failures) else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

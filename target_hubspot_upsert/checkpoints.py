@@ -48,6 +48,15 @@ class CheckpointLedger:
         with self._lock:
             self._buffers[key] = seq
 
+    def set_buffer(self, key: str, low: int | None) -> None:
+        """A buffer's lowest record is now `low` (None: empty), e.g. after records left it resolved."""
+        with self._lock:
+            if low is None:
+                self._buffers.pop(key, None)
+            else:
+                self._buffers[key] = low
+            self._release()
+
     def moved_to_batch(self, key: str, remaining_min: int | None, batch_id: int, batch_min: int) -> None:
         """Records left a sink buffer for an in-flight batch (atomically, so nothing slips)."""
         with self._lock:

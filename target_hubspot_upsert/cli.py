@@ -66,9 +66,18 @@ def take_check_flag(argv: list[str]) -> bool:
     return True
 
 
+def take_flag(argv: list[str], flag: str) -> bool:
+    """Remove a flag the SDK's command line does not know from `argv`; whether it was there."""
+    found = flag in argv
+    while flag in argv:
+        argv.remove(flag)
+    return found
+
+
 def main() -> None:
     """Run the target CLI."""
     TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
+    TargetHubSpotUpsert.full_resync_requested = take_flag(sys.argv, "--full-resync")
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     problems = config_file_problems(sys.argv[1:])
     if problems:

@@ -323,6 +323,14 @@ class HubSpotClient:
             endpoint=f"associations/{from_type}/{to_type}/labels",
         )
 
+    def get_account_details(self) -> ApiResponse:
+        """GET the account the token belongs to (`portalId`, time zone, ...).
+
+        Always the v3 path: HubSpot dates the account-info API on its own schedule.
+        """
+        return self.request("GET", "/account-info/v3/details", endpoint="account-info/details")
+
+
 class _ApiAttempts(AttemptHooks):
     """Around each attempt of an API request: rate limiter, token, metrics and tallies."""
 

@@ -74,6 +74,13 @@ class Dispatcher:
                     ready.append(item)
         return ready
 
+    def release(self, object_key: str, items: list[PendingInput]) -> None:
+        """Undo `reserve` for items that will not be sent (HubSpot already has their values)."""
+        with self._cond:
+            for item in items:
+                self._in_flight_ids.discard((object_key, item.key))
+            self._cond.notify_all()
+
     @property
     def finished(self) -> int:
         """Batches finished so far: read before trying to send, to wait for progress since then."""

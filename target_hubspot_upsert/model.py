@@ -22,6 +22,7 @@ ALREADY_ABSENT = "already_absent"
 WOULD_WRITE = "would_write"  # dry runs
 WOULD_ARCHIVE = "would_archive"
 OUTCOMES = (CREATED, UPDATED, SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ARCHIVED, ALREADY_ABSENT)
+UNCHANGED = "unchanged"  # skip_unchanged: HubSpot already has the values (never sent; not a writer result)
 SKIPPED = frozenset({SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ALREADY_ABSENT})
 
 

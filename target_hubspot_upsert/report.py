@@ -20,6 +20,7 @@ from target_hubspot_upsert.model import (
     SKIPPED,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
+    UNCHANGED,
     PendingInput,
     Rejection,
 )
@@ -37,6 +38,7 @@ EXTRA_COUNTERS = {
     SKIPPED_EXISTS: "skipped (exists)",
     ARCHIVED: "archived",
     ALREADY_ABSENT: "already absent",
+    UNCHANGED: "unchanged",
 }
 
 
@@ -45,7 +47,7 @@ class StreamStats:
     """Per-stream counters; `received` is the sum of the outcomes at the end.
 
     received = created + updated + merged + skipped (not found) + skipped (exists) + archived
-    + already absent + rejected. `associations` counts associations made (not records).
+    + already absent + unchanged + rejected. `associations` counts associations made (not records).
     """
 
     stream: str
@@ -59,6 +61,9 @@ class StreamStats:
     skipped_exists: int = 0
     archived: int = 0
     already_absent: int = 0
+    unchanged: int = 0  # skip_unchanged: HubSpot already had the values, not sent
+    # Records per request when skip_unchanged is on (the summary then names the requests saved).
+    batch_size: int | None = None
     associations: int = 0
     would_write: int = 0  # dry runs: inputs that would be sent
     would_archive: int = 0  # dry runs: deleted records' objects that would be archived
@@ -78,8 +83,13 @@ class StreamStats:
         return (
             self.created + self.updated + self.merged + self.rejected
             + self.skipped_not_found + self.skipped_exists + self.archived + self.already_absent
-            + self.would_write + self.would_archive
+            + self.unchanged + self.would_write + self.would_archive
         )
+
+    @property
+    def requests_saved(self) -> int:
+        """Requests the unchanged records would have taken."""
+        return -(-self.unchanged // self.batch_size) if self.batch_size else 0
 
     def dry_run_line(self) -> str:
         """A dry run's line for this stream: what a real run would send."""
@@ -87,7 +97,9 @@ class StreamStats:
             f"Dry run, stream '{self.stream}' -> {self.object_type}: received {self.received}; would "
             f"create or update {self.would_write + self.merged} record(s) as {self.would_write} object(s) "
             + (f"and archive {self.would_archive} object(s) " if self.would_archive else "")
-            + f"in {self.would_requests} request(s); rejected {self.rejected}"
+            + f"in {self.would_requests} request(s); "
+            + (f"unchanged {self.unchanged} (not sent); " if self.batch_size else "")
+            + f"rejected {self.rejected}"
         )
 
     def summary_line(self) -> str:
@@ -104,8 +116,9 @@ class StreamStats:
             )
             + (f", unconfirmed (run stopped) {unsent}" if unsent else "")
             + (f"; associations {self.associations}" if self.associations else "")
-            + f"; requests {self.tally.requests}, retries {self.tally.retries}, "
-            f"429s {self.tally.rate_limited}"
+            + f"; requests {self.tally.requests}"
+            + (f" ({self.requests_saved} saved by skip_unchanged)" if self.batch_size else "")
+            + f", retries {self.tally.retries}, 429s {self.tally.rate_limited}"
         )
 
     def report(self) -> dict[str, Any]:
@@ -122,12 +135,14 @@ class StreamStats:
             "skipped_exists": self.skipped_exists,
             "archived": self.archived,
             "already_absent": self.already_absent,
+            "unchanged": self.unchanged,
             "would_write": self.would_write,
             "would_archive": self.would_archive,
             "would_requests": self.would_requests,
             "unconfirmed": self.received - self.done,
             "associations_created": self.associations,
             "requests": self.tally.requests,
+            "requests_saved": self.requests_saved,
             "retries": self.tally.retries,
             "rate_limited_429s": self.tally.rate_limited,
             "duration_seconds": round(end - self.started, 3),
@@ -173,6 +188,9 @@ class Reporter:
         stats = self.stats.get(stream)
         if stats is None:
             stats = self.stats[stream] = StreamStats(stream, object_type)
+            if self.settings.skip_unchanged:
+                stats.batch_size = min(self.settings.batch_size_rows, 100)
+                stats.shown.add(UNCHANGED)
         return stats
 
     def note_rejection(self, stats: StreamStats, rejection: Rejection) -> None:

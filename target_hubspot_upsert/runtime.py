@@ -12,6 +12,7 @@ from singer_sdk import metrics
 
 from target_hubspot_upsert.associations import Associator
 from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenProvider
+from target_hubspot_upsert.changecache import ChangeTracker
 from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
@@ -106,6 +107,8 @@ class Runtime:
             else BatchWriter(self.client, on_archived=self.associator.forget, log_values=settings.log_record_values)
         )
         self.preflight = Preflight(self.client, settings)
+        # skip_unchanged: the change cache (opened when the first records need it).
+        self.changes = ChangeTracker(settings, self.client) if settings.skip_unchanged else None
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
         self.finished = False
@@ -161,12 +164,21 @@ class Runtime:
             {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
         ):
             # One job: the write (or archive), then its associations, before the ledger marks it done.
-            outcome = self.writer.write(batch, stats.tally)
-            if batch.target.associations and batch.op == WRITE:
-                self.associator.link(batch, outcome, stats.tally)
+            if self.changes is not None:
+                self.changes.before_write(batch)
+            try:
+                outcome = self.writer.write(batch, stats.tally)
+                if batch.target.associations and batch.op == WRITE:
+                    self.associator.link(batch, outcome, stats.tally)
+            except BaseException:
+                if self.changes is not None:
+                    self.changes.write_failed(batch)
+                raise
             return outcome
 
     def _on_outcome(self, batch: Batch, outcome: BatchOutcome) -> None:
+        if self.changes is not None:
+            self.changes.acknowledged(batch, outcome)  # before the ids are released (per-id order)
         stats = self.report.stats[batch.stream]
         counts = outcome.counts(batch.inputs)
         if counts.get(WOULD_WRITE) or counts.get(WOULD_ARCHIVE):
@@ -209,3 +221,5 @@ class Runtime:
         self.dispatcher.shutdown()
         self.client.close()
         self.rejects.close()
+        if self.changes is not None:
+            self.changes.close()

@@ -29,6 +29,10 @@ class Settings:
     max_retries: int
     max_rejected_records: int
     log_record_values: bool
+    skip_unchanged: bool
+    change_cache_path: str
+    change_cache_max_age_days: int
+    full_resync: bool
     dry_run: bool
     hard_delete: bool = False
     access_token: str | None = None

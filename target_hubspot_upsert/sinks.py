@@ -124,6 +124,8 @@ class HubSpotSink(AdaptedSink):
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
+        # skip_unchanged: looks inputs up in the change cache and holds the changed ones.
+        self.changes = self.runtime.changes.for_sink(self) if self.runtime.changes is not None else None
 
     @property
     def object_key(self) -> str:
@@ -151,8 +153,8 @@ class HubSpotSink(AdaptedSink):
 
     @property
     def current_size(self) -> int:
-        """Distinct ids waiting in the buffer."""
-        return len(self._buffer)
+        """Distinct ids waiting in the buffer (and changed inputs held to fill a batch)."""
+        return len(self._buffer) + (len(self.changes.held) if self.changes is not None else 0)
 
     @property
     def is_full(self) -> bool:
@@ -198,7 +200,9 @@ class HubSpotSink(AdaptedSink):
     def process_batch(self, context: dict) -> None:  # noqa: ARG002
         """Submit the buffer (non-blocking unless the pool is full)."""
         self._count_received()
-        self.flush(final=False)
+        # A drain because the buffer is full may hold changed inputs back to fill a request; a
+        # drain by age or at a schema change sends them.
+        self.flush(final=False, hold=len(self._buffer) >= self.max_size)
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
@@ -222,8 +226,8 @@ class HubSpotSink(AdaptedSink):
             opener = functools.partial(open_batch_file, path, storage)
             for record in batch_records(opener, encoding.compression, where):
                 self.accept(record)
-                if self.current_size >= self.max_size:
-                    self.flush(final=False)
+                if len(self._buffer) >= self.max_size:
+                    self.flush(final=False, hold=True)
 
     # --- buffering ----------------------------------------------------------------------
 
@@ -381,12 +385,14 @@ class HubSpotSink(AdaptedSink):
             ),
         )
 
-    def flush(self, *, final: bool, cascade: bool = True) -> None:
+    def flush(self, *, final: bool, cascade: bool = True, hold: bool = False) -> None:
         """Submit what can go now; ids still in flight wait in the buffer for the next batch.
 
-        With `final`, wait until the buffer is empty (end of input).
+        With `final`, wait until the buffer is empty (end of input). With `hold` (a drain because
+        the buffer is full), skip_unchanged keeps changed inputs back until they fill a request.
         """
         dispatcher = self.runtime.dispatcher
+        changes = self.changes
         while self._buffer:
             mark = dispatcher.finished
             ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
@@ -394,12 +400,18 @@ class HubSpotSink(AdaptedSink):
                 if cascade and self._association_types:
                     # Objects this stream associates with, buffered by other streams, go first.
                     self._hub_target.flush_objects(self._association_types, exclude=self)
+                if changes is not None:
+                    ready = changes.triage(ready)  # skips what HubSpot has; holds what changed
                 for op in (WRITE, ARCHIVE):
                     self._submit(ready, op)
             if not self._buffer or (not final and len(self._buffer) < self.max_size):
-                return
+                break
             if not ready:
+                if changes is not None:
+                    changes.send(everything=True)  # the ids waited for may be held here, not in flight
                 dispatcher.wait_for_progress(since=mark)
+        if changes is not None and not hold:
+            changes.send(everything=True)
 
     def _submit(self, items: list[PendingInput], op: str) -> None:
         """Submit reserved inputs of one operation, a request's worth at a time."""

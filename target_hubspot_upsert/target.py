@@ -176,7 +176,7 @@ def _value_problems(config: t.Mapping[str, t.Any]) -> list[str]:
             "load_method 'overwrite' (delete everything, then load) is not supported: every load "
             "is a HubSpot upsert. Use 'upsert' or 'append-only' (the same here)."
         )
-    for key in ("rejected_records_path", "run_report_path"):
+    for key in ("rejected_records_path", "run_report_path", "change_cache_path"):
         value = config.get(key)
         if isinstance(value, str) and value and Path(value).is_dir():
             problems.append(f"{key} must name a file, not a directory; got {value!r}.")
@@ -192,6 +192,7 @@ _MINIMUMS: dict[str, tuple[float, str]] = {
     "max_requests_per_10_seconds": (1, "a whole number of at least 1"),
     "max_retries": (0, "a whole number of at least 0"),
     "max_rejected_records": (0, "a whole number of at least 0"),
+    "change_cache_max_age_days": (1, "a whole number of days, at least 1 (use full_resync to send everything once)"),
 }
 
 
@@ -208,6 +209,11 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     group = config.get("property_group")
     if isinstance(group, str) and not group.strip():
         problems.append("property_group must not be empty; leave it out for the default 'target_hubspot_upsert'.")
+    cache_path = config.get("change_cache_path")
+    if isinstance(cache_path, str) and not cache_path.strip():
+        problems.append(
+            "change_cache_path must name a file; leave it out for the default '.target-hubspot-upsert/changes.sqlite'."
+        )
     return problems
 
 
@@ -293,6 +299,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
     name = "target-hubspot-upsert"
     #: Set by the `--check` command-line flag: a dry run whatever the config says.
     check_requested = False
+    #: Set by the `--full-resync` command-line flag: `full_resync` for this run.
+    full_resync_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
     #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
@@ -403,6 +411,22 @@ class TargetHubSpotUpsert(AdaptedTarget):
             "run_report_path", th.StringType,
             description="Optional JSON file written at the end of the run with per-stream counts, requests, retries, 429s, duration and first errors.",
         ),
+        th.Property(
+            "skip_unchanged", th.BooleanType, default=False,
+            description="Send only what changed: a record whose serialized properties equal those HubSpot last acknowledged for its object (noted in `change_cache_path`) is counted `unchanged` and not sent. For full-table re-syncs where few rows change.",
+        ),
+        th.Property(
+            "change_cache_path", th.StringType, default=".target-hubspot-upsert/changes.sqlite",
+            description="SQLite file of the change cache used by `skip_unchanged` (relative to the working directory), one table per HubSpot account. Keep it on a persistent volume: without it every record is sent again.",
+        ),
+        th.Property(
+            "change_cache_max_age_days", th.IntegerType, default=7,
+            description="With `skip_unchanged`, a record is sent anyway when its object's cache entry was written this many days ago or more (UTC days), so edits made in HubSpot are overwritten at least that often.",
+        ),
+        th.Property(
+            "full_resync", th.BooleanType, default=False,
+            description="With `skip_unchanged`, send every record for this run and refresh the change cache (also the `--full-resync` command-line flag).",
+        ),
         # -- the SDK's built-in settings, described as they work in this target -------------
         th.Property(
             "add_record_metadata", th.BooleanType,
@@ -464,7 +488,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        config = {**self.config, "dry_run": True} if self.check_requested else self.config
+        overrides = {"dry_run": self.check_requested, "full_resync": self.full_resync_requested}
+        config = {**self.config, **{key: True for key, on in overrides.items() if on}}
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
 
     @classmethod

@@ -1,0 +1,491 @@
+"""Send only what changed: a local SQLite cache of the values HubSpot acknowledged, per object.
+
+One table per HubSpot account (portal), one row per object: a 64-bit hash of (object type, id
+property, id) as the key, a 64-bit hash of the wire properties HubSpot last acknowledged for that
+object, and the UTC day the row was written. No id or value is stored in clear.
+
+The rules that keep a skip safe:
+- A row is written only after HubSpot acknowledged that value for that object, before the id
+  is released for its next batch (per-id order).
+- A row that differs from a value about to be sent is deleted, durably, before the request goes
+  out. So whatever happens to the request (crash, timeout after the write, rejection), the cache
+  never claims a value other than one HubSpot acknowledged as the object's latest write: it can
+  only make the next run send more, never skip a change.
+- An id buffered behind an in-flight batch of the same id is never compared: it is sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from target_hubspot_upsert.errors import HubSpotFatalError, UserFacingError
+from target_hubspot_upsert.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
+
+if TYPE_CHECKING:
+    from target_hubspot_upsert.client import HubSpotClient
+    from target_hubspot_upsert.settings import Settings
+    from target_hubspot_upsert.sinks import HubSpotSink
+
+logger = logging.getLogger("target_hubspot_upsert")
+
+FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
+LOOKUP_CHUNK = 100  # keys per SELECT ... IN (...)
+# Page cache: 16 MB holds the whole table up to ~600,000 objects; larger tables are read through
+# the OS cache (SQLite's default, 2 MB, costs ~30% more per look-up).
+PAGE_CACHE_KIB = 16_000
+SECONDS_PER_DAY = 86_400
+LANDED = frozenset({CREATED, UPDATED})  # outcomes after which HubSpot holds what was sent
+
+
+class ChangeCacheError(UserFacingError):
+    """The change cache file cannot be opened, read or written."""
+
+
+def utc_day() -> int:
+    """Days since 1970-01-01 (UTC): the stamp that ages entries."""
+    return int(time.time() // SECONDS_PER_DAY)
+
+
+def _int64(digest: bytes) -> int:
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def key_hasher(object_type: str, id_property: str) -> Any:  # noqa: ANN401 - hashlib's blake2b
+    """A hash already fed with the object type and id property, for the ids of one stream."""
+    return hashlib.blake2b(f"{object_type}\0{id_property}\0".encode(), digest_size=8)
+
+
+def object_key(object_type: str, id_property: str, record_id: str) -> int:
+    """The row key of one object: 64 bits of (canonical object type, id property, id).
+
+    The id as HubSpot matches it (`match_key`: emails in any case, other values exactly), as
+    the sink's `PendingInput.id` already holds it.
+    """
+    h = key_hasher(object_type, id_property)
+    h.update(match_key(id_property, record_id).encode("utf-8", "surrogatepass"))
+    return _int64(h.digest())
+
+
+def input_digest(
+    properties: Mapping[str, str], associations: Iterable[Sequence[str | int | None]] | None = None,
+) -> int | None:
+    """64 bits of what an input writes: its wire properties and, optionally, its associations.
+
+    The properties are the serialized strings (so `1.50` and `1.5` hash the same, and nulls
+    follow `null_values`: `""` under clear, absent under skip). Associations, when the input
+    carries any, are hashed as a set of tuples, e.g. `(to_object_type, to_id_property, label,
+    value)`; no associations hashes like properties alone. None when the input cannot be encoded
+    (the writer rejects it; it is never cached).
+    """
+    try:
+        data = orjson.dumps(properties, option=orjson.OPT_SORT_KEYS)
+        if associations:
+            data += b"\0" + b"\0".join(sorted({orjson.dumps(list(a)) for a in associations}))
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return _int64(hashlib.blake2b(data, digest_size=8).digest())
+
+
+def links_of(item: PendingInput) -> list[tuple[str, str, str | int | None, str]] | None:
+    """The associations an input asks for, as `input_digest` takes them (None: none)."""
+    if not item.links:
+        return None
+    return [(link.spec.to_key, link.spec.to_id_property, link.spec.label, link.value) for link in item.links]
+
+
+class ChangeCache:
+    """The SQLite file: look-ups and writes from any thread, one at a time.
+
+    One connection, not a reader and a writer: in WAL mode a commit by another connection empties
+    a reader's page cache, and the look-ups load the very pages the acknowledgements then write
+    (measured: a third less CPU per record in a first run).
+    """
+
+    def __init__(self, path: str | Path, portal_id: int) -> None:
+        """Open (or create) the file in WAL mode, with the account's table."""
+        self.path = Path(path)
+        self.portal_id = int(portal_id)
+        self.table = f'"portal_{self.portal_id}"'
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect()
+            self._setup()
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error("open", exc) from None
+        # S608: the table name is made from an int, every value is a bound parameter.
+        self._upsert = f"INSERT OR REPLACE INTO {self.table} (k, h, d) VALUES (?, ?, ?)"  # noqa: S608
+        self._delete = f"DELETE FROM {self.table} WHERE k = ?"  # noqa: S608
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit (isolation_level None): transactions are explicit. Used by several threads,
+        # under self._lock.
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
+        return conn
+
+    def _setup(self) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > FORMAT_VERSION:
+            msg = (
+                f"The change cache {self.path} was written by a newer version of target-hubspot-upsert "
+                f"(format {version}); delete it or set change_cache_path to another file."
+            )
+            raise ChangeCacheError(msg)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} "
+            "(k INTEGER PRIMARY KEY, h INTEGER NOT NULL, d INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        if version < FORMAT_VERSION:
+            conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+
+    def _error(self, what: str, exc: BaseException) -> ChangeCacheError:
+        return ChangeCacheError(
+            f"Could not {what} the change cache {self.path} ({type(exc).__name__}: {exc}). Check that "
+            "change_cache_path names a writable file on a disk with free space (delete the file if it "
+            "is damaged: the next run then sends every record), or turn skip_unchanged off."
+        )
+
+    @staticmethod
+    @functools.cache
+    def _select(table: str, n: int) -> str:
+        return f"SELECT k, h, d FROM {table} WHERE k IN ({','.join('?' * n)})"  # noqa: S608 - as above
+
+    def lookup(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The cached (value hash, day) of each key that has an entry."""
+        found: dict[int, tuple[int, int]] = {}
+        with self._lock:
+            if self._closed:
+                msg = "The change cache is closed: the run is stopping."
+                raise HubSpotFatalError(msg)
+            try:
+                for start in range(0, len(keys), LOOKUP_CHUNK):
+                    chunk = keys[start : start + LOOKUP_CHUNK]
+                    for k, h, d in self._conn.execute(self._select(self.table, len(chunk)), chunk):
+                        found[k] = (h, d)
+            except sqlite3.Error as exc:
+                raise self._error("read", exc) from None
+        return found
+
+    def write(self, rows: Sequence[tuple[int, int, int]], gone: Sequence[int] = (), *, durable: bool = False) -> None:
+        """One transaction: delete the `gone` keys, then write the (key, hash, day) rows.
+
+        `durable` syncs the commit to disk before returning (deletes that must hold before a
+        request goes out, even through a power loss); other commits may be lost by a power loss
+        (never by a crash of the process), which only makes the next run send more.
+        """
+        if not rows and not gone:
+            return
+        with self._lock:
+            if self._closed:
+                msg = "The change cache is closed: the run is stopping."
+                raise HubSpotFatalError(msg)
+            conn = self._conn
+            try:
+                if durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(self._delete, [(k,) for k in gone])
+                    conn.executemany(self._upsert, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    if durable:
+                        conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise self._error("write", exc) from None
+
+    def close(self) -> None:
+        """Close the connection (the last one to close folds the WAL back into the file)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._conn.close()
+
+
+class ChangeTracker:
+    """The run's use of the cache: which inputs to skip, and what to write once HubSpot answers.
+
+    Hooks: each sink's `SinkChanges.triage` (main thread) decides; the runtime calls
+    `before_write`, `acknowledged` and `write_failed` on the worker that sends a batch.
+    For archives (and other writes that change an object outside an upsert), `forget` removes
+    the objects' entries; call it before the request goes out.
+    """
+
+    def __init__(
+        self, settings: Settings, client: HubSpotClient, *, today: Callable[[], int] = utc_day,
+    ) -> None:
+        """Nothing is opened until the first records need a look-up."""
+        self.path = settings.change_cache_path
+        self.max_age_days = settings.change_cache_max_age_days
+        self.full_resync = settings.full_resync
+        self.batch_size = settings.batch_size_rows
+        # A dry run looks up (its report shows what a real run would skip) and writes nothing.
+        self.read_only = settings.dry_run
+        self.today = today
+        self._client = client
+        self._cache: ChangeCache | None = None
+        self._open_lock = threading.Lock()
+        # id(input) -> (row key, value hash or None, delete the cached row before sending)
+        self._sent: dict[int, tuple[int, int | None, bool]] = {}
+        self._sent_lock = threading.Lock()
+        self._write_warned = False
+        # What the cache costs, in CPU seconds of the threads that did the work (logged at close).
+        self.looked_up = 0
+        self.skipped = 0
+        self.lookup_cpu = 0.0
+        self.written = 0
+        self.write_cpu = 0.0
+
+    # --- opening ------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> ChangeCache:
+        """The cache of this token's HubSpot account, opened on first use."""
+        if self._cache is None:
+            with self._open_lock:
+                if self._cache is None:
+                    self._cache = ChangeCache(self.path, self._portal_id())
+                    logger.info(
+                        "skip_unchanged: change cache %s, HubSpot account %s; entries older than %d day(s) "
+                        "are sent again%s.",
+                        self.path, self._cache.portal_id, self.max_age_days,
+                        "; full resync: every record is sent and the cache refreshed" if self.full_resync else "",
+                    )
+        return self._cache
+
+    def _portal_id(self) -> int:
+        """The HubSpot account the token belongs to, so one file never mixes two accounts."""
+        response = self._client.get_account_details()
+        body = response.body if isinstance(response.body, dict) else {}
+        portal = body.get("portalId")
+        if response.status != 200 or isinstance(portal, bool) or not isinstance(portal, int):
+            msg = (
+                f"skip_unchanged needs the HubSpot account id (GET /account-info/v3/details), but HubSpot "
+                f"answered {response.status} without a portalId ({body.get('message') or 'no message'}). "
+                "Turn skip_unchanged off, or check the token."
+            )
+            raise HubSpotFatalError(msg)
+        return portal
+
+    def for_sink(self, sink: HubSpotSink) -> SinkChanges:
+        """The per-sink part: the look-up, and the changed inputs waiting to fill a batch."""
+        return SinkChanges(self, sink)
+
+    # --- hooks on the worker that sends a batch -----------------------------------------
+
+    def note(self, changed: list[tuple[PendingInput, int, int | None, bool]]) -> None:
+        """Remember what changed inputs will write: (input, key, value hash, replaces a cached value)."""
+        with self._sent_lock:
+            for item, key, digest, replaces in changed:
+                self._sent[id(item)] = (key, digest, replaces)
+
+    def _take(self, batch: Batch) -> list[tuple[PendingInput, tuple[int, int | None, bool]]]:
+        with self._sent_lock:
+            taken = [(item, self._sent.pop(id(item), None)) for item in batch.inputs]
+        return [(item, meta) for item, meta in taken if meta is not None]
+
+    def before_write(self, batch: Batch) -> None:
+        """Delete, durably, every cached value that differs from what this batch sends."""
+        if self.read_only:
+            return
+        with self._sent_lock:
+            stale = [meta[0] for item in batch.inputs if (meta := self._sent.get(id(item))) and meta[2]]
+        if stale:
+            self.cache.write((), stale, durable=True)
+
+    def acknowledged(self, batch: Batch, outcome: BatchOutcome) -> None:
+        """One transaction: the values HubSpot acknowledged; no entry for what it rejected."""
+        if self.read_only:
+            self._take(batch)
+            return
+        started = time.thread_time()
+        # Rejected, or landed without every association it asked for: no entry.
+        failed = {id(entry[0]) for entry in outcome.rejected} | {id(entry[0]) for entry in outcome.link_rejected}
+        day = self.today()
+        rows: list[tuple[int, int, int]] = []
+        gone: list[int] = []
+        for item, (key, digest, _replaces) in self._take(batch):
+            if digest is not None and item.result in LANDED and id(item) not in failed:
+                rows.append((key, digest, day))
+            else:  # archived, skipped by the write mode (not found, exists), rejected
+                gone.append(key)
+        try:
+            self.cache.write(rows, gone)
+        except (ChangeCacheError, HubSpotFatalError) as exc:
+            # Not writing is safe (those records are sent again next run); the run goes on.
+            if not self._write_warned:
+                self._write_warned = True
+                logger.warning("%s The records it could not note are sent again next run.", exc)
+        with self._sent_lock:
+            self.written += len(rows)
+            self.write_cpu += time.thread_time() - started
+
+    def write_failed(self, batch: Batch) -> None:
+        """No outcome for the batch: its objects keep no entry."""
+        if self.read_only:
+            self._take(batch)
+            return
+        gone = [key for _item, (key, _digest, _replaces) in self._take(batch)]
+        try:
+            self.cache.write((), gone)
+        except (ChangeCacheError, HubSpotFatalError):
+            logger.debug("Could not clear change cache entries of a failed batch.", exc_info=True)
+
+    def forget(self, object_type: str, id_property: str, ids: Iterable[str]) -> None:
+        """Remove the entries of these objects (archives): durable before it returns.
+
+        `object_type` is the canonical type (`ObjectTarget.canonical_type`) and `id_property`
+        the unique property the objects are upserted by, so the keys match those of upserts.
+        """
+        if self.read_only:
+            return
+        self.cache.write((), [object_key(object_type, id_property, record_id) for record_id in ids], durable=True)
+
+    def close(self) -> None:
+        """Close the file, if it was opened, and say what the cache cost."""
+        if self._cache is None:
+            return
+        self._cache.close()
+        logger.info(
+            "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written. Change cache CPU: "
+            "%.2f µs per input looked up (hashing and look-up), %.2f µs per entry written.",
+            self.looked_up, self.skipped, self.written,
+            1e6 * self.lookup_cpu / max(self.looked_up, 1), 1e6 * self.write_cpu / max(self.written, 1),
+        )
+
+
+class SinkChanges:
+    """One sink's look-ups, and its changed inputs held until they fill a batch.
+
+    Held inputs stay reserved in the dispatcher (a later record for the same id waits behind
+    them) and are covered by the checkpoint ledger under their own key.
+    """
+
+    def __init__(self, tracker: ChangeTracker, sink: HubSpotSink) -> None:
+        """Bind to a sink's object type and id property."""
+        self.tracker = tracker
+        self.sink = sink
+        self.hasher = key_hasher(sink.object_target.canonical_type, sink.object_target.id_property)
+        self.held: list[PendingInput] = []
+        self.held_key = f"{sink._buffer_key}#changed"  # noqa: SLF001 - the sink's own ledger key
+
+    def _hashes(self, items: list[PendingInput]) -> tuple[list[int], list[int | None]]:
+        # object_key() and input_digest() inlined: this runs once per record.
+        new = self.hasher.copy
+        from_bytes = int.from_bytes
+        blake2b = hashlib.blake2b
+        dumps = orjson.dumps
+        sort_keys = orjson.OPT_SORT_KEYS
+        keys: list[int] = []
+        digests: list[int | None] = []
+        for item in items:
+            h = new()
+            h.update(item.id.encode("utf-8", "surrogatepass"))
+            keys.append(from_bytes(h.digest(), "little", signed=True))
+            if item.op != WRITE:
+                digests.append(None)  # an archive: its entry goes before it is sent
+            elif item.links:
+                digests.append(input_digest(item.properties, links_of(item)))
+            else:
+                try:
+                    wire = dumps(item.properties, option=sort_keys)
+                except orjson.JSONEncodeError:
+                    digests.append(None)  # not encodable: the writer rejects it
+                    continue
+                digests.append(from_bytes(blake2b(wire, digest_size=8).digest(), "little", signed=True))
+        return keys, digests
+
+    def triage(self, ready: list[PendingInput]) -> list[PendingInput]:
+        """Skip the unchanged of the `ready` (reserved) inputs and hold the changed; return the rest.
+
+        The rest (archives, and objects created without a unique property) go out as they would
+        without the cache; an archive's entry is deleted before the archive is sent.
+        """
+        started = time.thread_time()
+        tracker = self.tracker
+        cached_ids = [item for item in ready if item.id]
+        keys, digests = self._hashes(cached_ids)
+        found = tracker.cache.lookup([k for k, item in zip(keys, cached_ids, strict=True) if item.op == WRITE])
+        oldest_fresh = tracker.today() - tracker.max_age_days + 1
+        skip_fresh = not tracker.full_resync
+        unchanged: list[PendingInput] = []
+        changed: list[tuple[PendingInput, int, int | None, bool]] = []
+        for item, key, digest in zip(cached_ids, keys, digests, strict=True):
+            cached = found.get(key)
+            if item.op != WRITE:
+                changed.append((item, key, None, True))
+            elif cached is None:
+                changed.append((item, key, digest, False))
+            elif cached[0] != digest:
+                changed.append((item, key, digest, True))  # deleted from the cache before this is sent
+            elif skip_fresh and cached[1] >= oldest_fresh:
+                unchanged.append(item)
+            else:
+                changed.append((item, key, digest, False))  # the same value, sent again to refresh it
+        tracker.note(changed)
+        tracker.looked_up += len(cached_ids)
+        tracker.skipped += len(unchanged)
+        tracker.lookup_cpu += time.thread_time() - started
+        self._move(unchanged, [entry[0] for entry in changed if entry[0].op == WRITE])
+        self.send(everything=False)
+        return [item for item in ready if item.op != WRITE or not item.id]
+
+    def _move(self, unchanged: list[PendingInput], changed: list[PendingInput]) -> None:
+        """Out of the buffer: held inputs first registered with the ledger, so nothing slips."""
+        sink = self.sink
+        runtime = sink.runtime
+        ledger = runtime.ledger
+        if changed:
+            self.held.extend(changed)
+            ledger.set_buffer(self.held_key, min(item.records[0].seq for item in self.held))
+        buffer = sink._buffer  # noqa: SLF001 - this module is the sink's helper
+        for item in changed:
+            del buffer[item.key]
+        if unchanged:
+            merged = 0
+            for item in unchanged:
+                del buffer[item.key]
+                merged += len(item.records) - 1
+            with sink.stats.lock:
+                sink.stats.unchanged += len(unchanged)
+                sink.stats.merged += merged
+            runtime.dispatcher.release(sink.object_key, unchanged)
+        first = next(iter(buffer.values()), None)
+        ledger.set_buffer(sink._buffer_key, first.records[0].seq if first is not None else None)  # noqa: SLF001
+
+    def send(self, *, everything: bool) -> None:
+        """Submit held inputs a full batch at a time (with `everything`, the rest too)."""
+        sink = self.sink
+        size = sink.max_size_cached
+        dispatcher = sink.runtime.dispatcher
+        while self.held and (everything or len(self.held) >= size):
+            chunk, self.held = self.held[:size], self.held[size:]
+            remaining_min = min((item.records[0].seq for item in self.held), default=None)
+            dispatcher.submit(
+                sink.object_key,
+                functools.partial(
+                    sink._make_batch,  # noqa: SLF001
+                    chunk=chunk, batch_min=min(item.records[0].seq for item in chunk), op=WRITE,
+                ),
+                self.held_key,
+                remaining_min,
+            )

@@ -1,0 +1,510 @@
+"""skip_unchanged: the change cache sends only what changed, and never skips a change."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from target_hubspot_upsert.changecache import (
+    ChangeCache,
+    SinkChanges,
+    input_digest,
+    object_key,
+    utc_day,
+)
+from target_hubspot_upsert.mapping import ObjectTarget
+from target_hubspot_upsert.model import ARCHIVE, PendingInput
+
+from .conftest import TOKEN
+from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
+from .test_end_to_end import contacts_with_states, landed_times
+
+TOKEN_B = "test-token-other-portal"
+
+
+@pytest.fixture
+def cache_config(config, tmp_path):
+    """The simulator config with skip_unchanged on and a cache file in the test's directory."""
+    return {**config, "skip_unchanged": True, "change_cache_path": str(tmp_path / "cache" / "changes.sqlite")}
+
+
+def sent_ids(sim, since: int = 0) -> list[str]:
+    """Ids of every input of the batch upserts logged after the first `since` requests."""
+    return [i for e in sim.requests[since:] if e.endpoint == "batch_upsert" for i in e.ids or []]
+
+
+def upserts_since(sim, since: int) -> list:
+    return [e for e in sim.requests[since:] if e.endpoint == "batch_upsert"]
+
+
+def age_entries(path: str, days: int) -> None:
+    """Make every cache entry `days` days older (what a clock moved forward would see)."""
+    with sqlite3.connect(path) as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            conn.execute(f'UPDATE "{table}" SET d = d - ?', (days,))  # noqa: S608 - table names from the file
+
+
+def stats_of(run, stream: str = "contacts"):
+    return run.target.runtime.report.stats[stream]
+
+
+# --- what is skipped --------------------------------------------------------------------
+
+
+def test_a_second_run_of_the_same_input_sends_nothing_and_emits_the_same_state(sim, cache_config, tmp_path):
+    report_path = tmp_path / "report.json"
+    config = {**cache_config, "run_report_path": str(report_path), "batch_size_rows": 50}
+    messages = contacts_with_states(500, 40)
+    first = run_in_process(config, messages)
+    assert first.error is None
+    assert len(sent_ids(sim)) == 500
+    mark = len(sim.requests)
+
+    second = run_in_process(config, messages)
+    assert second.error is None
+    assert upserts_since(sim, mark) == []  # nothing sent
+    assert second.states[-1] == first.states[-1] == {"n": 500}
+    assert len(second.states) > 1  # unchanged records do not hold checkpoints back
+    stats = stats_of(second)
+    assert (stats.received, stats.unchanged, stats.created + stats.updated + stats.rejected) == (500, 500, 0)
+    assert stats.requests_saved == 10  # 500 unchanged records / 50 per request
+    report = json.loads(report_path.read_text())["streams"]["contacts"]
+    assert report["unchanged"] == 500 and report["requests_saved"] == 10 and report["requests"] == 0
+    # One account look-up per run, and only with skip_unchanged on.
+    assert sum(e.endpoint == "account_info" for e in sim.requests) == 2
+
+
+def test_the_summary_reconciles_with_unchanged_and_names_the_requests_saved(sim, cache_config, tmp_path):
+    messages = [schema("contacts"), *(record("contacts", contact(i)) for i in range(150)), state({"n": 150})]
+    assert run_cli(cache_config, messages, tmp_path=tmp_path).returncode == 0
+    changed = [schema("contacts")]
+    for i in range(150):
+        changed.append(record("contacts", contact(i, firstname="New" if i < 3 else f"User {i}")))
+        if i == 7:
+            changed.append(record("contacts", contact(7)))  # merged with the one before: both unchanged
+    changed += [record("contacts", {"email": "broken"}), state({"n": 152})]
+    run = run_cli({**cache_config, "max_rejected_records": 1}, changed, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    line = re.search(r"Stream 'contacts' -> contacts: (.*)", run.stderr)
+    assert line is not None
+    assert line.group(1) == (
+        "received 152, created 0, updated 3, merged 1, rejected 1, unchanged 147; "
+        "requests 1 (2 saved by skip_unchanged), retries 0, 429s 0"
+    )
+
+
+def test_only_the_changed_records_are_sent_in_full_batches(sim, cache_config):
+    config = {**cache_config, "batch_size_rows": 100}
+    assert run_in_process(config, contacts_with_states(10_000, 1000)).error is None
+    mark = len(sim.requests)
+    messages = [schema("contacts")]
+    changed = set()
+    for i in range(10_000):
+        rec = contact(i, num_orders=i)
+        if i % 100 == 37:  # 1% changed
+            rec["firstname"] = f"Changed {i}"
+            changed.add(rec["email"])
+        messages.append(record("contacts", rec))
+        if (i + 1) % 1000 == 0:
+            messages.append(state({"n": i + 1}))
+    run = run_in_process(config, messages)
+    assert run.error is None
+    assert set(sent_ids(sim, mark)) == changed and len(sent_ids(sim, mark)) == 100
+    assert len(upserts_since(sim, mark)) == 1  # held until they filled one batch, not 100 requests
+    assert sim.find("contacts", "email", "user37@example.com")["properties"]["firstname"] == "Changed 37"
+    assert run.states[-1] == {"n": 10_000}
+    stats = stats_of(run)
+    assert (stats.updated, stats.unchanged, stats.requests_saved) == (100, 9_900, 99)
+
+
+def test_state_waits_for_held_changed_records_to_land(sim, cache_config):
+    config = {**cache_config, "batch_size_rows": 20, "max_concurrent_requests": 3}
+    assert run_in_process(config, contacts_with_states(600, 600)).error is None
+    sim.configure(latency_ms=10, latency_jitter_ms=9, seed=3)
+    messages = [schema("contacts")]
+    for i in range(600):
+        messages.append(record("contacts", contact(i, num_orders=i + (1 if i % 7 == 0 else 0))))
+        if (i + 1) % 13 == 0:
+            messages.append(state({"n": i + 1}))
+    messages.append(state({"n": 600}))
+    mark = len(sim.requests)
+    run = run_in_process(config, messages)
+    assert run.error is None
+    landed = landed_times(sim)
+    changed = {f"user{i}@example.com" for i in range(0, 600, 7)}
+    assert set(sent_ids(sim, mark)) == changed
+    assert len(run.states) > 3
+    for value, written_at in zip(run.states, run.state_times, strict=True):
+        for i in range(0, value["n"], 7):
+            assert landed[f"user{i}@example.com"] <= written_at, f"STATE {value} written before user{i} landed"
+
+
+def test_other_spellings_of_the_same_values_are_unchanged(sim, cache_config):
+    props = {
+        "email": {"type": "string"},
+        "lifetime_value": {"type": ["number", "string", "null"]},
+        "is_vip": {"type": ["boolean", "string", "null"]},
+        "last_order_at": {"type": ["string", "null"]},
+        "interests": {"type": ["array", "string", "null"], "items": {"type": "string"}},
+        "firstname": {"type": ["string", "null"]},
+    }
+    first = {"email": "Ada@Example.com", "lifetime_value": "1.50", "is_vip": True,
+             "last_order_at": "2024-03-01T08:30:00Z", "interests": ["music", "sports"], "firstname": None}
+    again = {"email": "ada@example.com", "lifetime_value": "1.5", "is_vip": "True",
+             "last_order_at": "2024-03-01T09:30:00+01:00", "interests": "music;sports"}
+    text = lines([schema("contacts", props), record("contacts", first)]).replace('"1.50"', "1.50")
+    assert run_in_process(cache_config, text).error is None
+    assert sim.find("contacts", "email", "ada@example.com")["properties"]["lifetime_value"] == "1.5"
+    mark = len(sim.requests)
+    run = run_in_process(cache_config, [schema("contacts", props), record("contacts", again)])
+    assert run.error is None
+    assert upserts_since(sim, mark) == []
+    assert stats_of(run).unchanged == 1
+
+
+def test_nulls_hash_as_they_are_sent(sim, cache_config):
+    null_name = [schema("contacts"), record("contacts", contact(1, firstname=None))]
+    assert run_in_process(cache_config, null_name).error is None
+    mark = len(sim.requests)
+    # Under skip a null is left out: the same as no field at all.
+    assert run_in_process(cache_config, [schema("contacts"), record("contacts", {"email": "user1@example.com"})]).error is None
+    assert upserts_since(sim, mark) == []
+    # Under clear a null is sent as "" (it clears the value): a change, then the same as "".
+    clear = {**cache_config, "null_values": "clear"}
+    assert run_in_process(clear, null_name).error is None
+    assert sent_ids(sim, mark) == ["user1@example.com"]
+    mark = len(sim.requests)
+    assert run_in_process(clear, [schema("contacts"), record("contacts", contact(1, firstname=""))]).error is None
+    assert upserts_since(sim, mark) == []
+
+
+# --- per-id order ------------------------------------------------------------------------
+
+
+def test_an_id_in_flight_with_another_value_is_sent_again_not_compared(sim, cache_config):
+    ada = {"email": "ada@example.com", "firstname": "A"}
+    assert run_in_process(cache_config, [schema("contacts"), record("contacts", ada)]).error is None
+    sim.configure(latency_ms=150)
+    mark = len(sim.requests)
+    # B goes out first; A (what the cache holds) comes back while B is in flight: A must win.
+    messages = [schema("contacts"), record("contacts", {**ada, "firstname": "B"}),
+                *(record("contacts", contact(i)) for i in range(5)), record("contacts", ada), state({"n": 7})]
+    run = run_in_process({**cache_config, "batch_size_rows": 1}, messages)
+    assert run.error is None
+    assert sim.find("contacts", "email", "ada@example.com")["properties"]["firstname"] == "A"
+    assert sent_ids(sim, mark).count("ada@example.com") == 2
+    assert run.states == [{"n": 7}]
+
+
+def test_records_merged_in_one_buffer_are_compared_as_merged(sim, cache_config):
+    ada = {"email": "ada@example.com", "firstname": "A", "num_orders": 1}
+    assert run_in_process(cache_config, [schema("contacts"), record("contacts", ada)]).error is None
+    mark = len(sim.requests)
+    run = run_in_process(cache_config, [
+        schema("contacts"), record("contacts", {**ada, "firstname": "B"}), record("contacts", ada),
+    ])
+    assert run.error is None
+    assert upserts_since(sim, mark) == []
+    stats = stats_of(run)
+    assert (stats.unchanged, stats.merged) == (1, 1)
+
+
+# --- crash safety ------------------------------------------------------------------------
+
+
+def test_kill_9_while_batches_are_in_flight_leaves_a_cache_that_resends(sim, cache_config, tmp_path):
+    config = {**cache_config, "batch_size_rows": 10, "max_concurrent_requests": 2}
+
+    def messages(value: str) -> list[dict]:
+        return contacts_with_states(80, 10) if value == "A" else [
+            schema("contacts"),
+            *(record("contacts", contact(i, num_orders=i, firstname=f"{value} {i}")) for i in range(80)),
+            state({"n": 80}),
+        ]
+
+    assert run_cli(config, messages("A"), tmp_path=tmp_path).returncode == 0
+    mark = len(sim.requests)
+    sim.configure(latency_ms=1000)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(messages("B")))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    # Kill once a batch was answered and a later one is in flight (being written, not yet answered).
+    while time.monotonic() < deadline:
+        batches = upserts_since(sim, mark)
+        answered = [e.finished for e in batches if e.status == 200 and e.finished is not None]
+        if answered and any(e.finished is None and e.ids and e.started >= min(answered) for e in batches):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    in_flight = {i for e in upserts_since(sim, mark) if e.finished is None for i in e.ids or []}
+    assert in_flight
+    while any(e.finished is None for e in upserts_since(sim, mark)):
+        time.sleep(0.01)  # HubSpot still writes what the dead process sent
+    written = {i for e in upserts_since(sim, mark) for i in e.ids or []}
+    for email in in_flight:
+        assert sim.find("contacts", "email", email)["properties"]["firstname"].startswith("B ")
+
+    # The source changes back to A: every object HubSpot got B for must be sent again.
+    sim.configure(latency_ms=0)
+    mark = len(sim.requests)
+    run = run_cli(config, messages("A"), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert written <= set(sent_ids(sim, mark))
+    for obj in sim.objects("contacts"):
+        assert obj["properties"]["firstname"] == f"User {obj['properties']['num_orders']}", obj
+    assert run.states[-1] == {"n": 80}
+
+
+def test_a_rejected_input_leaves_no_entry(sim, cache_config):
+    ada = {"email": "ada@example.com", "firstname": "Ada"}
+    assert run_in_process(cache_config, [schema("contacts"), record("contacts", ada)]).error is None
+    age_entries(cache_config["change_cache_path"], 30)  # stale: sent again
+    sim.add_validation_rule("contacts", "firstname", "Ada")
+    run = run_in_process({**cache_config, "max_rejected_records": 1}, [schema("contacts"), record("contacts", ada)])
+    assert run.error is None and stats_of(run).rejected == 1
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone()[0] == 0
+
+
+def test_a_failed_batch_leaves_no_entry(sim, cache_config):
+    config = {**cache_config, "request_timeout": 0.2, "max_retries": 1}
+    assert run_in_process(config, [schema("contacts"), record("contacts", contact(1))]).error is None
+    age_entries(config["change_cache_path"], 30)
+    sim.configure(latency_ms=1000)
+    run = run_in_process(config, [schema("contacts"), record("contacts", contact(1))])
+    assert run.error is not None  # no answer within the timeout: the outcome is unknown
+    with sqlite3.connect(config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone()[0] == 0
+
+
+# --- accounts, age, full resync ------------------------------------------------------------
+
+
+def test_two_portals_share_one_file_without_mixing(sim, cache_config):
+    sim.configure(tokens={TOKEN, TOKEN_B}, portals={TOKEN: 111, TOKEN_B: 222})
+    messages = contacts_with_states(120, 60)
+    assert run_in_process(cache_config, messages).error is None
+    mark = len(sim.requests)
+    other = run_in_process({**cache_config, "access_token": TOKEN_B}, messages)
+    assert other.error is None
+    assert len(sent_ids(sim, mark)) == 120  # another account starts from empty
+    mark = len(sim.requests)
+    assert run_in_process(cache_config, messages).error is None
+    assert run_in_process({**cache_config, "access_token": TOKEN_B}, messages).error is None
+    assert upserts_since(sim, mark) == []
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"portal_111", "portal_222"}
+
+
+def test_entries_older_than_the_max_age_are_sent_again(sim, cache_config):
+    config = {**cache_config, "change_cache_max_age_days": 7}
+    messages = contacts_with_states(50, 50)
+    assert run_in_process(config, messages).error is None
+    age_entries(config["change_cache_path"], 6)
+    mark = len(sim.requests)
+    assert run_in_process(config, messages).error is None
+    assert upserts_since(sim, mark) == []  # 6 days old: still trusted
+    age_entries(config["change_cache_path"], 1)
+    run = run_in_process(config, messages)
+    assert run.error is None
+    assert len(sent_ids(sim, mark)) == 50  # 7 days old: sent again, and refreshed
+    with sqlite3.connect(config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT min(d), max(d) FROM "portal_12345678"').fetchone() == (utc_day(), utc_day())
+    mark = len(sim.requests)
+    assert run_in_process(config, messages).error is None
+    assert upserts_since(sim, mark) == []
+
+
+def test_full_resync_sends_everything_and_refreshes_the_cache(sim, cache_config, tmp_path):
+    messages = contacts_with_states(60, 30)
+    assert run_cli(cache_config, messages, tmp_path=tmp_path).returncode == 0
+    age_entries(cache_config["change_cache_path"], 3)
+    mark = len(sim.requests)
+    run = run_cli(cache_config, messages, tmp_path=tmp_path, args=["--full-resync"])
+    assert run.returncode == 0, run.stderr
+    assert len(sent_ids(sim, mark)) == 60
+    assert "full resync" in run.stderr
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT min(d) FROM "portal_12345678"').fetchone() == (utc_day(),)
+    mark = len(sim.requests)
+    assert run_cli(cache_config, messages, tmp_path=tmp_path).returncode == 0  # the flag held for one run
+    assert upserts_since(sim, mark) == []
+    assert run_in_process({**cache_config, "full_resync": True}, messages).error is None  # the setting
+    assert len(sent_ids(sim, mark)) == 60
+
+
+def test_a_dry_run_shows_what_would_be_skipped_and_writes_no_entry(sim, cache_config, tmp_path):
+    assert run_in_process(cache_config, contacts_with_states(50, 50)).error is None
+    age_entries(cache_config["change_cache_path"], 1)
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        before = conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall()
+    mark = len(sim.requests)
+    messages = [schema("contacts"), *(record("contacts", contact(i, num_orders=i + (i == 3))) for i in range(50))]
+    run = run_cli(cache_config, messages, tmp_path=tmp_path, args=["--check"])
+    assert run.returncode == 0, run.stderr
+    assert upserts_since(sim, mark) == []
+    assert "would create or update 1 record(s) as 1 object(s) in 1 request(s); unchanged 49 (not sent)" in run.stderr
+    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall() == before
+
+
+def test_off_by_default_no_account_lookup_and_no_file(sim, config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = run_in_process(config, contacts_with_states(30, 30))
+    assert run.error is None
+    assert not any(e.endpoint == "account_info" for e in sim.requests)
+    assert not (tmp_path / ".target-hubspot-upsert").exists()
+    assert "unchanged" not in stats_of(run).summary_line()
+
+
+def test_the_default_file_is_under_the_working_directory(sim, config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_in_process({**config, "skip_unchanged": True}, contacts_with_states(10, 10)).error is None
+    assert (tmp_path / ".target-hubspot-upsert" / "changes.sqlite").is_file()
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("change_cache_max_age_days", 0, "change_cache_max_age_days must be a whole number of days, at least 1"),
+    ("change_cache_path", " ", "change_cache_path must name a file"),
+])
+def test_bad_cache_settings_are_config_errors(sim, cache_config, tmp_path, setting, value, message):
+    run = run_cli({**cache_config, setting: value}, "", tmp_path=tmp_path)
+    assert run.returncode == 1 and message in run.stderr
+
+
+def test_an_unusable_cache_file_stops_with_a_clear_message(sim, cache_config, tmp_path):
+    Path(cache_config["change_cache_path"]).parent.mkdir(parents=True)
+    Path(cache_config["change_cache_path"]).write_text("not a database" * 100)
+    run = run_cli(cache_config, contacts_with_states(5, 5), tmp_path=tmp_path)
+    assert run.returncode == 1
+    assert "Could not open the change cache" in run.stderr and "Traceback" not in run.stderr
+    assert run.states == []
+
+
+# --- the hashes and the file ----------------------------------------------------------------
+
+
+def test_input_digest_ignores_key_order_and_includes_associations():
+    a = input_digest({"email": "a@b.co", "firstname": "A"})
+    assert a == input_digest({"firstname": "A", "email": "a@b.co"})
+    assert a != input_digest({"email": "a@b.co", "firstname": "B"})
+    assert a != input_digest({"email": "a@b.co", "firstname": "A", "lastname": ""})
+    assert input_digest({"x": "1"}, []) == input_digest({"x": "1"})
+    with_assoc = input_digest({"x": "1"}, [("companies", "9", 279), ("deals", "3", 4)])
+    assert with_assoc == input_digest({"x": "1"}, [("deals", "3", 4), ("companies", "9", 279)])
+    assert with_assoc not in (input_digest({"x": "1"}), input_digest({"x": "1"}, [("companies", "9", 279)]))
+    assert input_digest({"x": "\ud800"}) is None  # not encodable: the writer rejects it, never cached
+
+
+def test_object_keys_differ_by_type_property_and_id_as_hubspot_matches_ids():
+    key = object_key("contacts", "email", "a@b.co")
+    assert key == object_key("contacts", "email", " A@b.co")  # emails match in any case
+    assert key != object_key("contacts", "email", "b@b.co")
+    assert key != object_key("companies", "email", "a@b.co")
+    assert key != object_key("contacts", "external_id", "a@b.co")
+    assert object_key("contacts", "external_id", "X1") != object_key("contacts", "external_id", "x1")
+
+
+def test_the_hot_path_hashes_as_the_public_functions_do():
+    class Sink:  # what SinkChanges reads of a sink
+        object_target = ObjectTarget("contacts", "0-1", "email")  # canonical type: contacts
+        _buffer_key = "contacts#1"
+
+    items = [PendingInput("ada@example.com", {"email": "ada@example.com", "n": "1"}, []),
+             PendingInput("b@c.de", {"firstname": "\ud800"}, []),
+             PendingInput("c@d.de", {}, [], op=ARCHIVE)]
+    keys, digests = SinkChanges(None, Sink())._hashes(items)  # type: ignore[arg-type]
+    assert keys == [object_key("contacts", "email", item.id) for item in items]
+    assert digests[0] == input_digest(items[0].properties)
+    assert digests[1:] == [None, None]  # not encodable; an archive
+
+
+def test_forget_removes_entries_for_archives(sim, cache_config):
+    messages = contacts_with_states(20, 20)
+    first = run_in_process(cache_config, messages)
+    assert first.error is None
+    tracker = first.target.runtime.changes
+    cache = ChangeCache(cache_config["change_cache_path"], 12345678)
+    try:
+        assert len(cache.lookup([object_key("contacts", "email", f"user{i}@example.com") for i in range(20)])) == 20
+        tracker._cache = cache  # the closed run's tracker, pointed at the file again
+        tracker.forget("contacts", "email", ["user3@example.com", "USER4@example.com"])
+    finally:
+        cache.close()
+    mark = len(sim.requests)
+    assert run_in_process(cache_config, messages).error is None
+    assert sorted(sent_ids(sim, mark)) == ["user3@example.com", "user4@example.com"]
+
+
+# --- deletes and associations --------------------------------------------------------------
+
+DELETES_SCHEMA = {
+    "email": {"type": "string"},
+    "firstname": {"type": ["string", "null"]},
+    "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
+
+def test_an_archive_removes_the_entry_so_the_same_record_recreates_the_object(sim, cache_config):
+    config = {**cache_config, "hard_delete": True}
+    ada = {"email": "ada@example.com", "firstname": "Ada"}
+    assert run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", ada)]).error is None
+    deleted = {**ada, "_sdc_deleted_at": "2024-03-01T10:00:00Z"}
+    run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", deleted)])
+    assert run.error is None and stats_of(run).archived == 1
+    assert sim.objects("contacts") == []
+    with sqlite3.connect(config["change_cache_path"]) as conn:
+        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone() == (0,)
+    mark = len(sim.requests)
+    run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", ada)])
+    assert run.error is None
+    assert sent_ids(sim, mark) == ["ada@example.com"]  # not skipped: the object was archived
+    assert [o["properties"]["firstname"] for o in sim.objects("contacts")] == ["Ada"]
+
+
+def test_associations_are_part_of_what_is_compared(sim, cache_config):
+    config = {**cache_config, "object_mappings": {
+        "accounts": {"object_type": "companies", "id_property": "company_external_id"},
+        "contacts": {"associations": [
+            {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"},
+        ]},
+    }}
+    accounts = [
+        schema("accounts", {"company_external_id": {"type": "string"}, "name": {"type": ["string", "null"]}}),
+        record("accounts", {"company_external_id": "c-1", "name": "Acme"}),
+        record("accounts", {"company_external_id": "c-2", "name": "Globex"}),
+    ]
+    contact_schema = schema("contacts", {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]},
+                                         "company_ref": {"type": ["string", "null"]}})
+
+    def messages(company: str) -> list[dict]:
+        return [*accounts, contact_schema,
+                record("contacts", {"email": "ada@example.com", "firstname": "Ada", "company_ref": company})]
+
+    assert run_in_process(config, messages("c-1")).error is None
+    assert len(sim.associations("contacts", "companies")) == 1
+    mark = len(sim.requests)
+    assert run_in_process(config, messages("c-1")).error is None
+    assert [e.endpoint for e in sim.requests[mark:] if e.endpoint.startswith(("batch", "associations"))] == []
+    run = run_in_process(config, messages("c-2"))  # same properties, another company: sent
+    assert run.error is None
+    assert sent_ids(sim, mark) == ["ada@example.com"]
+    assert len(sim.associations("contacts", "companies")) == 2
+    assert stats_of(run, "accounts").unchanged == 2
