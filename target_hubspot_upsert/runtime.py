@@ -70,24 +70,10 @@ class Runtime:
         # deadline fail at once instead.
         self.wait_deadline: float | None = None
         self.draining = threading.Event()
-        sleep = sleep or self._sleep
         for key in SECRET_SETTINGS:
             REDACTOR.add(getattr(settings, key))
         install_redactor()
-        self.limiter = RateLimiter(settings.max_requests_per_10_seconds, sleep=sleep, clock=clock)
-        # One transport (connection pools, deadlines, size cap) for API and OAuth token requests.
-        self.transport = Transport(
-            timeout=settings.request_timeout, pool_size=settings.max_concurrent_requests + 2,
-        )
-        self.client = HubSpotClient(
-            settings.api_base_url,
-            make_token_provider(settings, sleep, self.transport),
-            limiter=self.limiter,
-            max_retries=settings.max_retries,
-            api_version=settings.api_version,
-            sleep=sleep,
-            transport=self.transport,
-        )
+        self.client = self._make_client(settings, sleep or self._sleep, clock)
         self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
             settings.rejected_records_path,
@@ -112,6 +98,20 @@ class Runtime:
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
         self.finished = False
+
+    @staticmethod
+    def _make_client(settings: Settings, sleep: Callable[[float], None], clock: Callable[[], float]) -> HubSpotClient:
+        """One client, one rate limiter and one transport (pools, deadlines, size cap) for every request."""
+        transport = Transport(timeout=settings.request_timeout, pool_size=settings.max_concurrent_requests + 2)
+        return HubSpotClient(
+            settings.api_base_url,
+            make_token_provider(settings, sleep, transport),
+            limiter=RateLimiter(settings.max_requests_per_10_seconds, sleep=sleep, clock=clock),
+            max_retries=settings.max_retries,
+            api_version=settings.api_version,
+            sleep=sleep,
+            transport=transport,
+        )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], schema: Mapping[str, Any], **kwargs: Any) -> Runtime:  # noqa: ANN401

@@ -62,7 +62,7 @@ def test_sole_client_sees_no_429_and_follows_the_headers(sim, config):
     assert run.error is None
     assert len(sim.objects("contacts")) == 600
     assert sim.stats["rate_limited_ten_secondly"] == 0
-    assert run.target.runtime.limiter.limit == 15
+    assert run.target.runtime.client.limiter.limit == 15
 
 
 def test_shared_account_429_slows_down_instead_of_hammering(sim, config):
@@ -85,7 +85,7 @@ def test_another_client_seen_in_remaining_header_leaves_room_without_429(sim, co
     assert run.error is None
     assert len(sim.objects("contacts")) == 300
     assert sim.stats["rate_limited_ten_secondly"] == 0
-    assert run.target.runtime.limiter.throttled_seconds > 0
+    assert run.target.runtime.client.limiter.throttled_seconds > 0
 
 
 def test_daily_limit_midway_checkpoints_what_landed_and_stops(sim, config):
