@@ -316,12 +316,13 @@ def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     second = time.monotonic()
+    still_waiting = proc.poll() is None  # (under load the batches may all have landed already)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - second < 3  # not the rest of the 6 s answers nor the 30 s grace
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
-    assert "Received SIGTERM again" in stderr
+    assert "Received SIGTERM again" in stderr or not still_waiting
     assert re.search(r"Stream 'contacts' -> contacts: received \d+", stderr)  # the summary was written
     states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     assert states and states[-1]["n"] >= 10  # the checkpoints earned by the batches that landed
