@@ -437,7 +437,7 @@ CACHE_CASES: dict[str, CacheCase] = {
     "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED),
 }
 _CACHE_LINE = re.compile(r"Change cache CPU: ([0-9.]+) µs per input looked up .*?, ([0-9.]+) µs per entry written")
-_UNCHANGED = re.compile(r"unchanged (\d+),")
+_UNCHANGED = re.compile(r"unchanged (\d+)[,;]")
 
 
 @dataclass

@@ -11,7 +11,10 @@ The rules that keep a skip safe:
   out. So whatever happens to the request (crash, timeout after the write, rejection), the cache
   never claims a value other than one HubSpot acknowledged as the object's latest write: it can
   only make the next run send more, never skip a change.
-- An id buffered behind an in-flight batch of the same id is never compared: it is sent.
+- An input is compared only once no batch holding its id is in flight, so against what that
+  batch left (its value written, or the row deleted); merged records are compared as merged.
+- Archives (`hard_delete`) delete their objects' rows before they are sent; the associations a
+  record asks for are part of its value hash.
 """
 
 from __future__ import annotations
@@ -225,9 +228,9 @@ class ChangeTracker:
     """The run's use of the cache: which inputs to skip, and what to write once HubSpot answers.
 
     Hooks: each sink's `SinkChanges.triage` (main thread) decides; the runtime calls
-    `before_write`, `acknowledged` and `write_failed` on the worker that sends a batch.
-    For archives (and other writes that change an object outside an upsert), `forget` removes
-    the objects' entries; call it before the request goes out.
+    `before_write`, `acknowledged` and `write_failed` on the worker that sends a batch (archives
+    included). `forget` removes objects' rows for any other path that changes objects; call it
+    before the request goes out.
     """
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -93,8 +94,6 @@ class Runtime:
             else BatchWriter(self.client, on_archived=self.associator.forget, log_values=settings.log_record_values)
         )
         self.preflight = Preflight(self.client, settings)
-        # skip_unchanged: the change cache (opened when the first records need it).
-        self.changes = ChangeTracker(settings, self.client) if settings.skip_unchanged else None
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
         self.finished = False
@@ -112,6 +111,10 @@ class Runtime:
             sleep=sleep,
             transport=transport,
         )
+    @functools.cached_property
+    def changes(self) -> ChangeTracker | None:
+        """skip_unchanged: the change cache (its file is opened when the first records need it)."""
+        return ChangeTracker(self.settings, self.client) if self.settings.skip_unchanged else None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], schema: Mapping[str, Any], **kwargs: Any) -> Runtime:  # noqa: ANN401
