@@ -217,6 +217,21 @@ class _Checked:
         self.with_invalid = bool(bad)
 
 
+def _checked_write(
+    state: SimState, call: Call, check: Any,
+) -> tuple[ObjectType, _Checked] | Response:
+    """A write batch's object type and its inputs after the whole-request checks, or the answer that ends it."""
+    req = _batch_request(state, call, "write")
+    if isinstance(req, Response):
+        return req
+    ot, inputs = req
+    problems = check(state, ot, inputs)
+    if isinstance(problems, Response):
+        return problems
+    checked = _Checked(state, inputs, problems)
+    return checked.first_invalid if checked.first_invalid is not None else (ot, checked)
+
+
 def _batch_request(
     state: SimState, call: Call, access: str, limit: int = MAX_INPUTS
 ) -> tuple[ObjectType, list[Any]] | Response:
@@ -233,16 +248,10 @@ def _batch_request(
 def batch_upsert(state: SimState, call: Call) -> Response:
     """``POST .../batch/upsert``: create or update by a unique property."""
     started = now_iso()
-    req = _batch_request(state, call, "write")
+    req = _checked_write(state, call, _check_upsert)
     if isinstance(req, Response):
         return req
-    ot, inputs = req
-    problems = _check_upsert(state, ot, inputs)
-    if isinstance(problems, Response):
-        return problems
-    checked = _Checked(state, inputs, problems)
-    if checked.first_invalid is not None:
-        return checked.first_invalid
+    ot, checked = req
     valid = checked.valid
     if not checked.with_invalid and state.opts["partial_write_rate"]:
         valid = _partial_write(state, call, valid)
@@ -351,16 +360,10 @@ def _check_update(
 def batch_update(state: SimState, call: Call) -> Response:
     """``POST .../batch/update``: change existing objects (by record id, or ``idProperty`` per input)."""
     started = now_iso()
-    req = _batch_request(state, call, "write")
+    req = _checked_write(state, call, _check_update)
     if isinstance(req, Response):
         return req
-    ot, inputs = req
-    problems = _check_update(state, ot, inputs)
-    if isinstance(problems, Response):
-        return problems
-    checked = _Checked(state, inputs, problems)
-    if checked.first_invalid is not None:
-        return checked.first_invalid
+    ot, checked = req
     valid = checked.valid
     results, conflicts, missing = state.db.update(ot, valid, all_or_nothing=checked.batch_mode)
     state.count("inputs_written", len(results))
