@@ -60,7 +60,7 @@ def assert_states_never_pass_what_landed(lines, stdout: str, sim: HubSpotSimulat
 
 
 @settings(
-    max_examples=30, deadline=None,
+    max_examples=20, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(lines=singer_inputs(), batch_size=st.sampled_from([1, 3, 100]))
