@@ -217,13 +217,6 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
     return problems
 
 
-def _with_sdk_setting(schema: dict[str, t.Any], builtin: t.Mapping[str, t.Any], description: str) -> dict[str, t.Any]:
-    """Add an SDK built-in setting (its name, type, title and default) with this target's description."""
-    ((name, prop),) = builtin["properties"].items()
-    schema["properties"][name] = {**prop, "description": description}
-    return schema
-
-
 def _types(schema: t.Mapping[str, t.Any]) -> set[str]:
     kinds = schema.get("type") or [s.get("type") for s in schema.get("anyOf", [])]
     return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
@@ -280,16 +273,26 @@ def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[st
     return f"Unknown settings {', '.join(shown)}; they are ignored."
 
 
-def _with_sdk_settings(schema: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Add the SDK's stream_maps schema, described as it works here (the SDK appends the rest)."""
-    stream_maps = copy.deepcopy(STREAM_MAPS_CONFIG["properties"])
-    stream_maps["stream_maps"]["description"] = (
+_BUILTIN_DESCRIPTIONS = {
+    "hard_delete": (
+        "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
+        "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
+    ),
+    "stream_maps": (
         "Inline transformations applied before the upsert: rename, drop or compute fields, filter "
         "records, drop streams (see [Stream Maps](https://sdk.meltano.com/en/latest/stream_maps.html)). "
         "A renamed key property needs `__key_properties__`."
-    )
-    stream_maps["stream_map_config"]["description"] = "User-defined values that stream map expressions read as `config`."
-    schema["properties"].update(stream_maps)
+    ),
+    "stream_map_config": "User-defined values that stream map expressions read as `config`.",
+}
+
+
+def _with_sdk_settings(schema: dict[str, t.Any], *builtins: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Add SDK built-in settings (name, type, default), described as they work in this target where that differs."""
+    for builtin in builtins:
+        for name, prop in copy.deepcopy(builtin["properties"]).items():
+            prop["description"] = _BUILTIN_DESCRIPTIONS.get(name, prop.get("description"))
+            schema["properties"][name] = prop
     return schema
 
 
@@ -457,10 +460,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
             description="Separator between the parts of a flattened field name (`__` unless set).",
         ),
     ).to_dict()
-    config_jsonschema = _with_sdk_settings(_with_sdk_setting(config_jsonschema, TARGET_HARD_DELETE_CONFIG, (
-        "Archive the object of each record whose `_sdc_deleted_at` is set (found by its id property; HubSpot "
-        "keeps it restorable for 90 days). Off: such records are written like any other, the field left out."
-    )))
+    config_jsonschema = _with_sdk_settings(config_jsonschema, TARGET_HARD_DELETE_CONFIG, STREAM_MAPS_CONFIG)
 
     def __init__(
         self,
