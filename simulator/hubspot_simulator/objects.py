@@ -167,10 +167,14 @@ def resolve_type(state: SimState, call: Call, access: str) -> ObjectType | Respo
 # -- batch/upsert -------------------------------------------------------------------------
 
 
-def _check_upsert(
-    state: SimState, ot: ObjectType, inputs: list[dict[str, Any]]
+def _check_inputs(
+    state: SimState, ot: ObjectType, inputs: list[dict[str, Any]], address: Any,
 ) -> list[list[Problem] | None] | Response:
-    """Per-input problems, or the whole-request 400 (shape, idProperty, duplicates, non-strings)."""
+    """Per-input problems, or the whole-request 400 (shape, idProperty, duplicates, non-strings).
+
+    `address(ot, input)` returns (id property for duplicates, normalized id, id property for
+    validation), or the 400 that ends the request: the one thing upsert and update differ in.
+    """
     rules = state.db.rules_of(ot)
     seen: set[tuple[str, str]] = set()
     dups: list[str] = []
@@ -179,19 +183,31 @@ def _check_upsert(
         bad = _check_shape(inp, needs_id=True)
         if bad is not None:
             return bad
-        # HubSpot defaults the idProperty to hs_object_id, which upsert rejects.
-        idp = inp.get("idProperty") or "hs_object_id"
-        if idp not in ot.id_props:
-            return non_unique_id_property(idp)
-        key = ot.key(idp, inp["id"])
+        addressed = address(ot, inp)
+        if isinstance(addressed, Response):
+            return addressed
+        idp, key, validate_by = addressed
         _note_duplicate(seen, dups, (idp, key), key)
-        found = _validated(state, ot, inp, rules, idp)
+        found = _validated(state, ot, inp, rules, validate_by)
         if isinstance(found, Response):
             return found
         problems.append(found)
-    if dups:
-        return duplicate_ids(dups)  # in every validation_error_mode
-    return problems
+    return duplicate_ids(dups) if dups else problems  # in every validation_error_mode
+
+
+def _upsert_address(ot: ObjectType, inp: dict[str, Any]) -> tuple[str, str, str] | Response:
+    # HubSpot defaults the idProperty to hs_object_id, which upsert rejects.
+    idp = inp.get("idProperty") or "hs_object_id"
+    if idp not in ot.id_props:
+        return non_unique_id_property(idp)
+    return idp, ot.key(idp, inp["id"]), idp
+
+
+def _check_upsert(
+    state: SimState, ot: ObjectType, inputs: list[dict[str, Any]]
+) -> list[list[Problem] | None] | Response:
+    """Per-input problems of an upsert, or the whole-request 400."""
+    return _check_inputs(state, ot, inputs, _upsert_address)
 
 
 def _partial_write(state: SimState, call: Call, valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -334,27 +350,18 @@ def batch_read(state: SimState, call: Call) -> Response:
 # -- batch/update -------------------------------------------------------------------------
 
 
+def _update_address(ot: ObjectType, inp: dict[str, Any]) -> tuple[str, str, None] | Response:
+    idp = inp.get("idProperty")
+    if idp is not None and (idp == "hs_object_id" or idp not in ot.id_props):
+        return non_unique_id_property(idp)  # omit idProperty to address record ids
+    return idp or "hs_object_id", ot.key(idp, inp["id"]) if idp else inp["id"], None
+
+
 def _check_update(
     state: SimState, ot: ObjectType, inputs: list[dict[str, Any]]
 ) -> list[list[Problem] | None] | Response:
-    rules = state.db.rules_of(ot)
-    seen: set[tuple[str, str]] = set()
-    dups: list[str] = []
-    problems: list[list[Problem] | None] = []
-    for inp in inputs:
-        bad = _check_shape(inp, needs_id=True)
-        if bad is not None:
-            return bad
-        idp = inp.get("idProperty")
-        if idp is not None and (idp == "hs_object_id" or idp not in ot.id_props):
-            return non_unique_id_property(idp)  # omit idProperty to address record ids
-        key = ot.key(idp, inp["id"]) if idp else inp["id"]
-        _note_duplicate(seen, dups, (idp or "hs_object_id", key), key)
-        found = _validated(state, ot, inp, rules, None)
-        if isinstance(found, Response):
-            return found
-        problems.append(found)
-    return duplicate_ids(dups) if dups else problems
+    """Per-input problems of an update, or the whole-request 400."""
+    return _check_inputs(state, ot, inputs, _update_address)
 
 
 def batch_update(state: SimState, call: Call) -> Response:
