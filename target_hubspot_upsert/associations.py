@@ -18,7 +18,7 @@ from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.failures import Failure, bisect_failures
+from target_hubspot_upsert.failures import ISOLATABLE_STATUSES, Failure, bisect_failures
 from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
 from target_hubspot_upsert.model import (
     CREATED,
@@ -34,7 +34,6 @@ from target_hubspot_upsert.model import (
 logger = logging.getLogger("target_hubspot_upsert.associations")
 ID_CACHE_SIZE = 100_000  # other objects' record ids kept per run (a few MB at most)
 MAX_INPUTS = 100
-ISOLATABLE_STATUSES = frozenset({400, 409, 422})
 Pair = tuple[str, str]  # (from record id, to record id)
 
 

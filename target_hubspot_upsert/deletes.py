@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from target_hubspot_upsert.client import ApiResponse, HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.failures import Failure, bisect_failures
+from target_hubspot_upsert.errors import brief
+from target_hubspot_upsert.failures import Failure, bisect_failures, isolatable_or_raise
 from target_hubspot_upsert.model import ALREADY_ABSENT, ARCHIVED, Batch, BatchOutcome, PendingInput, match_key
 
 logger = logging.getLogger("target_hubspot_upsert.deletes")
-ISOLATABLE_STATUSES = frozenset({400, 409, 422})
 
 
 def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON
@@ -103,26 +102,9 @@ class Archiver:
 
     def _failure(self, batch: Batch, action: str, response: ApiResponse) -> Failure:
         """A failure to isolate the bad inputs from, or the error that stops the run."""
-        failure = Failure.parse(response.status, response.body)
         target = batch.target
-        lowered = failure.message.lower()
-        if "unable to infer object type" in lowered:
-            msg = (
-                f"HubSpot does not know object type '{target.object_type}' (stream '{batch.stream}'): "
-                f"{brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
-            )
-            raise HubSpotConfigError(msg)
-        if "non-unique" in lowered or "non-existent property" in lowered:
-            msg = (
-                f"HubSpot cannot find '{target.object_type}' objects by '{target.id_property}' to archive them "
-                f"(stream '{batch.stream}'): {brief(failure.message, 300)}. Set "
-                f"object_mappings.{batch.stream}.id_property to a property with unique values."
-            )
-            raise HubSpotConfigError(msg)
-        if response.status not in ISOLATABLE_STATUSES:
-            msg = (
-                f"HubSpot answered {response.status} to a batch {action} of '{target.object_type}' "
-                f"(stream '{batch.stream}'): {failure.for_fatal_error(self.log_values)}"
-            )
-            raise HubSpotFatalError(msg)
-        return failure
+        return isolatable_or_raise(
+            batch, response.status, Failure.parse(response.status, response.body), action=action,
+            cannot=f"find '{target.object_type}' objects by '{target.id_property}' to archive them",
+            log_values=self.log_values, unknown_type_on_404=False,
+        )

@@ -8,7 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from target_hubspot_upsert.errors import brief
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
+from target_hubspot_upsert.model import Batch
+
+#: Whole-request answers whose bad inputs can be isolated; any other failure stops the run.
+ISOLATABLE_STATUSES = frozenset({400, 409, 422})
 
 _EMBEDDED_JSON = re.compile(r"\[\{.*\}\]", re.DOTALL)
 T = TypeVar("T")
@@ -118,3 +122,35 @@ def bisect_failures(
     middle = len(group) // 2
     bisect_failures(group[:middle], send, reject)
     bisect_failures(group[middle:], send, reject)
+
+
+def isolatable_or_raise(
+    batch: Batch, status: int, failure: Failure, *, action: str, cannot: str, log_values: bool,
+    unknown_type_on_404: bool = True,
+) -> Failure:
+    """A whole-request failure the batch's inputs can be isolated from, or the error that stops the run.
+
+    `action` names the request in fatal messages (`upsert`, `archive`); `cannot` says what HubSpot
+    could not do when the id property is not unique (`upsert 'contacts' by 'email'`).
+    """
+    target = batch.target
+    lowered = failure.message.lower()
+    if "unable to infer object type" in lowered or (unknown_type_on_404 and status == 404):
+        msg = (
+            f"HubSpot does not know object type '{target.object_type}' (stream '{batch.stream}'): "
+            f"{brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
+        )
+        raise HubSpotConfigError(msg)
+    if "non-unique" in lowered or "non-existent property" in lowered:
+        msg = (
+            f"HubSpot cannot {cannot} (stream '{batch.stream}'): {brief(failure.message, 300)}. Set "
+            f"object_mappings.{batch.stream}.id_property to a property with unique values."
+        )
+        raise HubSpotConfigError(msg)
+    if status not in ISOLATABLE_STATUSES:
+        msg = (
+            f"HubSpot answered {status} to a batch {action} of '{target.object_type}' "
+            f"(stream '{batch.stream}'): {failure.for_fatal_error(log_values)}"
+        )
+        raise HubSpotFatalError(msg)
+    return failure

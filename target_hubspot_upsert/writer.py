@@ -19,8 +19,8 @@ import orjson
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.deletes import Archiver
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.failures import Failure
+from target_hubspot_upsert.errors import brief
+from target_hubspot_upsert.failures import Failure, isolatable_or_raise
 from target_hubspot_upsert.model import (
     ARCHIVE,
     CREATED,
@@ -34,7 +34,6 @@ from target_hubspot_upsert.model import (
 
 logger = logging.getLogger("target_hubspot_upsert.writer")
 
-ISOLATABLE_STATUSES = frozenset({400, 409, 422})
 # Codes that make every input carrying the named property invalid, whatever its value.
 PROPERTY_WIDE_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE", "PROPERTY_NOT_FOUND"})
 
@@ -126,28 +125,11 @@ class BatchWriter:
 
     def _failure(self, batch: Batch, status: int, failure: Failure) -> Failure:
         """A failure the batch's inputs can be isolated from, or the error that stops the run."""
-        mode, id_property = batch.target.write_mode, batch.target.id_property
-        lowered = failure.message.lower()
-        if "unable to infer object type" in lowered or status == 404:
-            msg = (
-                f"HubSpot does not know object type '{batch.target.object_type}' (stream "
-                f"'{batch.stream}'): {brief(failure.message, 300)}. Fix object_mappings.{batch.stream}.object_type."
-            )
-            raise HubSpotConfigError(msg)
-        if "non-unique" in lowered or "non-existent property" in lowered:
-            msg = (
-                f"HubSpot cannot {mode} '{batch.target.object_type}' by '{id_property}' (stream "
-                f"'{batch.stream}'): {brief(failure.message, 300)}. Set object_mappings.{batch.stream}.id_property "
-                "to a property with unique values."
-            )
-            raise HubSpotConfigError(msg)
-        if status not in ISOLATABLE_STATUSES:
-            msg = (
-                f"HubSpot answered {status} to a batch {mode} of "
-                f"'{batch.target.object_type}' (stream '{batch.stream}'): {failure.for_fatal_error(self.log_values)}"
-            )
-            raise HubSpotFatalError(msg)
-        return failure
+        mode, target = batch.target.write_mode, batch.target
+        return isolatable_or_raise(
+            batch, status, failure, action=mode,
+            cannot=f"{mode} '{target.object_type}' by '{target.id_property}'", log_values=self.log_values,
+        )
 
     def _unencodable(
         self, batch: Batch, group: list[PendingInput], outcome: BatchOutcome,
