@@ -63,6 +63,8 @@ class PendingInput:
     links: list[LinkRequest] | None = None
     result: str = ""  # one of OUTCOMES, set by the writer
     object_id: str | None = None  # HubSpot's record id, when the answer names it
+    # skip_unchanged: (row key, value hash or None, the cached row is deleted before sending)
+    cache_entry: tuple[int, int | None, bool] | None = None
 
     def __post_init__(self) -> None:
         """An input without its own key is keyed by its id."""

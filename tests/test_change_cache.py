@@ -430,10 +430,10 @@ def test_the_hot_path_hashes_as_the_public_functions_do():
     items = [PendingInput("ada@example.com", {"email": "ada@example.com", "n": "1"}, []),
              PendingInput("b@c.de", {"firstname": "\ud800"}, []),
              PendingInput("c@d.de", {}, [], op=ARCHIVE)]
-    keys, digests = SinkChanges(None, Sink())._hashes(items)  # type: ignore[arg-type]
-    assert keys == [object_key("contacts", "email", item.id) for item in items]
+    keys, digests = zip(*SinkChanges(None, Sink())._hashes(items), strict=True)  # type: ignore[arg-type]
+    assert list(keys) == [object_key("contacts", "email", item.id) for item in items]
     assert digests[0] == input_digest(items[0].properties)
-    assert digests[1:] == [None, None]  # not encodable; an archive
+    assert digests[1:] == (None, None)  # not encodable; an archive
 
 
 def test_forget_removes_entries_for_archives(sim, cache_config):
@@ -508,3 +508,30 @@ def test_associations_are_part_of_what_is_compared(sim, cache_config):
     assert sent_ids(sim, mark) == ["ada@example.com"]
     assert len(sim.associations("contacts", "companies")) == 2
     assert stats_of(run, "accounts").unchanged == 2
+
+
+def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tmp_path, monkeypatch):
+    path = tmp_path / "changes.sqlite"
+    cache = ChangeCache(path, 1)
+
+    def in_file() -> dict[int, tuple[int, int]]:
+        with sqlite3.connect(path) as conn:
+            return {k: (h, d) for k, h, d in conn.execute('SELECT k, h, d FROM "portal_1"')}
+
+    try:
+        cache.write([(1, 11, 100), (2, 22, 100), (3, 33, 100)])
+        assert in_file() == {}  # not committed yet: one transaction per many batches
+        assert cache.lookup([1, 2, 3, 4]) == {1: (11, 100), 2: (22, 100), 3: (33, 100)}
+        cache.write((), [2], durable=True)  # a changed value is about to be sent
+        assert cache.lookup([1, 2, 3]) == {1: (11, 100), 3: (33, 100)}
+        cache.commit()
+        assert in_file() == {1: (11, 100), 3: (33, 100)}  # the deleted entry is not resurrected
+        cache.write([(1, 12, 101)])
+        assert cache.lookup([1]) == {1: (12, 101)}  # the newer value, not the committed one
+        monkeypatch.setattr("target_hubspot_upsert.changecache.COMMIT_ENTRIES", 3)
+        cache.write([(5, 55, 101), (6, 66, 101)])  # three pending: committed
+        assert in_file() == {1: (12, 101), 3: (33, 100), 5: (55, 101), 6: (66, 101)}
+        cache.write([(7, 77, 101)])
+    finally:
+        cache.close()
+    assert in_file()[7] == (77, 101)  # closing commits what is pending
