@@ -21,6 +21,7 @@ The rules that keep a skip safe:
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import logging
@@ -301,6 +302,9 @@ class ChangeTracker:
         self._client = client
         self._cache: ChangeCache | None = None
         self._open_lock = threading.Lock()
+        self._account: concurrent.futures.Future[int] | None = None  # the account look-up, started early
+        # A bound on the look-up's own retry loop (each try within request_timeout, waits between).
+        self._account_wait_s = (settings.request_timeout + 60.0) * (settings.max_retries + 1)
         self._count_lock = threading.Lock()
         self._write_warned = False
         # What the cache costs, in CPU seconds of the threads that did the work (logged at close).
@@ -312,13 +316,33 @@ class ChangeTracker:
 
     # --- opening ------------------------------------------------------------------------
 
+    def prefetch(self) -> None:
+        """Ask HubSpot for the token's account now, in the background.
+
+        It overlaps the first catalogue read; `cache` waits for the answer and raises its error.
+        """
+        with self._open_lock:
+            if self._account is not None or self._cache is not None:
+                return
+            self._account = concurrent.futures.Future()
+        account = self._account
+
+        def fetch() -> None:
+            try:
+                account.set_result(self._portal_id())
+            except BaseException as exc:  # noqa: BLE001 - handed to the thread that opens the cache
+                account.set_exception(exc)
+
+        threading.Thread(target=fetch, name="change-cache-account", daemon=True).start()
+
     @property
     def cache(self) -> ChangeCache:
         """The cache of this token's HubSpot account, opened on first use."""
         if self._cache is None:
             with self._open_lock:
                 if self._cache is None:
-                    self._cache = ChangeCache(self.path, self._portal_id())
+                    portal = self._portal_id() if self._account is None else self._prefetched()
+                    self._cache = ChangeCache(self.path, portal)
                     logger.info(
                         "skip_unchanged: change cache %s, HubSpot account %s; entries older than %d day(s) "
                         "are sent again%s.",
@@ -326,6 +350,18 @@ class ChangeTracker:
                         "; full resync: every record is sent and the cache refreshed" if self.full_resync else "",
                     )
         return self._cache
+
+    def _prefetched(self) -> int:
+        assert self._account is not None  # noqa: S101 - prefetch() ran
+        try:
+            return self._account.result(timeout=self._account_wait_s)
+        except concurrent.futures.TimeoutError:
+            msg = (
+                f"skip_unchanged: HubSpot did not tell which account the token belongs to within "
+                f"{self._account_wait_s:.0f} s (GET /account-info/v3/details). Check the network, or turn "
+                "skip_unchanged off."
+            )
+            raise HubSpotFatalError(msg) from None
 
     def _portal_id(self) -> int:
         """The HubSpot account the token belongs to, so one file never mixes two accounts."""

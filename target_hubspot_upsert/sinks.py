@@ -109,6 +109,8 @@ class HubSpotSink(AdaptedSink):
         self.object_target = resolve_stream(stream_name, target.config.get("object_mappings"))
         self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
+        if self.runtime.changes is not None:
+            self.runtime.changes.prefetch()  # the account look-up overlaps the catalogue read
         self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
         if self.object_target.associations:
             self.runtime.associator.prepare(self.object_target)

@@ -365,6 +365,17 @@ def test_a_dry_run_shows_what_would_be_skipped_and_writes_no_entry(sim, cache_co
         assert conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall() == before
 
 
+def test_an_account_look_up_that_fails_stops_the_run_before_anything_is_sent(sim, cache_config):
+    # The look-up starts in the background with the first stream; its failure surfaces when the
+    # cache is first needed, as the run's one error.
+    sim.configure(hostile={"mode": "redirect", "paths": "/account-info/", "location": "http://127.0.0.1:9"})
+    run = run_in_process(cache_config, contacts_with_states(30, 10))
+    assert run.error is not None
+    assert "redirect" in str(run.error).lower() and "api_base_url" in str(run.error)
+    assert sent_ids(sim) == []
+    assert run.states == []
+
+
 def test_off_by_default_no_account_lookup_and_no_file(sim, config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = run_in_process(config, contacts_with_states(30, 30))
