@@ -21,6 +21,7 @@ STATE sent. On a machine with 2+ CPUs the target is pinned to one CPU and the si
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -436,7 +438,8 @@ CACHE_CASES: dict[str, CacheCase] = {
     "6": CacheCase("6", 200_000, 100, 250, 50, sim_limit=100, ratio_goal=50.0),
     "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED),
 }
-_CACHE_LINE = re.compile(r"Change cache CPU: ([0-9.]+) µs per input looked up .*?, ([0-9.]+) µs per entry written")
+CACHE_LOOKUP_GOAL_US = 5.0  # hashing and look-ups per record, on the CPU-bound case (3c)
+_CACHE_LINE = re.compile(r"Change cache CPU: ([0-9.]+) µs per input looked up .*?, ([0-9.]+|-) µs per entry written")
 _UNCHANGED = re.compile(r"unchanged (\d+)[,;]")
 
 
@@ -466,7 +469,8 @@ class CacheRun:
 def _read_cache_log(run: CacheRun, err: Path) -> None:
     text = err.read_text(encoding="utf-8", errors="replace")
     if match := _CACHE_LINE.search(text):
-        run.lookup_us, run.write_us = float(match.group(1)), float(match.group(2))
+        run.lookup_us = float(match.group(1))
+        run.write_us = None if match.group(2) == "-" else float(match.group(2))
     if match := _UNCHANGED.search(text):
         run.unchanged = int(match.group(1))
 
@@ -551,8 +555,16 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
             lines.append(
                 f"case {name}: the change cache's own CPU (measured by the target per thread): "
                 f"{first.lookup_us:.2f} µs per record looked up when all are new, "
-                f"{_fmt(second.lookup_us, '.2f')} µs when all are found; {first.write_us:.2f} µs per entry written"
+                f"{_fmt(second.lookup_us, '.2f')} µs when all are found; {_fmt(first.write_us, '.2f')} µs per "
+                "entry written (once per changed record)"
             )
+            if name == "3c" and second.lookup_us is not None:
+                worst = max(first.lookup_us, second.lookup_us)
+                verdict = "met" if worst <= CACHE_LOOKUP_GOAL_US else "MISSED"
+                lines.append(
+                    f"case 3c: hashing and look-ups cost at most {worst:.2f} µs per record "
+                    f"(goal <= {CACHE_LOOKUP_GOAL_US:g}): {verdict}"
+                )
         base = plain.get("3")
         if name == "3c" and base is not None:
             delta = first.cpu_us_per_record - base.cpu_us_per_record
@@ -693,9 +705,22 @@ def run_selected(
     return results, cached, startup
 
 
+def compile_bytecode() -> None:
+    """Compile the .pyc files of the target and its dependencies, as `pip install` (and uv, with
+    the project's `compile-bytecode`) does. Without them a Python that may not write bytecode
+    (PYTHONDONTWRITEBYTECODE, a read-only install) compiles ~350 modules at every start: ~0.6 s of
+    the target's start-up that no installed target pays.
+    """
+    import target_hubspot_upsert  # noqa: PLC0415 - only to find where it is installed
+
+    for directory in {sysconfig.get_paths()["purelib"], str(Path(target_hubspot_upsert.__file__).parent)}:
+        compileall.compile_dir(directory, quiet=1, workers=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected cases, print the table; exit 1 if any case failed."""
     args = parse_args(argv)
+    compile_bytecode()
     cpus = cpu_split()
     if cpus[1] is not None:
         os.sched_setaffinity(0, cpus[1])  # keep this script off the target's CPU

@@ -460,11 +460,11 @@ class ChangeTracker:
         except ChangeCacheError as exc:
             logger.warning("%s The records it could not note are sent again next run.", exc)
         self.write_cpu += time.thread_time() - started
+        per_entry = f"{1e6 * self.write_cpu / self.written:.2f}" if self.written else "-"
         logger.info(
             "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written. Change cache CPU: "
-            "%.2f µs per input looked up (hashing and look-up), %.2f µs per entry written.",
-            self.looked_up, self.skipped, self.written,
-            1e6 * self.lookup_cpu / max(self.looked_up, 1), 1e6 * self.write_cpu / max(self.written, 1),
+            "%.2f µs per input looked up (hashing and look-up), %s µs per entry written.",
+            self.looked_up, self.skipped, self.written, 1e6 * self.lookup_cpu / max(self.looked_up, 1), per_entry,
         )
 
 
