@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import importlib.util
 import json
 import os
 import re
@@ -711,9 +712,12 @@ def compile_bytecode() -> None:
     (PYTHONDONTWRITEBYTECODE, a read-only install) compiles ~350 modules at every start: ~0.6 s of
     the target's start-up that no installed target pays.
     """
-    import target_hubspot_upsert  # noqa: PLC0415 - only to find where it is installed
-
-    for directory in {sysconfig.get_paths()["purelib"], str(Path(target_hubspot_upsert.__file__).parent)}:
+    # Found, not imported: this script stays small (its peak RSS is carried into every target).
+    spec = importlib.util.find_spec("target_hubspot_upsert")
+    directories = {sysconfig.get_paths()["purelib"]}
+    if spec is not None and spec.origin:
+        directories.add(str(Path(spec.origin).parent))
+    for directory in directories:
         compileall.compile_dir(directory, quiet=1, workers=0)
 
 

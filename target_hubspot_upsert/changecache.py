@@ -403,7 +403,7 @@ class ChangeTracker:
             self.cache.write((), stale, durable=True)
 
     def acknowledged(self, batch: Batch, outcome: BatchOutcome) -> None:
-        """One transaction: the values HubSpot acknowledged; no entry for what it rejected."""
+        """Note the values HubSpot acknowledged (committed with later ones); no entry for the rest."""
         if self.read_only:
             self._take(batch)
             return

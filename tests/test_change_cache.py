@@ -546,3 +546,12 @@ def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tm
     finally:
         cache.close()
     assert in_file()[7] == (77, 101)  # closing commits what is pending
+
+
+def test_the_cache_size_benchmark_runs_against_the_current_cache():
+    script = Path(__file__).resolve().parents[1] / "bench" / "cache_size.py"
+    done = subprocess.run([sys.executable, str(script), "--entries", "3000"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^3,000 entries written in \d+ s: \d+ MiB, [0-9.]+ bytes per entry$", done.stdout, re.MULTILINE)
+    assert "3,000 look-ups, 100 per query" in done.stdout and "(3,000 found)" in done.stdout
