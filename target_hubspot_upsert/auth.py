@@ -27,6 +27,10 @@ class TokenProvider(Protocol):
         """Return a token valid for at least the next request."""
         ...
 
+    def identity(self) -> str:
+        """What names the credential across runs (secret: only ever hashed, never logged)."""
+        ...
+
 
 class StaticToken:
     """A private-app token or service key, sent as is."""
@@ -39,6 +43,10 @@ class StaticToken:
 
     def token(self) -> str:
         """Return the static token."""
+        return self._token
+
+    def identity(self) -> str:
+        """The token itself: a static token belongs to one HubSpot account."""
         return self._token
 
     def __repr__(self) -> str:
@@ -80,6 +88,7 @@ class OAuthTokenProvider:
         self._client_id = client_id
         self._client_secret = client_secret
         self._refresh_token = refresh_token
+        self._configured_refresh_token = refresh_token  # kept when HubSpot issues a new one
         self._token_url = token_url
         self._clock = clock
         self._loop = RetryLoop(transport or Transport(timeout=timeout), max_retries=max_retries, sleep=sleep, rand=rand)
@@ -99,6 +108,10 @@ class OAuthTokenProvider:
                 self._refresh()
             assert self._access_token is not None  # noqa: S101 - set by _refresh or it raised
             return self._access_token
+
+    def identity(self) -> str:
+        """The app and the configured refresh token: one installation in one HubSpot account."""
+        return f"{self._client_id}\0{self._configured_refresh_token}"
 
     def invalidate(self, token: str) -> None:
         """Forget `token` (HubSpot said it expired) so the next call refreshes."""

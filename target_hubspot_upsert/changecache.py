@@ -1,8 +1,9 @@
 """Send only what changed: a local SQLite cache of the values HubSpot acknowledged, per object.
 
-One table per HubSpot account (portal), one row per object: a 64-bit hash of (object type, id
-property, id) as the key, a 64-bit hash of the wire properties HubSpot last acknowledged for that
-object, and the UTC day the row was written. No id or value is stored in clear.
+One table per HubSpot account (portal; per credential when HubSpot will not tell the account), one
+row per object: a 64-bit hash of (object type, id property, id) as the key, a 64-bit hash of the
+wire properties HubSpot last acknowledged for that object, and the UTC day the row was written. No
+id or value is stored in clear.
 
 The rules that keep a skip safe:
 - A row is written only after HubSpot acknowledged that value for that object, before the id
@@ -25,6 +26,7 @@ import concurrent.futures
 import functools
 import hashlib
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -34,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from target_hubspot_upsert.errors import HubSpotFatalError, UserFacingError
+from target_hubspot_upsert.auth import StaticToken
+from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotFatalError, UserFacingError, brief
 from target_hubspot_upsert.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
 
 if TYPE_CHECKING:
-    from target_hubspot_upsert.client import HubSpotClient
+    from target_hubspot_upsert.client import ApiResponse, HubSpotClient
     from target_hubspot_upsert.settings import Settings
     from target_hubspot_upsert.sinks import HubSpotSink
 
@@ -56,6 +59,15 @@ COMMIT_SECONDS = 5.0  # ... or when the oldest uncommitted entry is this old (ch
 PAGE_CACHE_KIB = 16_000
 SECONDS_PER_DAY = 86_400
 LANDED = frozenset({CREATED, UPDATED})  # outcomes after which HubSpot holds what was sent
+
+
+_TABLE_NAME = re.compile(r"portal_[0-9]+|token_[0-9a-f]{16}")
+
+
+def credential_key(identity: str) -> str:
+    """`token_<16 hex>`: a keyed 64-bit hash of a credential, for a table name (not reversible)."""
+    digest = hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=8, person=b"thu-change-cache")
+    return f"token_{digest.hexdigest()}"
 
 
 class ChangeCacheError(UserFacingError):
@@ -126,11 +138,18 @@ class ChangeCache:
     in the file.
     """
 
-    def __init__(self, path: str | Path, portal_id: int) -> None:
-        """Open (or create) the file in WAL mode, with the account's table."""
+    def __init__(self, path: str | Path, account: int | str) -> None:
+        """Open (or create) the file in WAL mode, with the account's table.
+
+        `account` is the HubSpot account (portal) id, or `token_<hex>` (`credential_key`) when
+        HubSpot would not tell the account.
+        """
         self.path = Path(path)
-        self.portal_id = int(portal_id)
-        self.table = f'"portal_{self.portal_id}"'
+        self.account = f"portal_{int(account)}" if isinstance(account, int) else account
+        if not _TABLE_NAME.fullmatch(self.account):
+            msg = f"not a change cache account key: {self.account!r}"
+            raise ValueError(msg)
+        self.table = f'"{self.account}"'
         self._lock = threading.Lock()
         self._closed = False
         self._pending: dict[int, tuple[int, int]] = {}  # key -> (value hash, day), not yet committed
@@ -302,7 +321,7 @@ class ChangeTracker:
         self._client = client
         self._cache: ChangeCache | None = None
         self._open_lock = threading.Lock()
-        self._account: concurrent.futures.Future[int] | None = None  # the account look-up, started early
+        self._account: concurrent.futures.Future[str] | None = None  # the account look-up, started early
         # A bound on the look-up's own retry loop (each try within request_timeout, waits between).
         self._account_wait_s = (settings.request_timeout + 60.0) * (settings.max_retries + 1)
         self._count_lock = threading.Lock()
@@ -329,7 +348,7 @@ class ChangeTracker:
 
         def fetch() -> None:
             try:
-                account.set_result(self._portal_id())
+                account.set_result(self._account_key())
             except BaseException as exc:  # noqa: BLE001 - handed to the thread that opens the cache
                 account.set_exception(exc)
 
@@ -341,17 +360,16 @@ class ChangeTracker:
         if self._cache is None:
             with self._open_lock:
                 if self._cache is None:
-                    portal = self._portal_id() if self._account is None else self._prefetched()
-                    self._cache = ChangeCache(self.path, portal)
+                    account = self._account_key() if self._account is None else self._prefetched()
+                    self._cache = ChangeCache(self.path, account)
                     logger.info(
-                        "skip_unchanged: change cache %s, HubSpot account %s; entries older than %d day(s) "
-                        "are sent again%s.",
-                        self.path, self._cache.portal_id, self.max_age_days,
+                        "skip_unchanged: change cache %s, table %s; entries older than %d day(s) are sent again%s.",
+                        self.path, self._cache.account, self.max_age_days,
                         "; full resync: every record is sent and the cache refreshed" if self.full_resync else "",
                     )
         return self._cache
 
-    def _prefetched(self) -> int:
+    def _prefetched(self) -> str:
         assert self._account is not None  # noqa: S101 - prefetch() ran
         try:
             return self._account.result(timeout=self._account_wait_s)
@@ -363,19 +381,43 @@ class ChangeTracker:
             )
             raise HubSpotFatalError(msg) from None
 
-    def _portal_id(self) -> int:
-        """The HubSpot account the token belongs to, so one file never mixes two accounts."""
-        response = self._client.get_account_details()
-        body = response.body if isinstance(response.body, dict) else {}
-        portal = body.get("portalId")
-        if response.status != 200 or isinstance(portal, bool) or not isinstance(portal, int):
-            msg = (
-                f"skip_unchanged needs the HubSpot account id (GET /account-info/v3/details), but HubSpot "
-                f"answered {response.status} without a portalId ({body.get('message') or 'no message'}). "
-                "Turn skip_unchanged off, or check the token."
-            )
-            raise HubSpotFatalError(msg)
-        return portal
+    def _account_key(self) -> str:
+        """The table of the token's HubSpot account, so one file never mixes two accounts.
+
+        The account id from `GET /account-info/v3/details`, else (a static token) from HubSpot's
+        token metadata; when HubSpot tells neither, a hash of the credential itself: a token
+        belongs to one account, so this never mixes accounts either, and a new token starts empty.
+        """
+        asked: list[str] = []
+        for ask in (self._portal_from_account_info, self._portal_from_token_info):
+            portal = ask(asked)
+            if portal is not None:
+                return f"portal_{portal}"
+        logger.warning(
+            "skip_unchanged: HubSpot did not tell which account the token belongs to (%s), so the change "
+            "cache is kept per token: another token (even of the same account) starts from an empty cache "
+            "and sends every record once.", "; ".join(asked),
+        )
+        return credential_key(self._client.auth.identity())
+
+    def _portal_from_account_info(self, asked: list[str]) -> int | None:
+        try:
+            response = self._client.get_account_details()
+        except HubSpotAuthError as exc:  # 403: the token may not read the account's details
+            asked.append(f"GET /account-info/v3/details: {brief(str(exc), 200)}")
+            return None
+        return _portal_in(response, "portalId", "GET /account-info/v3/details", asked)
+
+    def _portal_from_token_info(self, asked: list[str]) -> int | None:
+        auth = self._client.auth
+        if not isinstance(auth, StaticToken):
+            return None  # OAuth: HubSpot's token metadata endpoints take the token in the URL path
+        try:
+            response = self._client.get_token_details(auth.token())
+        except HubSpotAuthError as exc:
+            asked.append(f"POST /oauth/v2/private-apps/get/access-token-info: {brief(str(exc), 200)}")
+            return None
+        return _portal_in(response, "hubId", "POST /oauth/v2/private-apps/get/access-token-info", asked)
 
     def for_sink(self, sink: HubSpotSink) -> SinkChanges:
         """The per-sink part: the look-up, and the changed inputs waiting to fill a batch."""
@@ -466,6 +508,18 @@ class ChangeTracker:
             "%.2f µs per input looked up (hashing and look-up), %s µs per entry written.",
             self.looked_up, self.skipped, self.written, 1e6 * self.lookup_cpu / max(self.looked_up, 1), per_entry,
         )
+
+
+def _portal_in(response: ApiResponse, field: str, what: str, asked: list[str]) -> int | None:
+    """The account id in a 200 answer's `field`, else None (and why, in `asked`)."""
+    body = response.body if isinstance(response.body, dict) else {}
+    portal = body.get(field)
+    if response.status == 200 and isinstance(portal, int) and not isinstance(portal, bool) and portal >= 0:
+        return portal
+    message = body.get("message")
+    detail = f", {brief(message, 200)}" if isinstance(message, str) and message else ""
+    asked.append(f"{what}: {response.status} without a {field}{detail}")
+    return None
 
 
 class SinkChanges:

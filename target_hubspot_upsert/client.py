@@ -330,6 +330,13 @@ class HubSpotClient:
         """
         return self.request("GET", "/account-info/v3/details", endpoint="account-info/details")
 
+    def get_token_details(self, token: str) -> ApiResponse:
+        """POST a private-app token to HubSpot's token metadata endpoint (`hubId`, `scopes`, ...)."""
+        return self.request(
+            "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": token},
+            endpoint="private-apps/access-token-info",
+        )
+
 
 class _ApiAttempts(AttemptHooks):
     """Around each attempt of an API request: rate limiter, token, metrics and tallies."""

@@ -308,9 +308,59 @@ def test_two_portals_share_one_file_without_mixing(sim, cache_config):
     assert run_in_process(cache_config, messages).error is None
     assert run_in_process({**cache_config, "access_token": TOKEN_B}, messages).error is None
     assert upserts_since(sim, mark) == []
-    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"portal_111", "portal_222"}
+    assert tables_in(cache_config["change_cache_path"]) == {"portal_111", "portal_222"}
+
+
+def tables_in(path: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+@pytest.mark.parametrize("account_info", ["missing", "forbidden"])
+def test_without_account_details_the_token_metadata_names_the_account(sim, cache_config, account_info):
+    sim.configure(account_info=account_info, portals={TOKEN: 333})
+    messages = contacts_with_states(40, 20)
+    assert run_in_process(cache_config, messages).error is None
+    mark = len(sim.requests)
+    second = run_in_process(cache_config, messages)
+    assert second.error is None and upserts_since(sim, mark) == []
+    assert second.states[-1] == {"n": 40}
+    assert [e.endpoint for e in sim.requests[mark:] if e.endpoint in {"account_info", "token_info"}] == [
+        "account_info", "token_info"]
+    assert tables_in(cache_config["change_cache_path"]) == {"portal_333"}
+
+
+def test_when_hubspot_names_no_account_the_cache_is_kept_per_token(sim, cache_config, caplog):
+    sim.configure(account_info="missing", token_info="missing", tokens={TOKEN, TOKEN_B})
+    messages = contacts_with_states(40, 20)
+    first = run_in_process(cache_config, messages)
+    assert first.error is None
+    assert "kept per token" in caplog.text and TOKEN not in caplog.text
+    mark = len(sim.requests)
+    assert run_in_process(cache_config, messages).error is None
+    assert upserts_since(sim, mark) == []  # the same token: unchanged records are skipped
+    mark = len(sim.requests)
+    assert run_in_process({**cache_config, "access_token": TOKEN_B}, messages).error is None
+    assert len(sent_ids(sim, mark)) == 40  # another token starts from empty: never another account's entries
+    tables = tables_in(cache_config["change_cache_path"])
+    assert len(tables) == 2 and all(re.fullmatch(r"token_[0-9a-f]{16}", name) for name in tables)
+    assert not any(TOKEN in name or TOKEN_B in name for name in tables)
+
+
+def test_oauth_without_account_details_keys_the_cache_by_app_and_refresh_token(sim, cache_config):
+    from .test_auth_and_secrets import enable_oauth, oauth_config  # noqa: PLC0415
+
+    enable_oauth(sim)
+    sim.configure(account_info="missing")
+    config = {**oauth_config(sim), "skip_unchanged": True, "change_cache_path": cache_config["change_cache_path"]}
+    messages = contacts_with_states(30, 10)
+    assert run_in_process(config, messages).error is None
+    mark = len(sim.requests)
+    assert run_in_process(config, messages).error is None
+    assert upserts_since(sim, mark) == []
+    assert not any(e.endpoint == "token_info" for e in sim.requests)  # its token would go in a URL path
+    (table,) = tables_in(config["change_cache_path"])
+    assert re.fullmatch(r"token_[0-9a-f]{16}", table)
 
 
 def test_entries_older_than_the_max_age_are_sent_again(sim, cache_config):

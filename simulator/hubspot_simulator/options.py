@@ -36,6 +36,10 @@ OPTION_DEFAULTS: dict[str, Any] = {
     # GET /account-info/v3/details: the portal of each token (``portals``), else ``portal_id``.
     "portal_id": 12345678,
     "portals": {},
+    # Either answer as HubSpot does ("ok"), or as a HubSpot without it ("missing": 404; account info
+    # also "forbidden": 403).
+    "account_info": "ok",
+    "token_info": "ok",
     "account_type": "STANDARD",
     "time_zone": "US/Eastern",
     "company_currency": "USD",
@@ -156,6 +160,8 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "archive_unknown_ids": _choice("ignore", "error"),
     "portal_id": _int,
     "portals": _portals,
+    "account_info": _choice("ok", "missing", "forbidden"),
+    "token_info": _choice("ok", "missing"),
     "account_type": _text,
     "time_zone": _text,
     "company_currency": _text,
