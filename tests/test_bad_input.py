@@ -13,8 +13,11 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from target_hubspot_upsert.errors import InputError
+from target_hubspot_upsert.messages import _decode_exact, decode_line
 from target_hubspot_upsert.rejects import KEPT_LEVELS, json_line
 
 from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
@@ -244,3 +247,22 @@ def test_on_the_command_line_an_input_error_is_one_error_line(sim, config, tmp_p
     (error,) = error_lines(run.stderr)
     assert words in error
     assert run.states == [{"n": 1}]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8")) | st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6), ascii_only=st.booleans())
+def test_the_fast_reader_reads_every_line_as_the_exact_one_does(message, ascii_only):
+    # orjson reads most lines; whatever it reads must equal the standard library's reading
+    # (numbers that are not integers as Decimal, integers of any size exactly, escapes, surrogates).
+    line = json.dumps(message, ensure_ascii=ascii_only)
+    fast, exact = decode_line(line, 1), _decode_exact(line, 1)
+    assert fast == exact
+    assert repr(fast) == repr(exact)  # the same types too (Decimal, int), not only equal values
