@@ -433,11 +433,12 @@ class CacheCase:
     sim_limit: int | None = None
     target_config: dict[str, Any] = field(default_factory=dict)
     ratio_goal: float | None = None  # run 1 / run 2 at least this
+    first_syncs: int = 1  # run 1 repeated, each into a new cache file (the last one is kept)
 
 
 CACHE_CASES: dict[str, CacheCase] = {
     "6": CacheCase("6", 200_000, 100, 250, 50, sim_limit=100, ratio_goal=50.0),
-    "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED),
+    "3c": CacheCase("3c", 200_000, 0, target_config=UNLIMITED, first_syncs=3),
 }
 # Run 2 is repeated: a re-sync is CPU-bound and short, so other work on the machine can slow one
 # of them by half; the notes judge the goals on the fastest (all of them are in the table).
@@ -463,6 +464,7 @@ class CacheRun:
     lookup_us: float | None = None  # the target's own figure: cache CPU per input looked up
     write_us: float | None = None  # and per entry written
     failures: list[str] = field(default_factory=list)
+    first: bool = False  # a first sync (run 1)
 
     @property
     def cpu_us_per_record(self) -> float:
@@ -491,9 +493,10 @@ def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, confi
     changed = {f"u{i}.{tag}@example.com" for i in range(1, records + 1) if every and i % every == 0}
     if repeat % 2:
         every = 0  # back to the first sync's values
-    label = "1: first sync" if run_no == 1 else f"2.{repeat + 1}: re-sync, {len(changed):,} changed"
-    result = CacheRun(label, records, records if run_no == 1 else len(changed))
-    name = f"case-{case.name}-{run_no}" + (f".{repeat + 1}" if run_no == 2 else "")
+    numbered = f"{run_no}.{repeat + 1}" if run_no == 2 or case.first_syncs > 1 else f"{run_no}"
+    label = f"{numbered}: first sync" if run_no == 1 else f"{numbered}: re-sync, {len(changed):,} changed"
+    result = CacheRun(label, records, records if run_no == 1 else len(changed), first=run_no == 1)
+    name = f"case-{case.name}-{numbered}"
     input_path = workdir / f"{name}.singer"
     expected_state = write_input(input_path, records, tag, changed_every=every)
     # Counts from the simulator's counters; ids only of run 2's few requests: this script stays
@@ -530,13 +533,20 @@ def run_cache_case(case: CacheCase, records: int, workdir: Path,
         cache_path = workdir / f"case-{case.name}.sqlite"
         write_config(config, sim.url, {**case.target_config, "skip_unchanged": True,
                                        "change_cache_path": str(cache_path)})
-        runs = [_cache_run(case, 1, records, sim, config, workdir, cpus[0])]
+        runs = []
+        for repeat in range(case.first_syncs):
+            _remove_cache(cache_path)  # every first sync starts from an empty cache
+            runs.append(_cache_run(case, 1, records, sim, config, workdir, cpus[0], repeat))
         runs += [_cache_run(case, 2, records, sim, config, workdir, cpus[0], r) for r in range(RESYNCS)]
     finally:
         sim.stop()
+    _remove_cache(cache_path)
+    return runs
+
+
+def _remove_cache(cache_path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
-    return runs
 
 
 CACHE_HEADERS = ["case", "run", "records", "changed", "requests", "upserts", "unchanged", "wall s",
@@ -556,7 +566,8 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
     lines: list[str] = []
     for name, runs in results.items():
         case = CACHE_CASES[name]
-        first, resyncs = runs[0], runs[1:]
+        firsts, resyncs = [r for r in runs if r.first], [r for r in runs if not r.first]
+        first = min(firsts, key=lambda r: r.cpu_s)  # the least disturbed first sync
         second = min(resyncs, key=lambda r: r.wall_s)  # the least disturbed re-sync
         walls = ", ".join(f"{r.wall_s:.1f}" for r in resyncs)
         if case.ratio_goal is not None and second.requests and second.wall_s:
@@ -567,16 +578,19 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
                 f"wall {first.wall_s:.1f} s / {second.wall_s:.1f} s = {wall:.1f}x, the fastest of {len(resyncs)} "
                 f"re-syncs ({walls} s) (goal: run 2 under 1/{case.ratio_goal:g} of run 1): {verdict}"
             )
+        new = [r.lookup_us for r in firsts if r.lookup_us is not None]
         found = [r.lookup_us for r in resyncs if r.lookup_us is not None]
-        if first.lookup_us is not None and found:
+        written = [r.write_us for r in firsts if r.write_us is not None]
+        if new and found:
             lines.append(
                 f"case {name}: the change cache's own CPU (measured by the target per thread): "
-                f"{first.lookup_us:.2f} µs per record looked up when all are new, "
-                f"{min(found):.2f} µs when all are found (re-syncs: {', '.join(f'{f:.2f}' for f in found)}); "
-                f"{_fmt(first.write_us, '.2f')} µs per entry written (once per changed record)"
+                f"{min(new):.2f} µs per record looked up when all are new (first syncs: {_join(new)}), "
+                f"{min(found):.2f} µs when all are found (re-syncs: {_join(found)}); "
+                f"{_fmt(min(written, default=None), '.2f')} µs per entry written, once per changed record "
+                f"(first syncs: {_join(written)})"
             )
             if name == "3c":
-                worst = max(first.lookup_us, min(found))
+                worst = max(min(new), min(found))
                 verdict = "met" if worst <= CACHE_LOOKUP_GOAL_US else "MISSED"
                 lines.append(
                     f"case 3c: hashing and look-ups cost at most {worst:.2f} µs per record "
@@ -586,7 +600,8 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
         if name == "3c" and base is not None:
             delta = first.cpu_us_per_record - base.cpu_us_per_record
             lines.append(
-                f"case 3c run 1 (every record sent, cache on) CPU {first.cpu_us_per_record:.1f} µs/record vs "
+                f"case 3c run 1 (the fastest first sync: every record sent, cache on) CPU "
+                f"{first.cpu_us_per_record:.1f} µs/record vs "
                 f"case 3 (cache off) {base.cpu_us_per_record:.1f}: {delta:+.1f} µs/record; "
                 f"run 2 (every record unchanged) {min(r.cpu_us_per_record for r in resyncs):.1f} µs/record"
             )
@@ -598,6 +613,10 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
 
 HEADERS = ["case", "records", "wall s", "records/s", "bound rec/s", "ratio", "steady ratio",
            "429s", "max conc", "CPU µs/rec", "peak RSS MB", "check"]
+
+
+def _join(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -48,7 +48,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("target_hubspot_upsert")
 
 FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
-LOOKUP_CHUNK = 100  # keys per SELECT ... IN (...)
+# With skip_unchanged a sink buffers this many distinct ids before it looks them up, in one
+# SELECT ... IN (...): 1.4 instead of 1.8 µs per key found than 100 at a time, and fewer switches
+# between the reading thread and the workers.
+TRIAGE_SIZE = 500
+LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...) (SQLite allows 32,766 parameters)
 # Acknowledged entries are committed in large transactions, sorted by key: one commit per
 # 100-entry batch rewrites ~100 random B-tree pages (~6 µs per entry); one per 20,000 costs ~2 µs.
 # Entries not yet committed are lost by a crash, which only makes the next run send them again.

@@ -20,6 +20,7 @@ from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPr
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from typing_extensions import override
 
+from target_hubspot_upsert.changecache import TRIAGE_SIZE
 from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
 from target_hubspot_upsert.messages import batch_records
@@ -128,6 +129,11 @@ class HubSpotSink(AdaptedSink):
         self.sdc_metadata = self.include_sdc_metadata_properties
         # skip_unchanged: looks inputs up in the change cache and holds the changed ones.
         self.changes = self.runtime.changes.for_sink(self) if self.runtime.changes is not None else None
+        # Distinct ids buffered before a drain: a request's worth; with skip_unchanged and full-size
+        # requests, a few requests' worth, looked up together (the changed ones still go out a
+        # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
+        full_size = self.changes is not None and self.max_size_cached == HUBSPOT_MAX_BATCH
+        self.drain_size = TRIAGE_SIZE if full_size else self.max_size_cached
 
     @property
     def object_key(self) -> str:
@@ -160,8 +166,9 @@ class HubSpotSink(AdaptedSink):
 
     @property
     def is_full(self) -> bool:
-        """The buffer holds a request's worth of distinct ids."""
-        return len(self._buffer) >= self.max_size_cached
+        """The buffer holds `drain_size` distinct ids."""
+        return len(self._buffer) >= self.drain_size
+
     def get_batch_processing_timer(self) -> metrics.Timer:
         """No metric from the SDK's timer, which would time only the hand-off to the dispatcher.
 
@@ -204,7 +211,7 @@ class HubSpotSink(AdaptedSink):
         self._count_received()
         # A drain because the buffer is full may hold changed inputs back to fill a request; a
         # drain by age or at a schema change sends them.
-        self.flush(final=False, hold=len(self._buffer) >= self.max_size)
+        self.flush(final=False, hold=len(self._buffer) >= self.drain_size)
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
@@ -228,7 +235,7 @@ class HubSpotSink(AdaptedSink):
             opener = functools.partial(open_batch_file, path, storage)
             for record in batch_records(opener, encoding.compression, where):
                 self.accept(record)
-                if len(self._buffer) >= self.max_size:
+                if len(self._buffer) >= self.drain_size:
                     self.flush(final=False, hold=True)
 
     # --- buffering ----------------------------------------------------------------------
@@ -406,7 +413,7 @@ class HubSpotSink(AdaptedSink):
                     ready = changes.triage(ready)  # skips what HubSpot has; holds what changed
                 for op in (WRITE, ARCHIVE):
                     self._submit(ready, op)
-            if not self._buffer or (not final and len(self._buffer) < self.max_size):
+            if not self._buffer or (not final and len(self._buffer) < self.drain_size):
                 break
             if not ready:
                 if changes is not None:
