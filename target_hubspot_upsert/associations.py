@@ -9,7 +9,6 @@ itself has landed.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -22,18 +21,17 @@ from target_hubspot_upsert.failures import ISOLATABLE_STATUSES, Failure, bisect_
 from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
 from target_hubspot_upsert.model import (
     CREATED,
+    HUBSPOT_MAX_BATCH,
     UPDATED,
     Batch,
     BatchOutcome,
     LinkRequest,
     PendingInput,
     RecordRef,
-    match_key,
+    ids_by_value,
 )
 
-logger = logging.getLogger("target_hubspot_upsert.associations")
 ID_CACHE_SIZE = 100_000  # other objects' record ids kept per run (a few MB at most)
-MAX_INPUTS = 100
 Pair = tuple[str, str]  # (from record id, to record id)
 
 
@@ -274,18 +272,14 @@ class Associator:
                 return None  # none of them exists
             if not 200 <= response.status < 300:
                 return _failure(batch, f"read of {object_type}", response.status, response.body, self.log_values)
-            for result in response.body.get("results") or [] if isinstance(response.body, dict) else []:
-                props = result.get("properties") if isinstance(result, dict) else None
-                value = props.get(id_property) if isinstance(props, dict) else None
-                if value is not None and result.get("id") not in (None, ""):
-                    found[match_key(id_property, str(value))] = str(result["id"])
+            found.update(ids_by_value(response.body, id_property))
             return None
 
         def reject(value: str, failure: Failure) -> None:
             failures[value] = failure
 
-        for start in range(0, len(values), MAX_INPUTS):
-            bisect_failures(values[start : start + MAX_INPUTS], send, reject)
+        for start in range(0, len(values), HUBSPOT_MAX_BATCH):
+            bisect_failures(values[start : start + HUBSPOT_MAX_BATCH], send, reject)
         return found, failures
 
     def _associate(
@@ -321,8 +315,8 @@ class Associator:
                 )
 
         keys = list(pairs)
-        for start in range(0, len(keys), MAX_INPUTS):
-            bisect_failures(keys[start : start + MAX_INPUTS], send, reject)
+        for start in range(0, len(keys), HUBSPOT_MAX_BATCH):
+            bisect_failures(keys[start : start + HUBSPOT_MAX_BATCH], send, reject)
         return made
 
 

@@ -318,7 +318,6 @@ class ChangeTracker:
         self.path = settings.change_cache_path
         self.max_age_days = settings.change_cache_max_age_days
         self.full_resync = settings.full_resync
-        self.batch_size = settings.batch_size_rows
         # A dry run looks up (its report shows what a real run would skip) and writes nothing.
         self.read_only = settings.dry_run
         self.today = today
@@ -630,18 +629,8 @@ class SinkChanges:
 
     def send(self, *, everything: bool) -> None:
         """Submit held inputs a full batch at a time (with `everything`, the rest too)."""
-        sink = self.sink
-        size = sink.max_size_cached
-        dispatcher = sink.runtime.dispatcher
+        size = self.sink.max_size_cached
         while self.held and (everything or len(self.held) >= size):
             chunk, self.held = self.held[:size], self.held[size:]
             remaining_min = min((item.records[0].seq for item in self.held), default=None)
-            dispatcher.submit(
-                sink.object_key,
-                functools.partial(
-                    sink._make_batch,  # noqa: SLF001
-                    chunk=chunk, batch_min=min(item.records[0].seq for item in chunk), op=WRITE,
-                ),
-                self.held_key,
-                remaining_min,
-            )
+            self.sink.submit_chunk(chunk, WRITE, self.held_key, remaining_min)

@@ -19,9 +19,17 @@ from typing import Any
 import simplejson  # STATE only: exact decimals, in the SDK's own STATE line format
 
 
+def state_json(state: Any) -> str:  # noqa: ANN401 - Singer state is any JSON
+    """A STATE value as its STATE line's JSON (Decimal-exact).
+
+    Raises ValueError, TypeError or RecursionError when it cannot be written (NaN, too deep).
+    """
+    return simplejson.dumps(state, use_decimal=True)
+
+
 def write_state_line(state: Any) -> None:  # noqa: ANN401 - Singer state is any JSON
     """Write a STATE value to stdout, the Singer channel (Decimal-exact)."""
-    sys.stdout.write(simplejson.dumps(state, use_decimal=True) + "\n")
+    sys.stdout.write(state_json(state) + "\n")
     sys.stdout.flush()
 
 
@@ -51,20 +59,21 @@ class CheckpointLedger:
     def set_buffer(self, key: str, low: int | None) -> None:
         """A buffer's lowest record is now `low` (None: empty), e.g. after records left it resolved."""
         with self._lock:
-            if low is None:
-                self._buffers.pop(key, None)
-            else:
-                self._buffers[key] = low
+            self._set_low(key, low)
             self._release()
 
     def moved_to_batch(self, key: str, remaining_min: int | None, batch_id: int, batch_min: int) -> None:
         """Records left a sink buffer for an in-flight batch (atomically, so nothing slips)."""
         with self._lock:
             self._in_flight[batch_id] = batch_min
-            if remaining_min is None:
-                self._buffers.pop(key, None)
-            else:
-                self._buffers[key] = remaining_min
+            self._set_low(key, remaining_min)
+
+    def _set_low(self, key: str, low: int | None) -> None:
+        """(Under the lock.) Note a buffer's lowest record; None: the buffer is empty."""
+        if low is None:
+            self._buffers.pop(key, None)
+        else:
+            self._buffers[key] = low
 
     def batch_done(self, batch_id: int) -> None:
         """Every record of the batch has an outcome."""

@@ -5,7 +5,6 @@ Every request goes through the shared transport (`transport.py`) and retry loop 
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -27,18 +26,15 @@ from target_hubspot_upsert.retry import (
     Decision,
     Request,
     RetryLoop,
-    describe_connection_error,
     retry_after_seconds,
     should_retry,
 )
 from target_hubspot_upsert.transport import Transport
 
 __all__ = [
-    "Action", "ApiResponse", "HubSpotClient", "RequestTally", "Transport", "describe_connection_error",
-    "retry_after_seconds", "should_retry",
+    "Action", "ApiResponse", "HubSpotClient", "RequestTally", "retry_after_seconds", "should_retry",
 ]
 
-logger = logging.getLogger("target_hubspot_upsert.client")
 
 
 @dataclass
@@ -48,6 +44,11 @@ class ApiResponse:
     status: int
     body: Any
     headers: Mapping[str, str]
+
+    @property
+    def message(self) -> str:
+        """HubSpot's `message`, shortened ("" when the answer has none)."""
+        return brief(str(self.body.get("message") or "")) if isinstance(self.body, dict) else ""
 
 
 @dataclass
@@ -130,10 +131,8 @@ class HubSpotClient:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.limiter = limiter or RateLimiter(None)
-        self.max_retries = max_retries
         self.api_version = api_version
         self.transport = transport or Transport(timeout=timeout, pool_size=pool_size, user_agent=user_agent)
-        self.timeout = self.transport.timeout
         self._loop = RetryLoop(
             self.transport, max_retries=max_retries, sleep=sleep, rand=rand,
             window_s=lambda: self.limiter.window_s,
@@ -143,10 +142,6 @@ class HubSpotClient:
         self.totals = RequestTally()
 
     # --- paths --------------------------------------------------------------------------
-
-    def upsert_path(self, object_type: str) -> str:
-        """Path of the batch upsert endpoint for the configured API version."""
-        return self.objects_path(object_type, "batch/upsert")
 
     def objects_path(self, object_type: str, action: str) -> str:
         """Path of an object endpoint (`batch/read`, ...) for the configured API version."""
@@ -226,10 +221,7 @@ class HubSpotClient:
         tally: RequestTally | None = None,
     ) -> ApiResponse:
         """POST one batch (at most 100 inputs) to the batch upsert endpoint."""
-        return self.request(
-            "POST", self.upsert_path(object_type), json={"inputs": inputs},
-            endpoint=f"{object_type}/batch/upsert", stream=stream, tally=tally,
-        )
+        return self.batch_write(object_type, "upsert", inputs, stream=stream, tally=tally)
 
     def get_properties(self, object_type: str) -> ApiResponse:
         """GET the property catalogue of an object type."""

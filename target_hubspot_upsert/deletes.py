@@ -6,16 +6,20 @@ HubSpot does not have is "already absent", not a rejection.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from target_hubspot_upsert.client import ApiResponse, HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import brief
-from target_hubspot_upsert.failures import Failure, bisect_failures, isolatable_or_raise
-from target_hubspot_upsert.model import ALREADY_ABSENT, ARCHIVED, Batch, BatchOutcome, PendingInput, match_key
-
-logger = logging.getLogger("target_hubspot_upsert.deletes")
+from target_hubspot_upsert.failures import Failure, bisect_failures, isolatable_or_raise, reject_into
+from target_hubspot_upsert.model import (
+    ALREADY_ABSENT,
+    ARCHIVED,
+    Batch,
+    BatchOutcome,
+    PendingInput,
+    ids_by_value,
+    match_key,
+)
 
 
 def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON
@@ -26,11 +30,6 @@ def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON
         if "OBJECT_NOT_FOUND" in (failure.category, failure.code):
             ids.update(i.lower() for i in failure.ids)
     return ids
-
-
-def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
-    reason = brief(failure.describe(), 1000)  # a record's reason is a line, not a copy of an answer
-    outcome.rejected.append((item, failure.category, failure.code or failure.category, reason, failure.describe_safe()))
 
 
 class Archiver:
@@ -52,7 +51,7 @@ class Archiver:
         bisect_failures(
             list(batch.inputs),
             lambda group: self._find(batch, group, tally),
-            lambda item, failure: _reject(outcome, item, failure),
+            lambda item, failure: reject_into(outcome, item, failure),
         )
         found = [item for item in batch.inputs if item.object_id is not None and not item.result]
         if not found:
@@ -60,7 +59,7 @@ class Archiver:
         bisect_failures(
             found,
             lambda group: self._archive(batch, group, tally),
-            lambda item, failure: _reject(outcome, item, failure),
+            lambda item, failure: reject_into(outcome, item, failure),
         )
         if self.on_archived is not None and any(item.result == ARCHIVED for item in found):
             self.on_archived(batch.target.canonical_type)
@@ -77,14 +76,9 @@ class Archiver:
             return None
         if not 200 <= response.status < 300:
             return self._failure(batch, "read", response)
-        by_value = {match_key(target.id_property, item.id): item for item in group}
-        for result in response.body.get("results") or [] if isinstance(response.body, dict) else []:
-            props = result.get("properties") if isinstance(result, dict) else None
-            value = props.get(target.id_property) if isinstance(props, dict) else None
-            owner = by_value.get(match_key(target.id_property, str(value))) if value is not None else None
-            if owner is not None and result.get("id") not in (None, ""):
-                owner.object_id = str(result["id"])
+        found = ids_by_value(response.body, target.id_property)
         for item in group:
+            item.object_id = found.get(match_key(target.id_property, item.id), item.object_id)
             if item.object_id is None:
                 item.result = ALREADY_ABSENT  # named as missing, or simply not returned
         return None

@@ -48,7 +48,6 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._in_flight_ids: set[tuple[str, str]] = set()
         self._batches: dict[int, str] = {}  # in-flight batch id -> object type
-        self._in_flight = 0
         self._finished = 0
         self._next_batch_id = 0
         self.failure: BaseException | None = None
@@ -56,7 +55,7 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         """Batches being written now."""
-        return self._in_flight
+        return len(self._batches)
 
     def raise_if_failed(self) -> None:
         """Re-raise on the main thread a fatal error a worker hit."""
@@ -99,13 +98,12 @@ class Dispatcher:
     ) -> None:
         """Submit a batch, blocking while the pool is full."""
         with self._cond:
-            while self._in_flight >= self.max_concurrent and self.failure is None:
+            while len(self._batches) >= self.max_concurrent and self.failure is None:
                 self._cond.wait(1.0)
             if self.failure is not None:
                 raise self.failure
             self._next_batch_id += 1
             batch = make_batch(self._next_batch_id)
-            self._in_flight += 1
             self._batches[batch.batch_id] = object_key
             # Registered under the pool lock so the ledger never sees the records nowhere.
             self.ledger.moved_to_batch(buffer_key, remaining_min, batch.batch_id, batch.min_seq)
@@ -133,7 +131,6 @@ class Dispatcher:
                 for item in batch.inputs:
                     self._in_flight_ids.discard((object_key, item.key))
                 self._batches.pop(batch.batch_id, None)
-                self._in_flight -= 1
                 self._finished += 1
                 self._cond.notify_all()
 
@@ -156,7 +153,7 @@ class Dispatcher:
         """Wait for every in-flight batch; return False if `timeout` passed or `stop` was set first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._in_flight:
+            while self._batches:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if (remaining is not None and remaining <= 0) or (stop is not None and stop.is_set()):
                     return False

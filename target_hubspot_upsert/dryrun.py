@@ -7,15 +7,12 @@ and no STATE is written, so an orchestrator never records a checkpoint for a dry
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, brief
+from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
-
-logger = logging.getLogger("target_hubspot_upsert")
 
 
 class DryRunWriter:
@@ -34,7 +31,7 @@ def discard_state(state: Any) -> None:  # noqa: ANN401 - a STATE value
 
 def check_credentials(client: HubSpotClient) -> None:
     """One authenticated read: a wrong or revoked token fails here (HubSpotAuthError)."""
-    client.request("GET", "/account-info/v3/details", endpoint="account-info/details")
+    client.get_account_details()
 
 
 def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
@@ -53,7 +50,7 @@ def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
     )
     if response.status in (200, 207, 404):
         return
-    message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
+    message = response.message
     msg = (
         f"Could not read objects of '{target.object_type}' by '{target.id_property or 'hs_object_id'}' (stream "
         f"'{target.stream}'): HTTP {response.status} {message}. Check object_mappings.{target.stream}."

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.model import Batch
+from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
 
 #: Whole-request answers whose bad inputs can be isolated; any other failure stops the run.
 ISOLATABLE_STATUSES = frozenset({400, 409, 422})
@@ -154,3 +154,12 @@ def isolatable_or_raise(
         )
         raise HubSpotFatalError(msg)
     return failure
+
+
+def reject_into(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
+    """Count `item` as rejected in `outcome`, for HubSpot's reason in `failure`.
+
+    HubSpot's words are shortened: a record's reason is a line, not a copy of an answer.
+    """
+    reason = brief(failure.describe(), 1000)
+    outcome.rejected.append((item, failure.category, failure.code or failure.category, reason, failure.describe_safe()))

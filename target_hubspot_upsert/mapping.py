@@ -247,7 +247,7 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
             f'"id_property": "email"}}}}.'
         )
         raise HubSpotConfigError(msg)
-    canonical = _ID_TO_NAME.get(object_type, object_type)
+    canonical = canonical_type(object_type)
     id_property = entry.get("id_property") or DEFAULT_ID_PROPERTIES.get(canonical)
     write_mode = entry.get("write_mode") or "upsert"
     known = (

@@ -80,13 +80,17 @@ def decode_line(line: str, number: int) -> dict[str, t.Any]:
     than `_FAST_DEPTH` is read again by the standard library, into Decimal, with its own error
     messages and limits.
     """
+    message = _read_fast(line)
+    return message if message is not None else _decode_exact(line, number)
+
+
+def _read_fast(text: str) -> dict[str, t.Any] | None:
+    """The JSON object `text` holds, read by orjson; None when only the standard library may read it."""
     try:
-        message = orjson.loads(line)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        message = None
-    if type(message) is dict and not _needs_exact(message):
-        return message
-    return _decode_exact(line, number)
+        return None
+    return value if type(value) is dict and not _needs_exact(value) else None
 
 
 def _decode_exact(line: str, number: int) -> dict[str, t.Any]:
@@ -248,7 +252,10 @@ def batch_records(
             for number, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
-                record = _LENIENT.decode(line.decode("utf-8"))
+                text = line.decode("utf-8")
+                record = _read_fast(text)
+                if record is None:
+                    record = _LENIENT.decode(text)
                 if not isinstance(record, dict):
                     msg = f"{where} is not JSON Lines of records: its line {number} is not a JSON object."
                     raise InputError(msg)

@@ -12,6 +12,9 @@ from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
 WRITE = "write"
 ARCHIVE = "archive"
 
+#: HubSpot's limit of inputs per batch request.
+HUBSPOT_MAX_BATCH = 100
+
 #: What happened to an input that was not rejected (`PendingInput.result`), as StreamStats counts it.
 CREATED = "created"
 UPDATED = "updated"
@@ -21,7 +24,6 @@ ARCHIVED = "archived"
 ALREADY_ABSENT = "already_absent"
 WOULD_WRITE = "would_write"  # dry runs
 WOULD_ARCHIVE = "would_archive"
-OUTCOMES = (CREATED, UPDATED, SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ARCHIVED, ALREADY_ABSENT)
 UNCHANGED = "unchanged"  # skip_unchanged: HubSpot already has the values (never sent; not a writer result)
 SKIPPED = frozenset({SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ALREADY_ABSENT})
 
@@ -29,6 +31,17 @@ SKIPPED = frozenset({SKIPPED_NOT_FOUND, SKIPPED_EXISTS, ALREADY_ABSENT})
 def match_key(id_property: str, value: str) -> str:
     """A unique property's value as HubSpot matches it: emails in any case, other values exactly."""
     return value.strip().lower() if id_property == "email" else value
+
+
+def ids_by_value(body: Any, id_property: str) -> dict[str, str]:  # noqa: ANN401 - parsed JSON
+    """A `batch/read` answer's record ids by `id_property` value (as `match_key` gives it)."""
+    found: dict[str, str] = {}
+    for result in (body.get("results") if isinstance(body, dict) else None) or []:
+        props = result.get("properties") if isinstance(result, dict) else None
+        value = props.get(id_property) if isinstance(props, dict) else None
+        if value is not None and result.get("id") not in (None, ""):
+            found[match_key(id_property, str(value))] = str(result["id"])
+    return found
 
 
 @dataclass(slots=True)
@@ -61,7 +74,7 @@ class PendingInput:
     key: str = ""  # buffer and in-flight key: the id, or a token unique to the record
     op: str = WRITE
     links: list[LinkRequest] | None = None
-    result: str = ""  # one of OUTCOMES, set by the writer
+    result: str = ""  # one of the outcomes above, set by the writer
     object_id: str | None = None  # HubSpot's record id, when the answer names it
     # skip_unchanged: (row key, value hash or None, the cached row is deleted before sending)
     cache_entry: tuple[int, int | None, bool] | None = None

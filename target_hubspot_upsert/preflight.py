@@ -15,7 +15,7 @@ from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dryrun import check_object_access
-from target_hubspot_upsert.errors import HubSpotConfigError, brief
+from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.serialization import (
     IGNORE,
@@ -42,6 +42,11 @@ def _schema_of(value: Any) -> dict[str, Any]:  # noqa: ANN401 - any JSON value
     return {"type": "string"}
 
 
+def _finds_objects(canonical_type: str, name: str, spec: PropertySpec) -> bool:
+    """HubSpot finds objects by a property with unique values, or a contact by its email."""
+    return spec.unique or (canonical_type == "contacts" and name == "email")
+
+
 def _verb(target: ObjectTarget) -> str:
     return {"update": "updates", "create": "creates"}.get(target.write_mode, "upserts")
 
@@ -65,7 +70,7 @@ class Preflight:
             return cached
         response = self.client.get_properties(target.object_type)
         if response.status != 200:
-            message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
+            message = response.message
             msg = (
                 f"Could not read the properties of HubSpot object '{target.object_type}' "
                 f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
@@ -103,7 +108,7 @@ class Preflight:
             raise HubSpotConfigError(msg)
         self._check_associations(target, properties)
         build = functools.partial(
-            build_plan, fields, catalog, id_property, clear_nulls=self.settings.clear_nulls, stream=target.stream,
+            build_plan, fields, catalog, id_property, clear_nulls=self.settings.clear_nulls,
             resolve_undeclared=functools.partial(self._decide_undeclared, target, policy),
             exclude=frozenset(spec.field for spec in target.associations),
         )
@@ -138,7 +143,7 @@ class Preflight:
         """HubSpot writes by a property with unique values only (or a contact's email)."""
         id_property = target.id_property
         id_spec = catalog.get(id_property)
-        if id_spec is None or id_spec.unique or (target.canonical_type == "contacts" and id_property == "email"):
+        if id_spec is None or _finds_objects(target.canonical_type, id_property, id_spec):
             return
         msg = (
             f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
@@ -168,11 +173,14 @@ class Preflight:
                     f"'{target.object_type}'; leaving it out (unknown_properties=ignore).",
                 )
         for name in plan.read_only:
-            self._warn_once(
-                target.canonical_type, name, "read_only",
-                f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
-                f"HubSpot; stream '{target.stream}' never sends it.",
-            )
+            self._warn_read_only(target, name)
+
+    def _warn_read_only(self, target: ObjectTarget, name: str) -> None:
+        self._warn_once(
+            target.canonical_type, name, "read_only",
+            f"Property '{name}' of '{target.object_type}' is read-only or calculated in "
+            f"HubSpot; stream '{target.stream}' never sends it.",
+        )
 
     def _check_associations(self, target: ObjectTarget, properties: Mapping[str, Any]) -> None:
         """A stream's association fields are in its SCHEMA (a warning), and their targets are usable."""
@@ -198,10 +206,7 @@ class Preflight:
             if spec.to_id_property == "hs_object_id":
                 continue  # the field holds HubSpot record ids
             prop = catalog.get(spec.to_id_property)
-            usable = prop is not None and (
-                prop.unique or (other.canonical_type == "contacts" and spec.to_id_property == "email")
-            )
-            if not usable:
+            if prop is None or not _finds_objects(other.canonical_type, spec.to_id_property, prop):
                 what = "is not a property" if prop is None else "does not have unique values"
                 msg = (
                     f"{where}.to_id_property: '{spec.to_id_property}' {what} of HubSpot object "
@@ -228,11 +233,7 @@ class Preflight:
             )
             return key, spec.converter()
         if spec is not None:
-            self._warn_once(
-                target.canonical_type, key, "read_only",
-                f"Property '{key}' of '{target.object_type}' is read-only or calculated in "
-                f"HubSpot; stream '{target.stream}' never sends it.",
-            )
+            self._warn_read_only(target, key)
             return IGNORE
         if policy == "ignore":
             self._warn_once(
@@ -285,7 +286,7 @@ class Preflight:
                     ", with unique values" if definition.get("hasUniqueValue") else "",
                 )
             else:
-                message = brief(str(response.body.get("message") or "")) if isinstance(response.body, dict) else ""
+                message = response.message
                 msg = (
                     f"HubSpot refused to create property '{name}' on '{target.object_type}' "
                     f"(HTTP {response.status}): {message}"

@@ -17,6 +17,7 @@ from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.model import (
     ALREADY_ABSENT,
     ARCHIVED,
+    HUBSPOT_MAX_BATCH,
     SKIPPED,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
@@ -189,7 +190,7 @@ class Reporter:
         if stats is None:
             stats = self.stats[stream] = StreamStats(stream, object_type)
             if self.settings.skip_unchanged:
-                stats.batch_size = min(self.settings.batch_size_rows, 100)
+                stats.batch_size = min(self.settings.batch_size_rows, HUBSPOT_MAX_BATCH)
                 stats.shown.add(UNCHANGED)
         return stats
 

@@ -7,7 +7,6 @@ Everything here is pure: a property description in, a converter out. Converters 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import reprlib
@@ -16,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-logger = logging.getLogger("target_hubspot_upsert.serialization")
 
 MAX_STRING_LENGTH = 65_536
 #: Digits before or after the point of a number written out (1e400 has 401): beyond it, a number
@@ -353,7 +350,7 @@ FieldDecision = tuple[str, Converter] | str
 UndeclaredResolver = Callable[[str, Any], FieldDecision]
 
 
-def _warn_undeclared(key: str, value: Any) -> FieldDecision:  # noqa: ANN401, ARG001
+def _ignore_undeclared(key: str, value: Any) -> FieldDecision:  # noqa: ANN401, ARG001
     return IGNORE
 
 
@@ -369,10 +366,9 @@ class StreamPlan:
     id_in_properties: bool = True
     unknown: list[str] = field(default_factory=list)
     read_only: list[str] = field(default_factory=list)
-    stream: str = ""
     schema_fields: frozenset[str] = frozenset()  # fields the stream's SCHEMA declares
     # Fields outside the SCHEMA: decided once each by `resolve_undeclared`.
-    resolve_undeclared: UndeclaredResolver = _warn_undeclared
+    resolve_undeclared: UndeclaredResolver = _ignore_undeclared
     ignored: set[str] = field(default_factory=set)
     refused: dict[str, str] = field(default_factory=dict)
 
@@ -451,8 +447,7 @@ def build_plan(
     id_property: str,
     *,
     clear_nulls: bool = False,
-    stream: str = "",
-    resolve_undeclared: UndeclaredResolver = _warn_undeclared,
+    resolve_undeclared: UndeclaredResolver = _ignore_undeclared,
     exclude: frozenset[str] = frozenset(),
 ) -> StreamPlan:
     """Compile the per-field converters for a stream against an object's catalogue.
@@ -490,7 +485,6 @@ def build_plan(
         id_in_properties=bool(id_property) and not (id_spec is not None and id_spec.read_only),
         unknown=unknown,
         read_only=read_only,
-        stream=stream,
         schema_fields=frozenset(fields),
         resolve_undeclared=resolve_undeclared,
         ignored=set(exclude),

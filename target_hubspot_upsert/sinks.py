@@ -28,6 +28,7 @@ from target_hubspot_upsert.model import (
     ALREADY_ABSENT,
     ARCHIVE,
     ARCHIVED,
+    HUBSPOT_MAX_BATCH,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
     WRITE,
@@ -46,7 +47,6 @@ if t.TYPE_CHECKING:
 
     from target_hubspot_upsert.target import TargetHubSpotUpsert
 
-HUBSPOT_MAX_BATCH = 100
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 
 
@@ -211,7 +211,7 @@ class HubSpotSink(AdaptedSink):
         self._count_received()
         # A drain because the buffer is full may hold changed inputs back to fill a request; a
         # drain by age or at a schema change sends them.
-        self.flush(final=False, hold=len(self._buffer) >= self.drain_size)
+        self.flush(final=False, hold=self.is_full)
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
@@ -235,7 +235,7 @@ class HubSpotSink(AdaptedSink):
             opener = functools.partial(open_batch_file, path, storage)
             for record in batch_records(opener, encoding.compression, where):
                 self.accept(record)
-                if len(self._buffer) >= self.drain_size:
+                if self.is_full:
                     self.flush(final=False, hold=True)
 
     # --- buffering ----------------------------------------------------------------------
@@ -246,7 +246,8 @@ class HubSpotSink(AdaptedSink):
         A delete (with `hard_delete`) needs only its id: its other values are not checked.
         """
         validator = self.validator
-        if validator is not None and not (self._deletes and record.get("_sdc_deleted_at") not in (None, "")):
+        deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
+        if validator is not None and not deleted:
             try:
                 validator.validate(record)
             except InvalidRecord as exc:
@@ -268,7 +269,7 @@ class HubSpotSink(AdaptedSink):
                     "or its SCHEMA's key_properties."
                 )
                 raise MissingKeyPropertiesError(msg)
-        self.add_record(record)
+        self.add_record(record, deleted=deleted)
 
     def _count_one(self) -> int:
         """Number the next record of this stream (and of the run); return the run's number."""
@@ -278,12 +279,11 @@ class HubSpotSink(AdaptedSink):
         runtime.seq += 1
         return runtime.seq
 
-    def add_record(self, record: dict[str, Any]) -> None:
-        """Merge a record into the buffer, or reject it locally."""
+    def add_record(self, record: dict[str, Any], *, deleted: bool) -> None:
+        """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally."""
         self.runtime.check()
         seq = self._count_one()
         stats = self.stats
-        deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
         if self._has_id:
             record_id, problem = self.plan.record_id(record)
             if record_id is None:
@@ -424,21 +424,26 @@ class HubSpotSink(AdaptedSink):
 
     def _submit(self, items: list[PendingInput], op: str) -> None:
         """Submit reserved inputs of one operation, a request's worth at a time."""
-        dispatcher = self.runtime.dispatcher
         items = [item for item in items if item.op == op]
         for start in range(0, len(items), self.max_size):
             chunk = items[start : start + self.max_size]
             for item in chunk:
                 del self._buffer[item.key]
             remaining = next(iter(self._buffer.values()), None)
-            remaining_min = remaining.records[0].seq if remaining is not None else None
-            batch_min = min(item.records[0].seq for item in chunk)
-            dispatcher.submit(
-                self._object_key,
-                functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min, op=op),
-                self._buffer_key,
-                remaining_min,
-            )
+            self.submit_chunk(chunk, op, self._buffer_key, remaining.records[0].seq if remaining is not None else None)
+
+    def submit_chunk(self, chunk: list[PendingInput], op: str, ledger_key: str, remaining_min: int | None) -> None:
+        """Submit one request's worth of inputs taken from the ledger entry `ledger_key`.
+
+        `remaining_min` is the first record number still held under that entry (None: none).
+        """
+        batch_min = min(item.records[0].seq for item in chunk)
+        self.runtime.dispatcher.submit(
+            self._object_key,
+            functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min, op=op),
+            ledger_key,
+            remaining_min,
+        )
 
     def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int, op: str) -> Batch:
         return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min, op)

@@ -14,7 +14,6 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
-import simplejson
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -32,6 +31,7 @@ from singer_sdk.helpers.capabilities import (
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
+from target_hubspot_upsert.checkpoints import state_json
 from target_hubspot_upsert.dryrun import check_credentials
 from target_hubspot_upsert.errors import (
     CheckFailed,
@@ -42,11 +42,12 @@ from target_hubspot_upsert.errors import (
 )
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 from target_hubspot_upsert.messages import decode_line, message_problem, read_as_utf8
+from target_hubspot_upsert.model import HUBSPOT_MAX_BATCH
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
 from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
 from target_hubspot_upsert.settings import SECRET_SETTINGS
-from target_hubspot_upsert.sinks import HUBSPOT_MAX_BATCH, HubSpotSink
+from target_hubspot_upsert.sinks import HubSpotSink
 from target_hubspot_upsert.urls import check_url
 
 logger = logging.getLogger("target_hubspot_upsert")
@@ -83,7 +84,7 @@ class LineCountingReader(AdaptedReader):
             if not isinstance(kind, str):
                 msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
                 raise InputError(msg)
-            problem = message_problem(message)
+            problem = message_problem(message) if kind != "RECORD" else None  # RECORD: checked by handle_record
             if problem is not None:
                 msg = f"Input line {self.line_number}: {problem}."
                 raise InputError(msg)
@@ -106,9 +107,6 @@ class LineCountingReader(AdaptedReader):
         )
         raise InputError(msg)
 
-
-#: `<TargetLoadMethods.UPSERT: 'upsert'>` in the SDK's schema messages, shown as `'upsert'`.
-_ENUM_REPR = re.compile(r"<\w+\.\w+: '([^']*)'>")
 
 #: What the Singer SDK reads as true or false in an environment variable.
 _ENV_BOOLEANS = frozenset({"true", "1", "yes", "on", "false", "0", "no", "off", ""})
@@ -473,11 +471,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
         `sleep`/`clock` replace real waiting in tests (backoffs, the rate-limit window).
         """
-        if kwargs.get("parse_env_config"):
-            schema = copy.deepcopy(self.config_jsonschema)
-            self.append_builtin_config(schema)
-            if problems := env_problems(schema, self.env_var_prefix()):
-                raise HubSpotConfigError("Config validation failed", errors=problems)
+        if kwargs.get("parse_env_config") and (problems := env_problems(self._full_schema(), self.env_var_prefix())):
+            raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._records_seen = 0
         self._signalled = False
@@ -493,11 +488,16 @@ class TargetHubSpotUpsert(AdaptedTarget):
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
 
     @classmethod
-    def _known_settings(cls) -> list[str]:
-        """Every setting `--about` lists: this target's schema and the SDK's built-ins."""
+    def _full_schema(cls) -> dict[str, t.Any]:
+        """This target's settings schema with the SDK's built-ins (a copy)."""
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)
-        return list(schema["properties"])
+        return schema
+
+    @classmethod
+    def _known_settings(cls) -> list[str]:
+        """Every setting `--about` lists: this target's schema and the SDK's built-ins."""
+        return list(cls._full_schema()["properties"])
 
     @property
     def current_line(self) -> int:
@@ -518,7 +518,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if warning := unknown_settings_warning(self.raw_config, [*self._known_settings(), *_UNLISTED_SETTINGS]):
             logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
-        errors = [_ENUM_REPR.sub(r"'\1'", REDACTOR.redact(e)) for e in errors]
+        errors = [REDACTOR.redact(e) for e in errors]
         errors = [*errors, *config_problems(self.config)]
         if errors and raise_errors:
             raise HubSpotConfigError("Config validation failed", errors=errors)
@@ -620,7 +620,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
             msg = f"Input line {self.current_line}: a STATE message needs a 'value'."
             raise InputError(msg)
         try:  # checked now, on its line: it is written later, maybe from a worker thread
-            simplejson.dumps(message_dict["value"], use_decimal=True)
+            state_json(message_dict["value"])
         except (ValueError, TypeError, RecursionError):
             msg = (
                 f"Input line {self.current_line}: the STATE value cannot be written back as JSON "

@@ -19,8 +19,7 @@ import orjson
 
 from target_hubspot_upsert.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.deletes import Archiver
-from target_hubspot_upsert.errors import brief
-from target_hubspot_upsert.failures import Failure, isolatable_or_raise
+from target_hubspot_upsert.failures import Failure, isolatable_or_raise, reject_into
 from target_hubspot_upsert.model import (
     ARCHIVE,
     CREATED,
@@ -313,11 +312,7 @@ class BatchWriter:
         if kind is not None:
             item.result = kind
             return
-        # HubSpot's words, shortened: a record's reason is a line, not a copy of an answer.
-        reason = brief(failure.describe(), 1000)
-        outcome.rejected.append(
-            (item, failure.category, failure.code or failure.category, reason, failure.describe_safe())
-        )
+        reject_into(outcome, item, failure)
 
 
 def _later_duplicates(group: list[PendingInput], ids: list[str]) -> list[PendingInput]:
