@@ -9,10 +9,9 @@ without it would: ``missing`` (404, as for an unknown path) or, for account info
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from .responses import Response, error, not_found
+from .responses import Response, error, not_found, parse_json_or_none
 from .routing import DATED, Call, Route, route
 
 if TYPE_CHECKING:
@@ -41,10 +40,7 @@ def details(state: SimState, call: Call) -> Response:
 
 def token_info(state: SimState, call: Call) -> Response:
     """The account (``hubId``) and scopes of the private-app token named by ``tokenKey``."""
-    try:
-        body = json.loads(call.body or b"null")
-    except ValueError:
-        body = None
+    body = parse_json_or_none(call.body)
     key = body.get("tokenKey") if isinstance(body, dict) else None
     with state.lock:
         opts = state.opts

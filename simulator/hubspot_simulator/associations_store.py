@@ -9,7 +9,6 @@ from .catalog import HUBSPOT_DEFINED_ASSOCIATIONS
 
 HUBSPOT_DEFINED = "HUBSPOT_DEFINED"
 USER_DEFINED = "USER_DEFINED"
-CATEGORIES = frozenset({HUBSPOT_DEFINED, USER_DEFINED, "INTEGRATOR_DEFINED"})
 _SYNTHETIC_FIRST_ID = 100_000  # default types of pairs HubSpot's table leaves out
 _USER_FIRST_ID = 100
 
@@ -124,12 +123,11 @@ class AssociationLinks:
             forward.add((t.category, t.type_id))
             back.add((t.category, types.inverse.get((t.category, t.type_id), t.type_id)))
 
-    def remove(self, ends: tuple[str, str, str, str]) -> bool:
-        """Remove every link between two objects (both directions); False when there was none."""
+    def remove(self, ends: tuple[str, str, str, str]) -> None:
+        """Remove every link between two objects (both directions); nothing happens when there is none."""
         from_type, from_id, to_type, to_id = ends
-        removed = self.links.get((from_type, to_type), {}).get(from_id, {}).pop(to_id, None)
+        self.links.get((from_type, to_type), {}).get(from_id, {}).pop(to_id, None)
         self.links.get((to_type, from_type), {}).get(to_id, {}).pop(from_id, None)
-        return removed is not None
 
     def of(self, from_type: str, from_id: str, to_type: str) -> dict[str, set[tuple[str, int]]]:
         """The links of one object to objects of one type."""

@@ -15,6 +15,11 @@ Fault = int | str | None
 RATE_LIMIT_FAULTS = (429, "daily_429")
 
 
+def _is_error_status(f: object) -> bool:
+    """Whether ``f`` is a 4xx/5xx HTTP status (an int, not a bool)."""
+    return isinstance(f, int) and not isinstance(f, bool) and 400 <= f <= 599
+
+
 def check_script(faults: Iterable[Fault]) -> list[Fault]:
     """Validate a fault script.
 
@@ -23,7 +28,7 @@ def check_script(faults: Iterable[Fault]) -> list[Fault]:
     """
     items: list[Fault] = []
     for f in faults:
-        if f is None or f in FAULTS or (isinstance(f, int) and not isinstance(f, bool) and 400 <= f <= 599):
+        if f is None or f in FAULTS or _is_error_status(f):
             items.append(f)
         else:
             raise ValueError(f"unknown fault {f!r}")
@@ -38,7 +43,7 @@ def check_oauth_script(faults: Iterable[int | None]) -> list[int | None]:
     """
     items: list[int | None] = []
     for f in faults:
-        if f is not None and not (isinstance(f, int) and not isinstance(f, bool) and 400 <= f <= 599):
+        if f is not None and not _is_error_status(f):
             raise ValueError(f"unknown OAuth fault {f!r}")
         items.append(f)
     return items

@@ -79,7 +79,7 @@ def duplicate_ids(dups: list[str]) -> Response:
 
 
 def _validated(
-    state: SimState, ot: ObjectType, inp: dict[str, Any], rules: Any, idp: str | None
+    ot: ObjectType, inp: dict[str, Any], rules: Any, idp: str | None
 ) -> list[Problem] | Response | None:
     found = validate_input(ot.validators, inp["properties"], rules, idp, inp.get("id") if idp else None)
     if found is NOT_A_STRING:
@@ -155,13 +155,13 @@ def batch_answer(
     return Response(status, body)
 
 
-def resolve_type(state: SimState, call: Call, access: str) -> ObjectType | Response:
-    """The call's object type, or the 400 (unknown type) / 403 (scope missing)."""
+def resolve_type(state: SimState, call: Call, access: str, api: str = "objects") -> ObjectType | Response:
+    """The call's object type, or the 400 (unknown type) / 403 (scope ``crm.{api}.<type>.{access}`` missing)."""
     ref = call.match["type"]
     ot = state.db.resolve(ref)
     if ot is None:
         return error(400, f"Unable to infer object type from: {ref}")
-    return state.scope_denied(call.token, f"crm.objects.{ot.spec.scope_name}.{access}") or ot
+    return state.scope_denied(call.token, f"crm.{api}.{ot.spec.scope_name}.{access}") or ot
 
 
 # -- batch/upsert -------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def _check_inputs(
             return addressed
         idp, key, validate_by = addressed
         _note_duplicate(seen, dups, (idp, key), key)
-        found = _validated(state, ot, inp, rules, validate_by)
+        found = _validated(ot, inp, rules, validate_by)
         if isinstance(found, Response):
             return found
         problems.append(found)
@@ -201,13 +201,6 @@ def _upsert_address(ot: ObjectType, inp: dict[str, Any]) -> tuple[str, str, str]
     if idp not in ot.id_props:
         return non_unique_id_property(idp)
     return idp, ot.key(idp, inp["id"]), idp
-
-
-def _check_upsert(
-    state: SimState, ot: ObjectType, inputs: list[dict[str, Any]]
-) -> list[list[Problem] | None] | Response:
-    """Per-input problems of an upsert, or the whole-request 400."""
-    return _check_inputs(state, ot, inputs, _upsert_address)
 
 
 def _partial_write(state: SimState, call: Call, valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -234,14 +227,14 @@ class _Checked:
 
 
 def _checked_write(
-    state: SimState, call: Call, check: Any,
+    state: SimState, call: Call, address: Any,
 ) -> tuple[ObjectType, _Checked] | Response:
     """A write batch's object type and its inputs after the whole-request checks, or the answer that ends it."""
     req = _batch_request(state, call, "write")
     if isinstance(req, Response):
         return req
     ot, inputs = req
-    problems = check(state, ot, inputs)
+    problems = _check_inputs(state, ot, inputs, address)
     if isinstance(problems, Response):
         return problems
     checked = _Checked(state, inputs, problems)
@@ -264,7 +257,7 @@ def _batch_request(
 def batch_upsert(state: SimState, call: Call) -> Response:
     """``POST .../batch/upsert``: create or update by a unique property."""
     started = now_iso()
-    req = _checked_write(state, call, _check_upsert)
+    req = _checked_write(state, call, _upsert_address)
     if isinstance(req, Response):
         return req
     ot, checked = req
@@ -357,17 +350,10 @@ def _update_address(ot: ObjectType, inp: dict[str, Any]) -> tuple[str, str, None
     return idp or "hs_object_id", ot.key(idp, inp["id"]) if idp else inp["id"], None
 
 
-def _check_update(
-    state: SimState, ot: ObjectType, inputs: list[dict[str, Any]]
-) -> list[list[Problem] | None] | Response:
-    """Per-input problems of an update, or the whole-request 400."""
-    return _check_inputs(state, ot, inputs, _update_address)
-
-
 def batch_update(state: SimState, call: Call) -> Response:
     """``POST .../batch/update``: change existing objects (by record id, or ``idProperty`` per input)."""
     started = now_iso()
-    req = _checked_write(state, call, _check_update)
+    req = _checked_write(state, call, _update_address)
     if isinstance(req, Response):
         return req
     ot, checked = req
@@ -461,7 +447,7 @@ def _check_create(
         bad = _check_shape(inp, needs_id=False)
         if bad is not None:
             return bad
-        found = _validated(state, ot, inp, rules, None)
+        found = _validated(ot, inp, rules, None)
         resolved = _resolve_links(state, ot, inp)
         for answer in (found, resolved):
             if isinstance(answer, Response):

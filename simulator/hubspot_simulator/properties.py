@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .catalog import FIELD_TYPES_BY_TYPE, make_group, make_property
+from .objects import resolve_type
 from .responses import Response, error, method_not_allowed, parse_json_or_none
 from .routing import DATED, Call, Route, route
 from .store import ObjectType
@@ -14,14 +15,6 @@ if TYPE_CHECKING:
     from .state import SimState
 
 MAX_UNIQUE_PROPERTIES = 10
-
-
-def _schema_type(state: SimState, call: Call, access: str) -> ObjectType | Response:
-    ref = call.match["type"]
-    ot = state.db.resolve(ref)
-    if ot is None:
-        return error(400, f"Unable to infer object type from: {ref}")
-    return state.scope_denied(call.token, f"crm.schemas.{ot.spec.scope_name}.{access}") or ot
 
 
 def _body(state: SimState, call: Call) -> Any:
@@ -40,7 +33,7 @@ def properties(state: SimState, call: Call) -> Response:
     """``GET`` lists a type's properties, ``POST`` creates one."""
     if call.method not in ("GET", "POST"):
         return method_not_allowed(call.method)
-    ot = _schema_type(state, call, "read" if call.method == "GET" else "write")
+    ot = resolve_type(state, call, "read" if call.method == "GET" else "write", "schemas")
     if isinstance(ot, Response):
         return ot
     if call.method == "GET":
@@ -57,7 +50,7 @@ def one_property(state: SimState, call: Call) -> Response:
     """``GET .../{type}/{name}``: one property definition."""
     if call.method != "GET":
         return method_not_allowed(call.method)
-    ot = _schema_type(state, call, "read")
+    ot = resolve_type(state, call, "read", "schemas")
     if isinstance(ot, Response):
         return ot
     name = call.match["name"]
@@ -128,8 +121,6 @@ def _new_property(data: dict[str, Any]) -> dict[str, Any]:
         hidden=bool(data.get("hidden", False)),
         display_order=_display_order(data),
     )
-    if data["type"] == "enumeration" and not options:
-        prop["options"] = []
     if data.get("formField") is not None:
         prop["formField"] = bool(data["formField"])
     return prop
@@ -146,7 +137,7 @@ def _create_property(state: SimState, ot: ObjectType, data: dict[str, Any]) -> R
             return error(400, f"Property group '{data['groupName']}' does not exist.")
         unique_count = sum(1 for p in ot.props.values() if p.get("hasUniqueValue"))
         if data.get("hasUniqueValue") and unique_count >= MAX_UNIQUE_PROPERTIES:
-            return error(400, "An object can have at most 10 properties with unique values.")
+            return error(400, f"An object can have at most {MAX_UNIQUE_PROPERTIES} properties with unique values.")
         prop = _new_property(data)
         spec = ot.spec.copy()
         spec.properties.append(prop)
@@ -159,7 +150,7 @@ def groups(state: SimState, call: Call) -> Response:
     """``GET`` lists a type's property groups, ``POST`` creates one."""
     if call.method not in ("GET", "POST"):
         return method_not_allowed(call.method)
-    ot = _schema_type(state, call, "read" if call.method == "GET" else "write")
+    ot = resolve_type(state, call, "read" if call.method == "GET" else "write", "schemas")
     if isinstance(ot, Response):
         return ot
     if call.method == "GET":

@@ -173,8 +173,7 @@ class Database:
 
     def find(self, ot: ObjectType, prop: str, value: str) -> dict[str, Any] | None:
         """A copy of the first live object whose ``prop`` equals ``value`` (emails: any case)."""
-        is_email = prop == "email"
-        wanted = value.lower() if is_email else value
+        wanted = ot.key(prop, value)
         with self.store_lock:
             store = self.stores[ot.name]
             if prop == "hs_object_id":
@@ -182,7 +181,7 @@ class Database:
                 return obj.to_dict() if obj else None
             for obj in store.objects.values():
                 v = obj.properties.get(prop)
-                if v is not None and (v.lower() if is_email else v) == wanted:
+                if v is not None and ot.key(prop, v) == wanted:
                     return obj.to_dict()
         return None
 

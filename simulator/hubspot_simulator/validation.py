@@ -80,14 +80,19 @@ def _check_multi(name: str, value: str, options: frozenset[str]) -> tuple[str, s
     return None
 
 
+def _real_day(m: re.Match[str]) -> bool:
+    """Whether groups 1-3 of ``m`` (year, month, day) name a day of the calendar."""
+    try:
+        date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return False
+    return True
+
+
 def _check_date(name: str, value: str, options: frozenset[str]) -> tuple[str, str] | None:
     m = _DATE_RE.fullmatch(value)
     if m:
-        try:
-            date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            pass
-        else:
+        if _real_day(m):
             return None
     elif _INT_RE.fullmatch(value):
         rem = int(value) % _DAY_MS
@@ -102,16 +107,11 @@ def _check_datetime(name: str, value: str, options: frozenset[str]) -> tuple[str
     if _INT_RE.fullmatch(value):
         return None
     m = _DATETIME_RE.fullmatch(value)
-    if m:
-        try:
-            date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError:
-            pass
-        else:
-            hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
-            off_h, off_m = int(m[7] or 0), int(m[8] or 0)
-            if hour < 24 and minute < 60 and second < 60 and off_h < 24 and off_m < 60:
-                return None
+    if m and _real_day(m):
+        hour, minute, second = int(m[4]), int(m[5]), int(m[6] or 0)
+        off_h, off_m = int(m[7] or 0), int(m[8] or 0)
+        if hour < 24 and minute < 60 and second < 60 and off_h < 24 and off_m < 60:
+            return None
     return "INVALID_DATETIME", f"{value} was not a valid datetime."
 
 
