@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -55,6 +56,56 @@ def contact(i: int, **extra: Any) -> dict:
 def lines(messages: list[dict]) -> str:
     """Messages as Singer input text."""
     return "".join(json.dumps(m) + "\n" for m in messages)
+
+
+def contacts_with_states(n: int, every: int, *, start: int = 0) -> list[dict]:
+    """n contacts; after every `every` records a STATE {"n": records so far}."""
+    messages = [schema("contacts")]
+    for i in range(start, start + n):
+        messages.append(record("contacts", contact(i, num_orders=i)))
+        if (i + 1 - start) % every == 0:
+            messages.append(state({"n": i + 1}))
+    messages.append(state({"n": start + n}))
+    return messages
+
+
+def states_in(stdout: str) -> list:
+    """The STATE values the target wrote: one JSON document per non-blank stdout line."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def summary(stderr: str, stream: str) -> str:
+    """The end-of-run summary line of one stream."""
+    found = re.search(rf"Stream '{stream}' -> [^\n]*", stderr)
+    assert found, stderr
+    return found.group(0)
+
+
+def landed_times(sim) -> dict[str, float]:
+    """When each id was first acknowledged by a successful upsert (simulator clock)."""
+    times: dict[str, float] = {}
+    for entry in sim.upsert_requests():
+        if entry.status == 200:
+            for record_id in entry.ids:
+                times.setdefault(record_id, entry.finished)
+    return times
+
+
+CLIENT_ID = "client-1234"
+CLIENT_SECRET = "csecret-9f8e7d6c5b4a"
+REFRESH_TOKEN = "rtoken-0a1b2c3d4e5f"
+
+
+def oauth_config(sim, **extra):
+    return {
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
+        "api_base_url": sim.base_url, **extra,
+    }
+
+
+def enable_oauth(sim, ttl=1800, rotate=False):
+    sim.configure(oauth_clients={CLIENT_ID: CLIENT_SECRET}, refresh_tokens={REFRESH_TOKEN},
+                  token_ttl_seconds=ttl, rotate_refresh_tokens=rotate)
 
 
 @dataclass
@@ -126,7 +177,7 @@ def run_in_process(
         except BaseException as exc:  # noqa: BLE001 - the test inspects it
             result.error = exc
     result.stdout = out.getvalue()
-    result.states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    result.states = states_in(result.stdout)
     result.state_times = out.times
     return result
 
@@ -146,8 +197,24 @@ def run_cli(
     cmd += args or []
     proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
     stdout, stderr = proc.stdout.decode(), proc.stderr.decode("utf-8", "backslashreplace")
-    states = []
-    for line in stdout.splitlines():
-        if line.strip():
-            states.append(json.loads(line))
-    return Run(states=states, stdout=stdout, stderr=stderr, returncode=proc.returncode)
+    return Run(states=states_in(stdout), stdout=stdout, stderr=stderr, returncode=proc.returncode)
+
+
+def start_slow_tap_run(config: dict, messages: list[dict], tmp_path, until, timeout: float = 20) -> subprocess.Popen:
+    """Run the CLI on `messages` with stdin left open like a slow tap; return once `until()` holds.
+
+    Waits at most `timeout` seconds for `until()`; the process is returned either way.
+    """
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(messages))
+    proc.stdin.flush()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until():
+        time.sleep(0.01)
+    return proc

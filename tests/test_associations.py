@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.ratelimit import RateLimiter
 from target_hubspot_upsert.writer import BatchWriter
 
-from .helpers import FIXTURES, FakeClock, contact, record, run_cli, run_in_process, schema, state
+from .helpers import FIXTURES, FakeClock, contact, record, run_cli, run_in_process, schema, state, summary
 
 MAPPINGS = {
     "accounts": {"object_type": "companies", "id_property": "company_external_id"},
@@ -26,12 +25,6 @@ MAPPINGS = {
          "label": "Primary"},
     ]},
 }
-
-
-def summary(stderr: str, stream: str) -> str:
-    found = re.search(rf"Stream '{stream}' -> [^\n]*", stderr)
-    assert found, stderr
-    return found.group(0)
 
 
 def links(sim, from_type: str, to_type: str) -> dict[tuple[str, str], set[str | None]]:

@@ -17,24 +17,20 @@ from target_hubspot_upsert.target import TargetHubSpotUpsert
 from target_hubspot_upsert.transport import Transport
 
 from .conftest import TOKEN
-from .helpers import contact, record, run_cli, run_in_process, schema, state
-from .test_end_to_end import contacts_with_states
-
-CLIENT_ID = "client-1234"
-CLIENT_SECRET = "csecret-9f8e7d6c5b4a"
-REFRESH_TOKEN = "rtoken-0a1b2c3d4e5f"
-
-
-def oauth_config(sim, **extra):
-    return {
-        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN,
-        "api_base_url": sim.base_url, **extra,
-    }
-
-
-def enable_oauth(sim, ttl=1800, rotate=False):
-    sim.configure(oauth_clients={CLIENT_ID: CLIENT_SECRET}, refresh_tokens={REFRESH_TOKEN},
-                  token_ttl_seconds=ttl, rotate_refresh_tokens=rotate)
+from .helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REFRESH_TOKEN,
+    contact,
+    contacts_with_states,
+    enable_oauth,
+    oauth_config,
+    record,
+    run_cli,
+    run_in_process,
+    schema,
+    state,
+)
 
 
 def test_oauth_tokens_expiring_every_second_under_concurrency(sim):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -24,8 +25,20 @@ from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.model import ARCHIVE, PendingInput
 
 from .conftest import TOKEN
-from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
-from .test_end_to_end import contacts_with_states, landed_times
+from .helpers import (
+    contact,
+    contacts_with_states,
+    enable_oauth,
+    landed_times,
+    lines,
+    oauth_config,
+    record,
+    run_cli,
+    run_in_process,
+    schema,
+    start_slow_tap_run,
+    state,
+)
 
 TOKEN_B = "test-token-other-portal"
 
@@ -36,19 +49,30 @@ def cache_config(config, tmp_path):
     return {**config, "skip_unchanged": True, "change_cache_path": str(tmp_path / "cache" / "changes.sqlite")}
 
 
-def sent_ids(sim, since: int = 0) -> list[str]:
-    """Ids of every input of the batch upserts logged after the first `since` requests."""
-    return [i for e in sim.requests[since:] if e.endpoint == "batch_upsert" for i in e.ids or []]
-
-
 def upserts_since(sim, since: int) -> list:
     return [e for e in sim.requests[since:] if e.endpoint == "batch_upsert"]
 
 
+def sent_ids(sim, since: int = 0) -> list[str]:
+    """Ids of every input of the batch upserts logged after the first `since` requests."""
+    return [i for e in upserts_since(sim, since) for i in e.ids or []]
+
+
+def query(path: str | Path, sql: str) -> list[tuple]:
+    """Every row of one query on the cache file, on a connection closed afterwards."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def tables_in(path: str) -> set[str]:
+    return {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def age_entries(path: str, days: int) -> None:
     """Make every cache entry `days` days older (what a clock moved forward would see)."""
+    tables = tables_in(path)
     with sqlite3.connect(path) as conn:
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for table in tables:
             conn.execute(f'UPDATE "{table}" SET d = d - ?', (days,))  # noqa: S608 - table names from the file
 
 
@@ -233,23 +257,14 @@ def test_kill_9_while_batches_are_in_flight_leaves_a_cache_that_resends(sim, cac
     assert run_cli(config, messages("A"), tmp_path=tmp_path).returncode == 0
     mark = len(sim.requests)
     sim.configure(latency_ms=1000)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(lines(messages("B")))
-    proc.stdin.flush()
-    deadline = time.monotonic() + 30
-    # Kill once a batch was answered and a later one is in flight (being written, not yet answered).
-    while time.monotonic() < deadline:
+
+    def a_later_batch_in_flight() -> bool:
+        # Kill once a batch was answered and a later one is in flight (being written, not yet answered).
         batches = upserts_since(sim, mark)
         answered = [e.finished for e in batches if e.status == 200 and e.finished is not None]
-        if answered and any(e.finished is None and e.ids and e.started >= min(answered) for e in batches):
-            break
-        time.sleep(0.01)
+        return bool(answered) and any(e.finished is None and e.ids and e.started >= min(answered) for e in batches)
+
+    proc = start_slow_tap_run(config, messages("B"), tmp_path, a_later_batch_in_flight, timeout=30)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     in_flight = {i for e in upserts_since(sim, mark) if e.finished is None for i in e.ids or []}
@@ -278,8 +293,7 @@ def test_a_rejected_input_leaves_no_entry(sim, cache_config):
     sim.add_validation_rule("contacts", "firstname", "Ada")
     run = run_in_process({**cache_config, "max_rejected_records": 1}, [schema("contacts"), record("contacts", ada)])
     assert run.error is None and stats_of(run).rejected == 1
-    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone()[0] == 0
+    assert query(cache_config["change_cache_path"], 'SELECT count(*) FROM "portal_12345678"')[0][0] == 0
 
 
 def test_a_failed_batch_leaves_no_entry(sim, cache_config):
@@ -289,8 +303,7 @@ def test_a_failed_batch_leaves_no_entry(sim, cache_config):
     sim.configure(latency_ms=1000)
     run = run_in_process(config, [schema("contacts"), record("contacts", contact(1))])
     assert run.error is not None  # no answer within the timeout: the outcome is unknown
-    with sqlite3.connect(config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone()[0] == 0
+    assert query(config["change_cache_path"], 'SELECT count(*) FROM "portal_12345678"')[0][0] == 0
 
 
 # --- accounts, age, full resync ------------------------------------------------------------
@@ -309,11 +322,6 @@ def test_two_portals_share_one_file_without_mixing(sim, cache_config):
     assert run_in_process({**cache_config, "access_token": TOKEN_B}, messages).error is None
     assert upserts_since(sim, mark) == []
     assert tables_in(cache_config["change_cache_path"]) == {"portal_111", "portal_222"}
-
-
-def tables_in(path: str) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 @pytest.mark.parametrize("account_info", ["missing", "forbidden"])
@@ -348,8 +356,6 @@ def test_when_hubspot_names_no_account_the_cache_is_kept_per_token(sim, cache_co
 
 
 def test_oauth_without_account_details_keys_the_cache_by_app_and_refresh_token(sim, cache_config):
-    from .test_auth_and_secrets import enable_oauth, oauth_config  # noqa: PLC0415
-
     enable_oauth(sim)
     sim.configure(account_info="missing")
     config = {**oauth_config(sim), "skip_unchanged": True, "change_cache_path": cache_config["change_cache_path"]}
@@ -375,8 +381,7 @@ def test_entries_older_than_the_max_age_are_sent_again(sim, cache_config):
     run = run_in_process(config, messages)
     assert run.error is None
     assert len(sent_ids(sim, mark)) == 50  # 7 days old: sent again, and refreshed
-    with sqlite3.connect(config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT min(d), max(d) FROM "portal_12345678"').fetchone() == (utc_day(), utc_day())
+    assert query(config["change_cache_path"], 'SELECT min(d), max(d) FROM "portal_12345678"')[0] == (utc_day(), utc_day())
     mark = len(sim.requests)
     assert run_in_process(config, messages).error is None
     assert upserts_since(sim, mark) == []
@@ -391,8 +396,7 @@ def test_full_resync_sends_everything_and_refreshes_the_cache(sim, cache_config,
     assert run.returncode == 0, run.stderr
     assert len(sent_ids(sim, mark)) == 60
     assert "full resync" in run.stderr
-    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT min(d) FROM "portal_12345678"').fetchone() == (utc_day(),)
+    assert query(cache_config["change_cache_path"], 'SELECT min(d) FROM "portal_12345678"')[0] == (utc_day(),)
     mark = len(sim.requests)
     assert run_cli(cache_config, messages, tmp_path=tmp_path).returncode == 0  # the flag held for one run
     assert upserts_since(sim, mark) == []
@@ -403,16 +407,14 @@ def test_full_resync_sends_everything_and_refreshes_the_cache(sim, cache_config,
 def test_a_dry_run_shows_what_would_be_skipped_and_writes_no_entry(sim, cache_config, tmp_path):
     assert run_in_process(cache_config, contacts_with_states(50, 50)).error is None
     age_entries(cache_config["change_cache_path"], 1)
-    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
-        before = conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall()
+    before = query(cache_config["change_cache_path"], 'SELECT k, h, d FROM "portal_12345678" ORDER BY k')
     mark = len(sim.requests)
     messages = [schema("contacts"), *(record("contacts", contact(i, num_orders=i + (i == 3))) for i in range(50))]
     run = run_cli(cache_config, messages, tmp_path=tmp_path, args=["--check"])
     assert run.returncode == 0, run.stderr
     assert upserts_since(sim, mark) == []
     assert "would create or update 1 record(s) as 1 object(s) in 1 request(s); unchanged 49 (not sent)" in run.stderr
-    with sqlite3.connect(cache_config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT k, h, d FROM "portal_12345678" ORDER BY k').fetchall() == before
+    assert query(cache_config["change_cache_path"], 'SELECT k, h, d FROM "portal_12345678" ORDER BY k') == before
 
 
 def test_an_account_look_up_that_fails_stops_the_run_before_anything_is_sent(sim, cache_config):
@@ -531,8 +533,7 @@ def test_an_archive_removes_the_entry_so_the_same_record_recreates_the_object(si
     run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", deleted)])
     assert run.error is None and stats_of(run).archived == 1
     assert sim.objects("contacts") == []
-    with sqlite3.connect(config["change_cache_path"]) as conn:
-        assert conn.execute('SELECT count(*) FROM "portal_12345678"').fetchone() == (0,)
+    assert query(config["change_cache_path"], 'SELECT count(*) FROM "portal_12345678"')[0] == (0,)
     mark = len(sim.requests)
     run = run_in_process(config, [schema("contacts", DELETES_SCHEMA), record("contacts", ada)])
     assert run.error is None
@@ -576,8 +577,7 @@ def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tm
     cache = ChangeCache(path, 1)
 
     def in_file() -> dict[int, tuple[int, int]]:
-        with sqlite3.connect(path) as conn:
-            return {k: (h, d) for k, h, d in conn.execute('SELECT k, h, d FROM "portal_1"')}
+        return {k: (h, d) for k, h, d in query(path, 'SELECT k, h, d FROM "portal_1"')}
 
     try:
         cache.write([(1, 11, 100), (2, 22, 100), (3, 33, 100)])

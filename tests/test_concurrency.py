@@ -9,8 +9,7 @@ import pytest
 from target_hubspot_upsert.errors import DailyLimitReached
 from target_hubspot_upsert.ratelimit import RateLimiter
 
-from .helpers import FakeClock, record, run_in_process, schema, state
-from .test_end_to_end import contacts_with_states, landed_times
+from .helpers import FakeClock, contacts_with_states, landed_times, record, run_in_process, schema, state
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

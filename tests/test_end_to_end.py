@@ -16,28 +16,19 @@ import pytest
 from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
 
 from .conftest import TOKEN
-from .helpers import FIXTURES, contact, lines, record, run_cli, run_in_process, schema, state
-
-
-def contacts_with_states(n: int, every: int, *, start: int = 0) -> list[dict]:
-    """n contacts; after every `every` records a STATE {"n": records so far}."""
-    messages = [schema("contacts")]
-    for i in range(start, start + n):
-        messages.append(record("contacts", contact(i, num_orders=i)))
-        if (i + 1 - start) % every == 0:
-            messages.append(state({"n": i + 1}))
-    messages.append(state({"n": start + n}))
-    return messages
-
-
-def landed_times(sim) -> dict[str, float]:
-    """When each id was first acknowledged by a successful upsert (simulator clock)."""
-    times: dict[str, float] = {}
-    for entry in sim.upsert_requests():
-        if entry.status == 200:
-            for record_id in entry.ids:
-                times.setdefault(record_id, entry.finished)
-    return times
+from .helpers import (
+    FIXTURES,
+    contact,
+    contacts_with_states,
+    landed_times,
+    record,
+    run_cli,
+    run_in_process,
+    schema,
+    start_slow_tap_run,
+    state,
+    states_in,
+)
 
 
 def test_batches_respect_hubspot_limit_and_batch_size_rows(sim, config):
@@ -112,23 +103,6 @@ def test_401_midway_stops_with_state_covering_only_landed_records(sim, config):
     assert all(f"user{i}@example.com" in landed for i in range(last))
 
 
-def start_slow_tap_run(config: dict, messages: list[dict], tmp_path, until) -> subprocess.Popen:
-    """Run the CLI on `messages` with stdin left open like a slow tap; return once `until()` holds."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(lines(messages))
-    proc.stdin.flush()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not until():
-        time.sleep(0.01)
-    return proc
-
-
 def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, tmp_path):
     sim.configure(latency_ms=30)
     # 110 records (four full batches and a partial one), then keep the pipe open like a slow tap.
@@ -146,7 +120,7 @@ def test_sigterm_midway_leaves_state_covering_only_landed_records(sim, config, t
     assert summary is not None
     received, *outcomes = map(int, summary.groups())
     assert 0 < received <= 110 and sum(outcomes) == received  # the signal may come before all is read
-    states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    states = states_in(stdout)
     landed = {o["properties"]["email"] for o in sim.objects("contacts")}
     # In-flight batches were given time to land, and their checkpoints were written.
     assert states
@@ -324,5 +298,5 @@ def test_a_second_sigterm_during_the_grace_still_writes_checkpoints_and_summary(
     assert "Traceback" not in stderr
     assert "Received SIGTERM again" in stderr or not still_waiting
     assert re.search(r"Stream 'contacts' -> contacts: received \d+", stderr)  # the summary was written
-    states = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    states = states_in(stdout)
     assert states and states[-1]["n"] >= 10  # the checkpoints earned by the batches that landed

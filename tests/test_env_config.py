@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from hubspot_simulator import HubSpotSimulator
 
+from .helpers import record, state, states_in
+
 TOKEN = "env-config-token-7d41c9e2"
 PREFIX = "TARGET_HUBSPOT_UPSERT_"
 
@@ -55,14 +57,6 @@ OBJECT_MAPPINGS = {
 }
 
 
-def _record(stream: str, rec: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": rec}
-
-
-def _state(value: Any) -> dict[str, Any]:
-    return {"type": "STATE", "value": value}
-
-
 def _account(i: int) -> dict[str, Any]:
     return {"company_external_id": f"ACC-{i:03d}", "name": f"Account {i}", "numberofemployees": 10 * i, "nickname": f"a{i}"}
 
@@ -81,10 +75,6 @@ def run_with_env(
         cmd, input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True, text=True,
         env=env, timeout=timeout, check=False,
     )
-
-
-def stdout_states(proc: subprocess.CompletedProcess[str]) -> list[Any]:
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -108,12 +98,12 @@ def test_every_kind_of_setting_from_env(sim):
     }
     messages = [
         ACCOUNTS_SCHEMA,
-        *[_record("accounts", _account(i)) for i in range(1, 6)],
-        _state({"bookmarks": {"accounts": 5}}),
+        *[record("accounts", _account(i)) for i in range(1, 6)],
+        state({"bookmarks": {"accounts": 5}}),
         GADGETS_SCHEMA,
-        _record("gadgets", {"widget_id": "W-1", "name": "Sprocket", "color": "red"}),
-        _record("gadgets", {"widget_id": "W-2", "name": None, "color": "blue"}),
-        _state({"bookmarks": {"accounts": 5, "gadgets": 2}}),
+        record("gadgets", {"widget_id": "W-1", "name": "Sprocket", "color": "red"}),
+        record("gadgets", {"widget_id": "W-2", "name": None, "color": "blue"}),
+        state({"bookmarks": {"accounts": 5, "gadgets": 2}}),
     ]
     proc = run_with_env(settings, messages)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -136,7 +126,7 @@ def test_every_kind_of_setting_from_env(sim):
     sent = {i["id"]: i["properties"] for e in sim.upsert_requests("p_widgets") for i in e.request_body["inputs"]}
     assert sent["W-2"]["name"] == ""
     # Only STATE on stdout, the last one once everything before it landed; no token in logs.
-    states = stdout_states(proc)
+    states = states_in(proc.stdout)
     assert states and states[-1] == {"bookmarks": {"accounts": 5, "gadgets": 2}}
     assert TOKEN not in proc.stderr
     assert f"Parsing 'object_mappings' config from env variable '{PREFIX}OBJECT_MAPPINGS'" in proc.stderr
@@ -152,12 +142,12 @@ def test_env_overrides_the_config_file(sim, tmp_path):
         "max_retries": 0,
     }))
     settings = {"access_token": TOKEN, "object_mappings": json.dumps(OBJECT_MAPPINGS)}
-    messages = [ACCOUNTS_SCHEMA, _record("accounts", _account(1)), _state({"n": 1})]
+    messages = [ACCOUNTS_SCHEMA, record("accounts", _account(1)), state({"n": 1})]
     proc = run_with_env({**settings, "unknown_properties": "ignore"}, messages, config_file=config_file)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [o["properties"]["company_external_id"] for o in sim.objects("companies")] == ["ACC-001"]
     assert sim.objects("contacts") == []
-    assert stdout_states(proc) == [{"n": 1}]
+    assert states_in(proc.stdout) == [{"n": 1}]
 
 
 def test_a_bad_setting_from_env_is_a_clear_config_error(sim):
@@ -167,7 +157,7 @@ def test_a_bad_setting_from_env_is_a_clear_config_error(sim):
         "object_mappings": json.dumps({"accounts": {"object_type": "companies", "id_propery": "x"}}),
         "unknown_properties": "explode",
     }
-    proc = run_with_env(settings, [ACCOUNTS_SCHEMA, _record("accounts", _account(1))])
+    proc = run_with_env(settings, [ACCOUNTS_SCHEMA, record("accounts", _account(1))])
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "object_mappings['accounts']: unknown key(s) id_propery" in proc.stderr
@@ -181,7 +171,7 @@ def test_request_timeout_from_env(sim):
         "access_token": TOKEN, "api_base_url": sim.base_url, "request_timeout": "30",
         "object_mappings": json.dumps(OBJECT_MAPPINGS), "unknown_properties": "ignore",
     }
-    proc = run_with_env(settings, [ACCOUNTS_SCHEMA, _state({"n": 1})])
+    proc = run_with_env(settings, [ACCOUNTS_SCHEMA, state({"n": 1})])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == {"n": 1}
 

@@ -25,9 +25,8 @@ from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.errors import HostUnreachable, RedirectRefused, RetriesExhausted
 from target_hubspot_upsert.transport import MAX_RESPONSE_BYTES, Transport
 
-from .helpers import run_cli
+from .helpers import contacts_with_states, run_cli
 from .hostile import Recorder, refused_port
-from .test_end_to_end import contacts_with_states
 
 TOKEN = "hostile-test-token-31337"
 CLIENT_SECRET = "hostile-client-secret-271828"

@@ -166,15 +166,10 @@ def test_text_that_is_not_valid_unicode_rejects_its_record_only(sim, config, tmp
     head = lines([schema("contacts"), record("contacts", contact(1))]).encode()
     bad_line = b'{"type":"RECORD","stream":"contacts","record":{"email":"x@example.com","firstname":' + bad + b"}}\n"
     tail = lines([record("contacts", contact(2)), state({"n": 3})]).encode()
-    (tmp_path / "config.json").write_text(json.dumps({**config, "max_rejected_records": 1}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "target_hubspot_upsert", "--config", str(tmp_path / "config.json")],
-        input=head + bad_line + tail, capture_output=True, timeout=120,
-    )
-    stderr = proc.stderr.decode(errors="replace")
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr and "not valid Unicode" in stderr
-    assert json.loads(proc.stdout.decode()) == {"n": 3}
+    run = run_cli({**config, "max_rejected_records": 1}, head + bad_line + tail, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "not valid Unicode" in run.stderr
+    assert run.states == [{"n": 3}]
     assert len(sim.objects("contacts")) == 2 and sim.find("contacts", "email", "x@example.com") is None
 
 

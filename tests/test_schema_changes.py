@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import lines, record, run_in_process, schema, state
+from .helpers import Run, lines, record, run_in_process, schema, state
 
 BASE = {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]}}
 INT_VALUE = {**BASE, "lifetime_value": {"type": ["integer", "null"]}}
@@ -33,17 +32,7 @@ CHANGES = {
 }
 
 
-@dataclass
-class TimedRun:
-    """A CLI run whose STATE lines carry the moment they were read."""
-
-    returncode: int
-    stderr: str
-    states: list[Any] = field(default_factory=list)
-    state_times: list[float] = field(default_factory=list)
-
-
-def run_cli_timed(config: dict, text: str, tmp_path: Path, timeout: float = 120) -> TimedRun:
+def run_cli_timed(config: dict, text: str, tmp_path: Path, timeout: float = 120) -> Run:
     """Run the target as a pipeline would, noting when each STATE line reached stdout."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
@@ -57,7 +46,7 @@ def run_cli_timed(config: dict, text: str, tmp_path: Path, timeout: float = 120)
     drainer = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
     feeder.start()
     drainer.start()
-    run = TimedRun(returncode=-1, stderr="")
+    run = Run(returncode=-1)
     for line in proc.stdout:
         if line.strip():
             run.state_times.append(time.monotonic())

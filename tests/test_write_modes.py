@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 
-from .helpers import FIXTURES, contact, record, run_cli, run_in_process, schema, state
+from .helpers import FIXTURES, contact, record, run_cli, run_in_process, schema, state, summary
 
 NOTE_PROPERTIES = [{"name": "hs_note_body", "type": "string"}, {"name": "hs_timestamp", "type": "datetime"}]
-
-
-def summary(stderr: str, stream: str) -> str:
-    """The end-of-run summary line of one stream."""
-    found = re.search(rf"Stream '{stream}' -> [^\n]*", stderr)
-    assert found, stderr
-    return found.group(0)
 
 
 def seed_contacts(config: dict, *people: tuple[str, str]) -> None:
