@@ -150,7 +150,7 @@ def test_only_the_changed_records_are_sent_in_full_batches(sim, cache_config):
 
 
 def test_state_waits_for_held_changed_records_to_land(sim, cache_config):
-    config = {**cache_config, "batch_size_rows": 20, "max_concurrent_requests": 3}
+    config = {**cache_config, "batch_size_rows": 10, "max_concurrent_requests": 3}
     assert run_in_process(config, contacts_with_states(600, 600)).error is None
     sim.configure(latency_ms=10, latency_jitter_ms=9, seed=3)
     messages = [schema("contacts")]
