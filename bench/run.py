@@ -220,7 +220,7 @@ COUNT_OBJECTS = (
 class Simulator:
     """The HubSpot simulator as a child process, started with one case's flags."""
 
-    def __init__(self, workdir: Path, case: Case, cpus: set[int] | None) -> None:
+    def __init__(self, workdir: Path, case: Case | CacheCase, cpus: set[int] | None) -> None:
         """Start it and wait until it has written its URL."""
         url_file = workdir / f"sim-{case.name}.url"
         url_file.unlink(missing_ok=True)
@@ -517,8 +517,9 @@ def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, confi
             result.failures.append("run 2 did not send exactly the changed records")
     if run.returncode != 0:
         result.failures.append(f"target exited with {run.returncode} (stderr: {err})")
-    if last_state(out) != expected_state:
-        result.failures.append(f"last STATE written {last_state(out)!r}, expected {expected_state!r}")
+    got = last_state(out)
+    if got != expected_state:
+        result.failures.append(f"last STATE written {got!r}, expected {expected_state!r}")
     if sim.count_objects("contacts") != records:
         result.failures.append(f"simulator does not hold {records} contacts")
     return result
@@ -527,7 +528,7 @@ def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, confi
 def run_cache_case(case: CacheCase, records: int, workdir: Path,
                    cpus: tuple[set[int] | None, set[int] | None]) -> list[CacheRun]:
     """Start a simulator and run the target twice on it with skip_unchanged and one cache file."""
-    sim = Simulator(workdir, case, cpus[1])  # type: ignore[arg-type]  # the same simulator fields as Case
+    sim = Simulator(workdir, case, cpus[1])
     try:
         config = workdir / f"case-{case.name}.config.json"
         cache_path = workdir / f"case-{case.name}.sqlite"
