@@ -8,7 +8,7 @@ directory, deleted at the end)::
 
 Entries are written through the target's own `ChangeCache.write`, with the keys real contact ids
 hash to (so they arrive in random key order, as in a real first run), committed 20,000 at a time.
-Then 200,000 random ids are looked up, 100 per query, as a re-sync does.
+Then 200,000 random ids are looked up, `LOOKUP_CHUNK` (500) per query, as a re-sync does.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from target_hubspot_upsert.changecache import ChangeCache, object_key, utc_day
+from target_hubspot_upsert.changecache import LOOKUP_CHUNK, ChangeCache, object_key, utc_day
 
 CHUNK = 20_000
 LOOKUPS = 200_000
+
+
+def contact_key(i: int) -> int:
+    """The cache key of contact `user{i}@example.com`."""
+    return object_key("contacts", "email", f"user{i}@example.com")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,20 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         started, day = time.perf_counter(), utc_day()
         for start in range(0, entries, CHUNK):
             ids = range(start, min(start + CHUNK, entries))
-            keys = [object_key("contacts", "email", f"user{i}@example.com") for i in ids]
-            cache.write([(key, rng.getrandbits(64) - 2**63, day) for key in keys])
+            cache.write([(contact_key(i), rng.getrandbits(64) - 2**63, day) for i in ids])
         cache.close()
         size = path.stat().st_size
         print(f"{entries:,} entries written in {time.perf_counter() - started:.0f} s: {size / 2**20:.0f} MiB, "
               f"{size / entries:.1f} bytes per entry")
         cache = ChangeCache(path, 12345678)
         picked = rng.sample(range(entries), min(LOOKUPS, entries))
-        keys = [object_key("contacts", "email", f"user{i}@example.com") for i in picked]
+        keys = [contact_key(i) for i in picked]
         cpu = time.process_time()
-        found = sum(len(cache.lookup(keys[i : i + 100])) for i in range(0, len(keys), 100))
+        found = sum(len(cache.lookup(keys[i : i + LOOKUP_CHUNK])) for i in range(0, len(keys), LOOKUP_CHUNK))
         cpu = time.process_time() - cpu
         cache.close()
-    print(f"{len(keys):,} look-ups, 100 per query: {1e6 * cpu / len(keys):.2f} µs CPU each ({found:,} found)")
+    per_key = 1e6 * cpu / len(keys)
+    print(f"{len(keys):,} look-ups, {LOOKUP_CHUNK} per query: {per_key:.2f} µs CPU each ({found:,} found)")
     return 0
 
 
