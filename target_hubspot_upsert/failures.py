@@ -81,7 +81,8 @@ class Failure:
                         Detail(str(item.get("error") or ""), str(item.get("message") or ""), item.get("name"))
                     )
         codes = [d.code for d in failure.details if d.code]
-        failure.code = codes[0] if codes else category
+        # Per-input errors of batch answers carry their code at the top level.
+        failure.code = codes[0] if codes else str(body.get("code") or category)
         return failure
 
     def describe(self) -> str:

@@ -262,8 +262,6 @@ class BatchWriter:
         unmatched: list[Failure] = []
         for error in body.get("errors") or []:
             failure = Failure.parse(400, error)
-            if (not failure.code or failure.code == failure.category) and isinstance(error, dict):
-                failure.code = str(error.get("code") or failure.category)
             items = [by_trace[t] for t in failure.traces if t in by_trace]
             if not items and failure.ids:
                 items = [by_id[i.lower()] for i in failure.ids if i.lower() in by_id]
