@@ -9,6 +9,7 @@ itself has landed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -31,8 +32,11 @@ from target_hubspot_upsert.model import (
     ids_by_value,
 )
 
+logger = logging.getLogger("target_hubspot_upsert.associations")
+
 ID_CACHE_SIZE = 100_000  # other objects' record ids kept per run (a few MB at most)
 Pair = tuple[str, str]  # (from record id, to record id)
+MAX_PAIR_RESENDS = 2  # how often a pair no answer confirmed is sent again before it is rejected
 
 
 class IdCache:
@@ -286,9 +290,15 @@ class Associator:
         self, batch: Batch, spec: AssociationSpec, pairs: dict[Pair, list[tuple[PendingInput, LinkRequest]]],
         rejections: _LinkRejections, tally: RequestTally | None,
     ) -> int:
-        """Associate the pairs, 100 a request; return how many HubSpot acknowledged."""
+        """Associate the pairs, 100 a request; return how many HubSpot confirmed.
+
+        A pair counts only when the answer's results name it (its from and to ids), whatever the
+        answer's `status`. A pair neither confirmed nor refused is sent again (associating is
+        idempotent), at most `MAX_PAIR_RESENDS` times, then rejected ASSOCIATION_NOT_CONFIRMED.
+        """
         types = self.types_for(batch.target, spec)
         made = 0
+        unconfirmed: list[Pair] = []
 
         def send(group: list[Pair]) -> Failure | None:
             nonlocal made
@@ -297,10 +307,11 @@ class Associator:
             )
             if not 200 <= response.status < 300:
                 return _failure(batch, "association", response.status, response.body, self.log_values)
-            refused = _refused_pairs(group, response.body)
+            confirmed, refused, unknown = split_answer(group, response.body)
             for pair, failure in refused.items():
                 reject(pair, failure)
-            made += len(group) - len(refused)
+            made += len(confirmed)
+            unconfirmed.extend(unknown)
             return None
 
         def reject(pair: Pair, failure: Failure) -> None:
@@ -315,9 +326,36 @@ class Associator:
                 )
 
         keys = list(pairs)
-        for start in range(0, len(keys), HUBSPOT_MAX_BATCH):
-            bisect_failures(keys[start : start + HUBSPOT_MAX_BATCH], send, reject)
+        for attempt in range(MAX_PAIR_RESENDS + 1):
+            if attempt:
+                logger.warning(
+                    "HubSpot's answer did not confirm %d association(s) of stream '%s' (%s); sending them again.",
+                    len(keys), batch.stream, spec.where,
+                )
+            for start in range(0, len(keys), HUBSPOT_MAX_BATCH):
+                bisect_failures(keys[start : start + HUBSPOT_MAX_BATCH], send, reject)
+            keys, unconfirmed = unconfirmed, []
+        for pair in keys:
+            reject(pair, _NOT_CONFIRMED)
         return made
+
+
+_NOT_CONFIRMED = Failure(
+    status=200, category="ASSOCIATION", code="ASSOCIATION_NOT_CONFIRMED",
+    message=(
+        f"HubSpot answered {MAX_PAIR_RESENDS + 1} requests for this association without confirming it (its "
+        "results never named the pair); it may not exist"
+    ),
+)
+
+
+def split_answer(group: list[Pair], body: Any) -> tuple[list[Pair], dict[Pair, Failure], list[Pair]]:  # noqa: ANN401
+    """The pairs of `group` a 2xx answer confirms (its results name them), refuses (its errors), and leaves open."""
+    refused = _refused_pairs(group, body)
+    named = _confirmed_pairs(body) if isinstance(body, dict) else set()
+    confirmed = [pair for pair in group if pair in named and pair not in refused]
+    unknown = [pair for pair in group if pair not in named and pair not in refused]
+    return confirmed, refused, unknown
 
 
 def _refused_pairs(group: list[Pair], body: Any) -> dict[Pair, Failure]:  # noqa: ANN401 - parsed JSON

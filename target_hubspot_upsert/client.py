@@ -266,11 +266,14 @@ class HubSpotClient:
         )
 
     def batch_read(
-        self, object_type: str, id_property: str, ids: list[str], *, stream: str | None = None,
-        tally: RequestTally | None = None,
+        self, object_type: str, id_property: str, ids: list[str], *, properties: list[str] | None = None,
+        stream: str | None = None, tally: RequestTally | None = None,
     ) -> ApiResponse:
-        """POST `batch/read`: objects by the values of a unique property (record ids for hs_object_id)."""
-        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": [id_property]}
+        """POST `batch/read`: objects by the values of a unique property (record ids for hs_object_id).
+
+        The answer holds `properties` (default: the id property alone).
+        """
+        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": properties or [id_property]}
         if id_property != "hs_object_id":
             body["idProperty"] = id_property
         return self.request(

@@ -104,6 +104,7 @@ class Batch:
     inputs: list[PendingInput]
     min_seq: int
     op: str = WRITE
+    sent_at: float = 0.0  # wall-clock time the writer first sent it (read-backs compare createdAt)
 
 
 @dataclass(slots=True)

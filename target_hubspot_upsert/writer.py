@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -29,11 +32,15 @@ from target_hubspot_upsert.model import (
     Batch,
     BatchOutcome,
     PendingInput,
+    match_key,
 )
 
 logger = logging.getLogger("target_hubspot_upsert.writer")
 
 # Codes that make every input carrying the named property invalid, whatever its value.
+# A read-back input whose object HubSpot created less than this before the request went out still
+# counts as created by it (clocks differ).
+READ_BACK_SLACK_S = 5.0
 PROPERTY_WIDE_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE", "PROPERTY_NOT_FOUND"})
 
 
@@ -87,6 +94,7 @@ class BatchWriter:
         outcome = BatchOutcome(write_mode=batch.target.write_mode)
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
+        batch.sent_at = time.time()
         if batch.op == ARCHIVE:
             self.archiver.archive(batch, outcome, tally)
         else:
@@ -220,42 +228,26 @@ class BatchWriter:
         self, batch: Batch, group: list[PendingInput], body: Any, outcome: BatchOutcome,  # noqa: ANN401
         tally: RequestTally | None, resends: int,
     ) -> None:
-        """Account for a 2xx answer: results, per-input errors, and inputs it left out."""
+        """Account for a 2xx answer: the results and errors it ties to inputs, then the inputs it does not tie.
+
+        Whatever the answer's `status` (`COMPLETE`, `CANCELED`, `PENDING`), only what its results
+        and errors tie to an input counts; nothing is ever settled by position.
+        """
         body = body if isinstance(body, dict) else {}
         by_trace = {item.trace: item for item in group}
-        by_id = {item.id.lower(): item for item in group if item.id}
-        done: set[str] = set()
-        anonymous = self._apply_results(batch, body, by_trace, by_id, done)
-        unmatched = self._apply_errors(body, by_trace, by_id, done, outcome)
-        missing = [item for item in group if item.trace not in done]
-        if missing:
-            self._settle_missing(batch, missing, anonymous, unmatched, outcome, tally, resends)
-
-    @staticmethod
-    def _apply_results(
-        batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
-        done: set[str],
-    ) -> list[dict]:
-        """Note each result's input as created or updated; return the results tied to no input."""
         id_property = batch.target.id_property
-        anonymous: list[dict] = []
-        for result in body.get("results") or []:
-            if not isinstance(result, dict):
-                continue
-            item = by_trace.get(str(result.get("objectWriteTraceId") or ""))
-            if item is None:
-                raw_props = result.get("properties")
-                value = raw_props.get(id_property) if isinstance(raw_props, dict) else None
-                item = by_id.get(str(value).lower()) if value is not None else None
-            if item is None or item.trace in done:
-                anonymous.append(result)
-                continue
+        by_id = {match_key(id_property, item.id): item for item in group if item.id}
+        done: set[str] = set()
+        for item, result in tie_results(batch, body, by_trace, by_id):
             done.add(item.trace)
             _land(batch, item, result)
-        return anonymous
+        unmatched = self._apply_errors(body, id_property, by_trace, by_id, done, outcome)
+        missing = [item for item in group if item.trace not in done]
+        if missing:
+            self._settle_missing(batch, missing, unmatched, outcome, tally, resends)
 
     def _apply_errors(
-        self, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+        self, body: dict, id_property: str, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
         done: set[str], outcome: BatchOutcome,
     ) -> list[Failure]:
         """Reject the inputs each per-input error names; return the errors that name none."""
@@ -264,7 +256,8 @@ class BatchWriter:
             failure = Failure.parse(400, error)
             items = [by_trace[t] for t in failure.traces if t in by_trace]
             if not items and failure.ids:
-                items = [by_id[i.lower()] for i in failure.ids if i.lower() in by_id]
+                keys = (match_key(id_property, i) for i in failure.ids)
+                items = [by_id[k] for k in keys if k in by_id]
             items = [item for item in items if item.trace not in done]
             if not items:
                 unmatched.append(failure)
@@ -274,35 +267,78 @@ class BatchWriter:
         return unmatched
 
     def _settle_missing(
-        self, batch: Batch, missing: list[PendingInput], anonymous: list[dict], unmatched: list[Failure],
+        self, batch: Batch, missing: list[PendingInput], unmatched: list[Failure],
         outcome: BatchOutcome, tally: RequestTally | None, resends: int,
     ) -> None:
-        """Inputs a 2xx answer did not account for by trace id or id value."""
-        if not unmatched and len(anonymous) >= len(missing):
-            # Results without trace ids or id values: HubSpot accounted for every input, but
-            # which object is whose is known only when one is missing.
-            for item, result in zip(missing, anonymous, strict=False):
-                _land(batch, item, result, known=len(missing) == 1)
-            return
+        """Inputs a 2xx answer did not tie to a result or an error.
+
+        Each is read back (by its unique property) and counts only when HubSpot holds the values
+        sent; the rest are sent again (upserts and updates are idempotent; a create without a
+        unique property is not, so it is never sent twice) and finally rejected NOT_ACKNOWLEDGED.
+        """
         if len(missing) == 1 and len(unmatched) == 1:
-            self._reject(outcome, missing[0], unmatched[0])
+            self._reject(outcome, missing[0], unmatched[0])  # the one error is this input's
             return
-        if resends < self.max_resends:
+        target = batch.target
+        if target.id_property:
+            missing = self._read_back(batch, missing, tally)
+            if not missing:
+                return
+        repeatable = bool(target.id_property) or target.write_mode != "create"
+        if repeatable and resends < self.max_resends:
             logger.warning(
-                "HubSpot answered %d inputs of stream '%s' without a result or an error; "
+                "HubSpot's answer did not confirm %d input(s) of stream '%s' (no result or error tied to them); "
                 "sending them again.", len(missing), batch.stream,
             )
             self._settle(batch, missing, outcome, tally, resends + 1)
             return
-        reason = unmatched[0] if unmatched else Failure(
-            status=200, category="NOT_ACKNOWLEDGED", code="NOT_ACKNOWLEDGED",
-            message=(
-                f"HubSpot answered success {self.max_resends + 1} times without a result for "
-                "this input; it was not confirmed written"
-            ),
-        )
+        if unmatched:
+            reason = unmatched[0]
+        elif repeatable:
+            reason = not_acknowledged(
+                f"HubSpot answered {self.max_resends + 1} requests for this input without a result tied to it "
+                "(by objectWriteTraceId or id value), and reading it back did not show the values sent; it "
+                "was not confirmed written"
+            )
+        else:
+            reason = not_acknowledged(
+                "HubSpot's answer did not tie a result to this create (by objectWriteTraceId); it was not sent "
+                "again, since a second create could make a duplicate: check HubSpot for the object"
+            )
         for item in missing:
             self._reject(outcome, item, reason)
+
+    def _read_back(self, batch: Batch, items: list[PendingInput], tally: RequestTally | None) -> list[PendingInput]:
+        """Count the inputs HubSpot holds with the values sent (`batch/read`); return the others."""
+        target = batch.target
+        id_property = target.id_property
+        names = sorted({name for item in items for name in item.properties} | {id_property})
+        response = self.client.batch_read(
+            target.object_type, id_property, [item.id for item in items], properties=names,
+            stream=batch.stream, tally=tally,
+        )
+        if not 200 <= response.status < 300 or not isinstance(response.body, dict):
+            return items
+        held: dict[str, dict] = {}
+        for result in response.body.get("results") or []:
+            props = result.get("properties") if isinstance(result, dict) else None
+            value = props.get(id_property) if isinstance(props, dict) else None
+            if value is not None and result.get("id") not in (None, ""):
+                held.setdefault(match_key(id_property, str(value)), result)
+        unconfirmed = []
+        for item in items:
+            result = held.get(match_key(id_property, item.id))
+            if result is None or not holds_values(result.get("properties"), item.properties):
+                unconfirmed.append(item)
+                continue
+            item.object_id = str(result["id"])
+            item.result = read_back_result(target.write_mode, result, batch.sent_at)
+        if len(unconfirmed) < len(items):
+            logger.info(
+                "Stream '%s': %d input(s) HubSpot's answer did not confirm were read back and hold the values sent.",
+                batch.stream, len(items) - len(unconfirmed),
+            )
+        return unconfirmed
 
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, failure: Failure) -> None:
@@ -355,15 +391,108 @@ def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list
     return culprits, suspects
 
 
-def _land(batch: Batch, item: PendingInput, result: dict, *, known: bool = True) -> None:
-    """Note what a result says happened to `item`, and its record id when it surely is its own."""
+def tie_results(
+    batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+) -> list[tuple[PendingInput, dict]]:
+    """The (input, result) pairs an answer ties one to one.
+
+    A result is tied to an input by its `objectWriteTraceId`, or, when it carries none, by its
+    id-property value; a result whose id value contradicts its trace id ties nothing. A second
+    result for an input already tied (a duplicate) and a result tied to no input (an extra) are
+    ignored. When one object id is claimed by results for two different inputs, neither is tied.
+    """
+    id_property = batch.target.id_property
+    ties: dict[str, tuple[PendingInput, dict]] = {}
+    claims: dict[str, set[str]] = {}
+    for result in body.get("results") or []:
+        if not isinstance(result, dict):
+            continue
+        props = result.get("properties")
+        value = props.get(id_property) if id_property and isinstance(props, dict) else None
+        value_key = match_key(id_property, str(value)) if value is not None else None
+        trace = result.get("objectWriteTraceId")
+        if trace not in (None, ""):
+            item = by_trace.get(str(trace))
+            if item is not None and value_key is not None and value_key != match_key(id_property, item.id):
+                item = None  # the result is some other object's
+        else:
+            item = by_id.get(value_key) if value_key is not None else None
+        if item is None or item.trace in ties:
+            continue
+        ties[item.trace] = (item, result)
+        object_id = result.get("id")
+        if object_id not in (None, ""):
+            claims.setdefault(str(object_id), set()).add(item.trace)
+    shared = {trace for traces in claims.values() if len(traces) > 1 for trace in traces}
+    return [tie for trace, tie in ties.items() if trace not in shared]
+
+
+def not_acknowledged(message: str) -> Failure:
+    """The reason for an input HubSpot never confirmed."""
+    return Failure(status=200, category="NOT_ACKNOWLEDGED", code="NOT_ACKNOWLEDGED", message=message)
+
+
+def holds_values(held: Any, sent: dict[str, str]) -> bool:  # noqa: ANN401 - parsed JSON
+    """Whether the properties HubSpot returned hold every value that was sent (in HubSpot's spelling)."""
+    if not isinstance(held, dict):
+        return False
+    return all(same_value(value, held.get(name)) for name, value in sent.items())
+
+
+def same_value(sent: str, held: Any) -> bool:  # noqa: ANN401 - parsed JSON
+    """`sent` (a wire value) and what HubSpot returned are the same value.
+
+    HubSpot answers with its own spelling of some values: numbers (`1.50` as `1.5`), date-times
+    (ISO with milliseconds, or epoch milliseconds), emails in lower case, a cleared value as
+    null or "".
+    """
+    if held is None:
+        return sent == ""
+    text = str(held)
+    if text == sent:
+        return True
+    if "@" in sent and text == sent.strip().lower():
+        return True
+    try:
+        if Decimal(text) == Decimal(sent):
+            return True
+    except (InvalidOperation, ValueError):
+        pass
+    instants = _instant(text), _instant(sent)
+    return instants[0] is not None and instants[0] == instants[1]
+
+
+def _instant(text: str) -> datetime | None:
+    """A date, date-time or epoch-milliseconds value as an aware UTC datetime, or None."""
+    if text.isdigit() and len(text) >= 10:
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def read_back_result(write_mode: str, result: dict, sent_at: float) -> str:
+    """What a read-back input counts as: created when HubSpot created the object after the request went out."""
+    created_at = _instant(str(result.get("createdAt") or ""))
+    new = created_at is not None and created_at.timestamp() >= sent_at - READ_BACK_SLACK_S
+    if write_mode == "create":
+        return CREATED if new else SKIPPED_EXISTS
+    if write_mode == "update":
+        return UPDATED
+    return CREATED if new else UPDATED
+
+
+def _land(batch: Batch, item: PendingInput, result: dict) -> None:
+    """Note what a result tied to `item` says happened to it, and its record id."""
     mode = batch.target.write_mode
     if mode == "upsert":
         item.result = CREATED if result.get("new") is True else UPDATED
     else:
         item.result = CREATED if mode == "create" else UPDATED
     object_id = result.get("id")
-    item.object_id = str(object_id) if known and object_id not in (None, "") else None
+    item.object_id = str(object_id) if object_id not in (None, "") else None
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:

@@ -8,6 +8,7 @@ Unauthenticated and not logged in :attr:`HubSpotSimulator.requests`:
 - ``GET /_sim/requests[?upserts_only=1][&since=SEQ]`` -> ``{"results": [entry...]}``
 - ``POST /_sim/configure`` (JSON options, ``hostile`` included), ``POST /_sim/reset``
 - ``POST /_sim/script`` ``{"faults": [...]}``, ``POST /_sim/revoke`` ``{"token": ...}``
+- ``POST /_sim/rewrites`` ``{"endpoint": "batch_upsert", "modes": [...]}`` (see ``rewrite.py``)
 - ``POST /_sim/consume`` ``{"n": N}``
 - ``POST /_sim/validation_rule`` ``{"object_type", "property", "value", "message"?}``
 - ``POST /_sim/object_type`` ``{"name", "type_id", "properties", "aliases"?}``
@@ -78,6 +79,7 @@ _POST: dict[str, Callable[[HubSpotSimulator, dict[str, Any]], Response | None]] 
     "configure": _configure,
     "reset": lambda sim, data: sim.reset(),
     "script": lambda sim, data: sim.script_faults(data.get("faults", [])),
+    "rewrites": lambda sim, data: sim.script_rewrites(data["endpoint"], data.get("modes", [])),
     "revoke": lambda sim, data: sim.revoke_token(data["token"]),
     "consume": lambda sim, data: sim.consume_rate_limit(int(data.get("n", 1))),
     "validation_rule": _validation_rule,

@@ -8,7 +8,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import account, associations, hostile, oauth, objects, properties
+from . import account, associations, hostile, oauth, objects, properties, rewrite
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
 from .responses import Response, error, fault_response, fmt_number, not_found, now_iso, rate_limited
@@ -180,7 +180,13 @@ def _with_faults(state: SimState, rt: Route, call: Call) -> Response:
         return Response(0, None, drop=True)
     if fault == "empty_200":
         return Response(200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()})
-    resp = rt.handler(state, call)
+    with state.lock:
+        mode = state.rewrites.next(rt.endpoint)
+    if mode is not None:
+        call.entry.fault = f"rewrite:{mode}"
+        resp = rewrite.answer(mode, call, lambda: rt.handler(state, call))
+    else:
+        resp = rt.handler(state, call)
     if fault == "drop_after_write":
         resp.drop = True
     return resp

@@ -289,6 +289,19 @@ class HubSpotSimulator:
             self._state.faults.script.clear()
             self._state.faults.script.extend(items)
 
+    def script_rewrites(self, endpoint: str, modes: Iterable[str | None]) -> None:
+        """Replace the answer-rewrite script of one endpoint (``batch_upsert``, ``associations_default``...).
+
+        Each upcoming request to that endpoint takes the next mode of :mod:`rewrite`
+        (``duplicate_result``, ``extra_result``, ``anonymous_results``, ``half``, ``canceled``,
+        ``pending``) or None (behave normally): answers that confirm less than was sent.
+
+        Raises:
+            ValueError: An unknown mode.
+        """
+        with self._state.lock:
+            self._state.rewrites.script(endpoint, modes)
+
     def script_oauth_faults(self, faults: Iterable[int | None]) -> None:
         """Replace the token endpoint's fault script: one item per upcoming token request.
 

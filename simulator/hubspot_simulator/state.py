@@ -13,6 +13,7 @@ from .options import OPTION_DEFAULTS
 from .ratelimit import RateLimiter
 from .requestlog import RequestLogEntry
 from .responses import Response
+from .rewrite import Rewrites
 from .store import Database
 
 
@@ -51,6 +52,7 @@ class SimState:
         self.tokens = IssuedTokens()
         self.limiter = RateLimiter(clock)
         self.faults = FaultInjector(OPTION_DEFAULTS["seed"])
+        self.rewrites = Rewrites()
         self.in_flight = 0  # requests may be in flight across a reset
         self.playing = Playing()  # hostile answers being played (they outlive their request's handling)
         self.reset()
@@ -63,6 +65,7 @@ class SimState:
             self.seq = 0
             self.stats = empty_stats()
             self.faults.reset(self.opts["seed"])
+            self.rewrites.clear()
             self.limiter.reset()
 
     def count(self, counter: str, n: int = 1) -> None:

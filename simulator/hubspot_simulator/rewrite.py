@@ -1,0 +1,108 @@
+"""Answers that confirm less than was sent: a HubSpot whose 2xx answers cannot be taken at face value.
+
+Scripted per endpoint (``script_rewrites(endpoint, modes)``, ``POST /_sim/rewrites``): each
+request to that endpoint takes the next mode. Every answer stays within HubSpot's published
+models (a batch answer's ``status``, ``results`` and their fields); only what it confirms changes.
+
+- ``duplicate_result``: every input but the last is written; the answer repeats the first result.
+- ``extra_result``: every input but the last is written; the answer adds a result for an object
+  nobody asked for, without a trace id or id value.
+- ``anonymous_results``: every input but the last is written; the results carry no trace ids and
+  no id values (only record ids).
+- ``half``: the first half of the inputs is written and confirmed; the rest is neither written nor
+  named by an error.
+- ``canceled``: nothing is written; ``"status": "CANCELED", "results": []``.
+- ``pending``: everything is written; ``"status": "PENDING", "results": []``.
+- ``None``: behave normally.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .responses import Response, now_iso
+
+MODES = ("duplicate_result", "extra_result", "anonymous_results", "half", "canceled", "pending")
+_EXTRA_IDS = itertools.count(9_000_000_000)
+# Properties every object result carries whatever was asked (kept by anonymous_results).
+_BUILT_IN = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"})
+
+
+class Rewrites:
+    """The scripted modes per endpoint name (callers hold the state lock)."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, deque[str | None]] = {}
+
+    def script(self, endpoint: str, modes: Iterable[str | None]) -> None:
+        """Replace the endpoint's script.
+
+        Raises:
+            ValueError: An unknown mode.
+        """
+        items = list(modes)
+        unknown = [m for m in items if m is not None and m not in MODES]
+        if unknown:
+            raise ValueError(f"unknown answer rewrite {unknown[0]!r}; known: {', '.join(MODES)}")
+        self.scripts[endpoint] = deque(items)
+
+    def next(self, endpoint: str) -> str | None:
+        """The endpoint's next mode (None: answer normally)."""
+        script = self.scripts.get(endpoint)
+        return script.popleft() if script else None
+
+    def clear(self) -> None:
+        """Forget every script."""
+        self.scripts.clear()
+
+
+def answer(mode: str, call: Any, handler: Callable[[], Response]) -> Response:
+    """Run `handler` on the inputs `mode` lets through, then rewrite its answer."""
+    payload = call.payload
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    if not isinstance(inputs, list):
+        return handler()
+    started = now_iso()
+    if mode == "canceled":
+        return Response(200, {"status": "CANCELED", "results": [], "startedAt": started, "completedAt": now_iso()})
+    kept = inputs
+    if mode in ("duplicate_result", "extra_result", "anonymous_results"):
+        kept = inputs[:-1]
+    elif mode == "half":
+        kept = inputs[: len(inputs) // 2]
+    call.payload = {**payload, "inputs": kept}
+    try:
+        resp = handler() if kept else Response(
+            200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()},
+        )
+    finally:
+        call.payload = payload
+    body = resp.obj
+    if not 200 <= resp.status < 300 or not isinstance(body, dict):
+        return resp
+    results = body.get("results")
+    results = results if isinstance(results, list) else []
+    if mode == "duplicate_result" and results:
+        results.append(copy.deepcopy(results[0]))
+    elif mode == "extra_result" and results:
+        extra = copy.deepcopy(results[0])
+        extra.pop("objectWriteTraceId", None)
+        if "id" in extra:
+            extra["id"] = str(next(_EXTRA_IDS))
+            extra["properties"] = {"hs_object_id": extra["id"]}
+        results.append(extra)
+    elif mode == "anonymous_results":
+        for result in results:
+            result.pop("objectWriteTraceId", None)
+            props = result.get("properties")
+            if isinstance(props, dict):
+                result["properties"] = {k: v for k, v in props.items() if k in _BUILT_IN}
+    elif mode == "pending":
+        body["status"] = "PENDING"
+        results.clear()
+    body["results"] = results
+    return Response(resp.status, body, headers=resp.headers)
