@@ -82,9 +82,18 @@ class CheckpointLedger:
             self._release()
 
     def add(self, state: Any, boundary: int, line: int = 0) -> None:  # noqa: ANN401
-        """A STATE (input line `line`) arrived after records numbered below `boundary`."""
+        """A STATE (input line `line`) arrived after records numbered below `boundary`.
+
+        A STATE with the same boundary as the one held before it supersedes it (only the newest
+        of them could ever be written), so what is held is bounded by the records in flight,
+        not by how many STATE messages the input holds.
+        """
         with self._lock:
-            self._pending.append((boundary, line, state))
+            pending = self._pending
+            if pending and pending[-1][0] == boundary:
+                pending[-1] = (boundary, line, state)
+            else:
+                pending.append((boundary, line, state))
             self._release()
 
     def _release(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import typing as t
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +49,22 @@ if t.TYPE_CHECKING:
     from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
+_BAD_MARKER = (
+    "_sdc_deleted_at holds something other than a date-time, so the record is neither archived nor written; "
+    'a delete needs an RFC 3339 date-time (as the Singer SDK writes it), and null or "" means not deleted: '
+    "fix the tap or the source column"
+)
+
+
+def is_delete_marker(value: Any) -> bool:  # noqa: ANN401 - any JSON value
+    """Whether `_sdc_deleted_at` holds a date-time (RFC 3339 / ISO 8601 with a time), which marks a delete."""
+    if not isinstance(value, str) or len(value) < 16 or value[10] not in "Tt ":
+        return False
+    try:
+        datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_remote(uri: str) -> Any:  # noqa: ANN401 - fastjsonschema's handler signature
@@ -118,6 +135,7 @@ class HubSpotSink(AdaptedSink):
         self._object_key = self.object_target.canonical_type
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
+        self._create_only = self.object_target.write_mode == "create"
         self._association_types = {spec.to_key for spec in self.object_target.associations}
         self.stats.shown.update(self._counters_shown())
         self._buffer_key = f"{stream_name}#{id(self)}"
@@ -247,6 +265,12 @@ class HubSpotSink(AdaptedSink):
         """
         validator = self.validator
         deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
+        if deleted and not is_delete_marker(record["_sdc_deleted_at"]):
+            self.runtime.check()
+            self._count_one()
+            record_id = self.plan.record_id(record)[0] if self._has_id else None
+            self._reject(record, record_id, self.stats.received, "INVALID_DELETE_MARKER", _BAD_MARKER)
+            return
         if validator is not None and not deleted:
             try:
                 validator.validate(record)
@@ -322,8 +346,11 @@ class HubSpotSink(AdaptedSink):
     def _buffer_input(self, new: PendingInput) -> None:
         """Merge `new` into the input buffered for its id (same operation), or buffer it."""
         entry = self._buffer.get(new.key)
-        if entry is not None and entry.op != new.op:
-            self._send_now(new.key)  # the earlier operation on this id goes first
+        if entry is not None and (entry.op != new.op or self._create_only):
+            # The earlier operation on this id goes first. Under write_mode create a later record
+            # is never merged into the first: the first creates the object, the later ones are
+            # sent after it and skipped (exists), within a batch as across batches.
+            self._send_now(new.key)
             entry = None
         if entry is not None:
             entry.properties.update(new.properties)

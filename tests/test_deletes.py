@@ -145,3 +145,30 @@ def test_a_delete_needs_no_valid_values_besides_its_id(sim, config):
     run = run_in_process({**config, "hard_delete": True}, messages)
     assert run.error is None, run.error
     assert run.target.runtime.report.stats["contacts"].archived == 1
+
+
+def test_only_a_date_time_in_the_delete_marker_archives(sim, config, tmp_path):
+    junk = ["junk", False, 0, [], {}, True, "2024-01-01", "yesterday 12:00"]
+    props = {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]}, "_sdc_deleted_at": {}}
+    first = [schema("contacts", props, key=["email"])]
+    first += [record("contacts", {"email": f"u{i}@example.com", "firstname": "Kept"}) for i in range(len(junk) + 1)]
+    assert run_cli(config, first, tmp_path=tmp_path).returncode == 0
+    rejected = tmp_path / "rejected.jsonl"
+    deletes = [schema("contacts", props, key=["email"])]
+    deletes += [record("contacts", {"email": f"u{i}@example.com", "_sdc_deleted_at": v}) for i, v in enumerate(junk)]
+    deletes += [record("contacts", {"email": f"u{len(junk)}@example.com", "_sdc_deleted_at": "2026-12-01T10:00:00Z"})]
+    deletes += [state({"done": True})]
+    cfg = {**config, "hard_delete": True, "max_rejected_records": len(junk), "rejected_records_path": str(rejected)}
+    run = run_cli(cfg, deletes, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert {o["properties"]["email"] for o in sim.objects("contacts", archived=True)} == {f"u{len(junk)}@example.com"}
+    assert {o["properties"]["firstname"] for o in sim.objects("contacts")} == {"Kept"}  # left as they were
+    lines = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert [line["error"]["code"] for line in lines] == ["INVALID_DELETE_MARKER"] * len(junk)
+    assert all("_sdc_deleted_at" in line["error"]["message"] for line in lines)
+    assert counts(run.stderr)["rejected"] == len(junk)
+    assert counts(run.stderr)["archived"] == 1
+    assert run.states == [{"done": True}]
+    # Past the limit the run stops, as for any rejection.
+    again = run_cli({**cfg, "max_rejected_records": 0}, deletes[:2], tmp_path=tmp_path)
+    assert again.returncode != 0

@@ -59,13 +59,14 @@ def test_create_writes_only_new_objects_and_notes_without_id(sim, config, tmp_pa
     run = run_cli(cfg, (FIXTURES / "contacts_create.singer").read_text(), tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
     assert summary(run.stderr, "contacts").startswith(
-        "Stream 'contacts' -> contacts: received 4, created 2, updated 0, merged 1, rejected 0, skipped (exists) 1;"
+        "Stream 'contacts' -> contacts: received 4, created 2, updated 0, merged 0, rejected 0, skipped (exists) 2;"
     )
     assert summary(run.stderr, "notes").startswith(
         "Stream 'notes' -> notes: received 2, created 2, updated 0, merged 0, rejected 0;"
     )
     assert sim.find("contacts", "email", "ada@example.com")["properties"]["firstname"] == "Ada"  # untouched
-    assert sim.find("contacts", "email", "margaret@example.com")["properties"]["firstname"] == "Margaret"
+    # The first record for a unique value creates it; the later one is skipped (exists), not merged in.
+    assert sim.find("contacts", "email", "margaret@example.com")["properties"]["firstname"] == "Maggie"
     assert sim.find("contacts", "email", "linus@example.com") is not None
     creates = [e for e in sim.requests if e.endpoint == "batch_create"]
     assert {e.object_type for e in creates} == {"contacts", "notes"}
@@ -74,13 +75,14 @@ def test_create_writes_only_new_objects_and_notes_without_id(sim, config, tmp_pa
         assert all(traces) and len(set(traces)) == len(traces)
     assert len(sim.objects("notes")) == 2  # no unique property: each record is its own object
     stream = json.loads(report_path.read_text())["streams"]["contacts"]
-    assert stream["skipped_exists"] == 1 and stream["skipped"][0]["id"] == "ada@example.com"
+    assert stream["skipped_exists"] == 2
+    assert sorted(s["id"] for s in stream["skipped"]) == ["ada@example.com", "margaret@example.com"]
 
     # Re-sending a stream without id property creates its objects again (the README warns).
     again = run_cli(cfg, (FIXTURES / "contacts_create.singer").read_text(), tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len(sim.objects("notes")) == 4
-    assert "received 4, created 0, updated 0, merged 1, rejected 0, skipped (exists) 3" in summary(again.stderr, "contacts")
+    assert "received 4, created 0, updated 0, merged 0, rejected 0, skipped (exists) 4" in summary(again.stderr, "contacts")
 
 
 def test_create_conflict_answered_409_for_the_whole_request_is_isolated_and_skipped(sim, config, monkeypatch):
@@ -178,3 +180,17 @@ def test_config_errors_reach_the_command_line(sim, config, tmp_path):
     assert run.returncode != 0
     assert "object_mappings.contacts.write_mode: must be one of upsert, update or create" in run.stderr
     assert "object_mappings.contacts.associations[0]: missing to_object_type, to_id_property" in run.stderr
+
+
+@pytest.mark.parametrize("batch_size_rows", [100, 1])
+def test_create_never_overwrites_whatever_the_batch_boundaries(sim, config, tmp_path, batch_size_rows):
+    cfg = {**config, "batch_size_rows": batch_size_rows, "object_mappings": {"contacts": {"write_mode": "create"}}}
+    messages = [schema("contacts", key=["email"])]
+    messages += [record("contacts", {"email": "twice@example.com", "firstname": name}) for name in ("First", "Second")]
+    messages += [record("contacts", contact(i)) for i in range(3)]
+    messages += [record("contacts", {"email": "twice@example.com", "firstname": "Third"}), state({"s": 1})]
+    run = run_cli(cfg, messages, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sim.find("contacts", "email", "twice@example.com")["properties"]["firstname"] == "First"
+    assert "received 6, created 4, updated 0, merged 0, rejected 0, skipped (exists) 2" in summary(run.stderr, "contacts")
+    assert run.states == [{"s": 1}]
