@@ -47,6 +47,51 @@ def read_as_utf8(source: t.IO[str]) -> None:
         reconfigure(encoding="utf-8", errors="surrogateescape")
 
 
+#: The longest input line read (characters): HubSpot refuses request bodies far smaller, so a
+#: longer RECORD line is a rejected record (RECORD_TOO_LARGE), read past with bounded memory.
+MAX_LINE_CHARS = 16 * 1024 * 1024
+LINE_HEAD_CHARS = 1000  # the start of an oversized line kept for the rejected-records file
+_SKIP_CHUNK = 1024 * 1024
+_RECORD_TYPE = re.compile(r'"type"\s*:\s*"RECORD"')
+_STREAM_NAME = re.compile(r'"stream"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+class OversizedLine(t.NamedTuple):
+    """An input line longer than `MAX_LINE_CHARS`: its first characters and its length."""
+
+    head: str
+    size: int
+
+    def record_stream(self) -> str | None:
+        """The stream of a RECORD line, when its first characters name both (else None)."""
+        if not _RECORD_TYPE.search(self.head):
+            return None
+        found = _STREAM_NAME.search(self.head)
+        if found is None:
+            return None
+        try:
+            name = json.loads(f'"{found.group(1)}"')
+        except ValueError:
+            return None
+        return name if isinstance(name, str) else None
+
+
+def bounded_lines(source: t.IO[str], cap: int = MAX_LINE_CHARS) -> t.Iterator[str | OversizedLine]:
+    """The lines of `source`; a line longer than `cap` comes as an `OversizedLine`, never held whole."""
+    readline = source.readline
+    while line := readline(cap + 1):
+        if len(line) <= cap or line[-1] == "\n":
+            yield line
+            continue
+        head, size = line[:LINE_HEAD_CHARS], len(line)
+        del line
+        while chunk := readline(_SKIP_CHUNK):
+            size += len(chunk)
+            if chunk[-1] == "\n":
+                break
+        yield OversizedLine(head, size)
+
+
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000
 #: levels) is what decides whether a line is too deep to read.
 _FAST_DEPTH = 200

@@ -24,7 +24,7 @@ from typing_extensions import override
 from target_hubspot_upsert.changecache import TRIAGE_SIZE
 from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
-from target_hubspot_upsert.messages import batch_records
+from target_hubspot_upsert.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.model import (
     ALREADY_ABSENT,
     ARCHIVE,
@@ -386,6 +386,18 @@ class HubSpotSink(AdaptedSink):
                     return None
                 links.append(LinkRequest(ref, spec, match_key(spec.to_id_property, text)))
         return links
+
+    def reject_oversized(self, line: OversizedLine) -> None:
+        """Reject a RECORD line longer than the cap; the rejected-records file gets its size and first characters."""
+        self.runtime.check()
+        self._count_one()
+        message = (
+            f"the RECORD line is {line.size:,} characters long, over the {MAX_LINE_CHARS:,} a line may hold "
+            "(HubSpot refuses far smaller requests); its first characters are kept here. Split or trim the "
+            "record in the source"
+        )
+        record = {"_line_size": line.size, "_line_head": line.head}
+        self._reject(record, None, self.stats.received, "RECORD_TOO_LARGE", message)
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""

@@ -41,7 +41,14 @@ from target_hubspot_upsert.errors import (
     TooManyRejectedRecords,
 )
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
-from target_hubspot_upsert.messages import decode_line, message_problem, read_as_utf8
+from target_hubspot_upsert.messages import (
+    MAX_LINE_CHARS,
+    OversizedLine,
+    bounded_lines,
+    decode_line,
+    message_problem,
+    read_as_utf8,
+)
 from target_hubspot_upsert.model import HUBSPOT_MAX_BATCH
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
@@ -63,6 +70,10 @@ class LineCountingReader(AdaptedReader):
         """Start at line 0."""
         super().__init__()
         self.line_number = 0
+        self.on_oversized: t.Callable[[OversizedLine], None] = self._oversized
+
+    def _oversized(self, line: OversizedLine) -> None:
+        raise oversized_error(self.line_number, line)
 
     def deserialize_json(self, line: str) -> dict:
         """Parse one line; a line that is not a JSON object is a clear input error."""
@@ -78,8 +89,13 @@ class LineCountingReader(AdaptedReader):
     ) -> t.Counter[str]:
         """The SDK's reading loop, with the per-line checks done once per line, not twice."""
         stats: dict[str, int] = {}
-        for line in file_input or self.default_input:
-            message = self.deserialize_json(line)
+        for line in bounded_lines(file_input or self.default_input):
+            if type(line) is OversizedLine:
+                self.line_number += 1
+                self.on_oversized(line)
+                stats["RECORD"] = stats.get("RECORD", 0) + 1
+                continue
+            message = self.deserialize_json(t.cast("str", line))
             kind = message.get("type")
             if not isinstance(kind, str):
                 msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
@@ -106,6 +122,14 @@ class LineCountingReader(AdaptedReader):
             f"{message_dict.get('type')!r}."
         )
         raise InputError(msg)
+
+
+def oversized_error(line_number: int, line: OversizedLine) -> InputError:
+    """The error for a line over the cap that is not a RECORD of a stream with a SCHEMA."""
+    return InputError(
+        f"Input line {line_number} is {line.size:,} characters long, over the {MAX_LINE_CHARS:,} a line may hold, "
+        "and is not a RECORD of a stream whose SCHEMA came before it."
+    )
 
 
 #: What the Singer SDK reads as true or false in an environment variable.
@@ -486,6 +510,18 @@ class TargetHubSpotUpsert(AdaptedTarget):
         overrides = {"dry_run": self.check_requested, "full_resync": self.full_resync_requested}
         config = {**self.config, **{key: True for key, on in overrides.items() if on}}
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
+        if isinstance(self.message_reader, LineCountingReader):
+            self.message_reader.on_oversized = self._handle_oversized
+
+    def _handle_oversized(self, line: OversizedLine) -> None:
+        """A RECORD line over the cap is a rejected record of its stream; any other is an input error."""
+        stream = line.record_stream()
+        routes = self._routes.get(stream) if stream is not None else None
+        if stream is not None and routes is None and stream in self.mapper.stream_maps:
+            routes = self._route(stream)
+        if not routes:
+            raise oversized_error(self.current_line, line)
+        self._sink_for(routes[0][2], {}).reject_oversized(line)
 
     @classmethod
     def _full_schema(cls) -> dict[str, t.Any]:
