@@ -142,11 +142,12 @@ class ChangeCache:
     in the file.
     """
 
-    def __init__(self, path: str | Path, account: int | str) -> None:
+    def __init__(self, path: str | Path, account: int | str, *, read_only: bool = False) -> None:
         """Open (or create) the file in WAL mode, with the account's table.
 
         `account` is the HubSpot account (portal) id, or `token_<hex>` (`credential_key`) when
-        HubSpot would not tell the account.
+        HubSpot would not tell the account. `read_only` (dry runs) never creates or changes the
+        file or its side files: a missing file or table is an empty cache.
         """
         self.path = Path(path)
         self.account = f"portal_{int(account)}" if isinstance(account, int) else account
@@ -158,10 +159,15 @@ class ChangeCache:
         self._closed = False
         self._pending: dict[int, tuple[int, int]] = {}  # key -> (value hash, day), not yet committed
         self._pending_since = 0.0  # time.monotonic() of the oldest pending entry
+        self.read_only = read_only
+        self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = self._connect()
-            self._setup()
+            if read_only:
+                self._conn = self._connect_read_only()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = self._connect()
+                self._setup()
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from None
         # S608: the table name is made from an int, every value is a bound parameter.
@@ -176,8 +182,36 @@ class ChangeCache:
         conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         return conn
 
+    def _connect_read_only(self) -> sqlite3.Connection | None:
+        """A connection that changes nothing on disk (None: no file, or no table for the account).
+
+        `immutable` reads the file without the WAL side files (none exist after a clean close);
+        when a WAL file exists (another run has the file open), `mode=ro` reads it too.
+        """
+        if not self.path.is_file():
+            return None
+        wal = self.path.with_name(self.path.name + "-wal")
+        flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+        conn = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?{flags}", uri=True, timeout=30, isolation_level=None,
+            check_same_thread=False,
+        )
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.account,))
+        if found.fetchone() is None:
+            conn.close()
+            return None
+        return conn
+
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        """The connection, for writes (never called on a read-only cache)."""
+        if self._conn is None:
+            msg = f"The change cache {self.path} is open read-only (a dry run): nothing is written to it."
+            raise ChangeCacheError(msg)
+        return self._conn
+
     def _setup(self) -> None:
-        conn = self._conn
+        conn = self._writer
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > FORMAT_VERSION:
             msg = (
@@ -215,6 +249,8 @@ class ChangeCache:
             try:
                 for start in range(0, len(keys), LOOKUP_CHUNK):
                     chunk = keys[start : start + LOOKUP_CHUNK]
+                    if self._conn is None:
+                        break
                     for k, h, d in self._conn.execute(self._select(self.table, len(chunk)), chunk):
                         found[k] = (h, d)
             except sqlite3.Error as exc:
@@ -234,7 +270,7 @@ class ChangeCache:
         request goes out, even through a power loss); other commits may be lost by a power loss
         (never by a crash of the process), which only makes the next run send more.
         """
-        if not rows and not gone:
+        if (not rows and not gone) or self.read_only:
             return
         with self._lock:
             if self._closed:
@@ -261,7 +297,7 @@ class ChangeCache:
 
     def _commit(self, rows: Sequence[tuple[int, int, int]], gone: Sequence[int], *, durable: bool = False) -> None:
         """One transaction: delete the `gone` keys, then write the rows (under the lock)."""
-        conn = self._conn
+        conn = self._writer
         try:
             if durable:
                 conn.execute("PRAGMA synchronous=FULL")
@@ -299,7 +335,8 @@ class ChangeCache:
                 if self._pending:
                     self._commit_pending()
             finally:
-                self._conn.close()
+                if self._conn is not None:
+                    self._conn.close()
 
 
 class ChangeTracker:
@@ -364,7 +401,7 @@ class ChangeTracker:
             with self._open_lock:
                 if self._cache is None:
                     account = self._account_key() if self._account is None else self._prefetched()
-                    self._cache = ChangeCache(self.path, account)
+                    self._cache = ChangeCache(self.path, account, read_only=self.read_only)
                     logger.info(
                         "skip_unchanged: change cache %s, table %s; entries older than %d day(s) are sent again%s.",
                         self.path, self._cache.account, self.max_age_days,

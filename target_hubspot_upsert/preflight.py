@@ -61,6 +61,7 @@ class Preflight:
         self._catalogs: dict[str, dict[str, PropertySpec]] = {}
         self._groups_checked: set[str] = set()
         self._warned: set[tuple[str, str, str]] = set()
+        self.would_create: list[str] = []  # dry runs: what a real run would create in HubSpot
 
     def catalog(self, target: ObjectTarget) -> dict[str, PropertySpec]:
         """The object's property catalogue, fetched once per object type per run."""
@@ -274,6 +275,15 @@ class Preflight:
             definition["groupName"] = group
             if name == target.id_property:
                 definition["hasUniqueValue"] = True
+            if self.settings.dry_run:  # a dry run never changes HubSpot: it says what a real run would do
+                logger.info(
+                    "Dry run: would create property '%s' (%s, field type %s) on %s in group '%s'%s.",
+                    name, definition["type"], definition["fieldType"], target.object_type, group,
+                    ", with unique values" if definition.get("hasUniqueValue") else "",
+                )
+                self.would_create.append(f"property {name} ({definition['type']}) on {target.object_type}")
+                catalog[name] = PropertySpec.from_hubspot(definition)
+                continue
             response = self.client.create_property(target.object_type, definition)
             if response.status == 409:
                 logger.info("Property '%s' of '%s' already exists.", name, target.object_type)
@@ -302,7 +312,10 @@ class Preflight:
         names = set()
         if response.status == 200 and isinstance(response.body, dict):
             names = {g.get("name") for g in response.body.get("results") or [] if isinstance(g, dict)}
-        if group not in names:
+        if group not in names and self.settings.dry_run:
+            logger.info("Dry run: would create property group '%s' on %s.", group, target.object_type)
+            self.would_create.append(f"property group {group} on {target.object_type}")
+        elif group not in names:
             created = self.client.create_group(target.object_type, group, "Target HubSpot Upsert")
             if created.status not in (200, 201, 409):
                 message = created.body.get("message") if isinstance(created.body, dict) else ""

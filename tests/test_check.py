@@ -106,3 +106,74 @@ def test_a_dry_run_counts_archives_and_checks_association_labels(sim, config, tm
     run = run_cli({**cfg, "object_mappings": labelled}, [], tmp_path=tmp_path, args=["--check"])
     assert run.returncode != 0 and writes(sim) == []
     assert "object_mappings.contacts.associations[0].label: HubSpot has no association label" in run.stderr
+
+
+def test_a_dry_run_of_every_feature_never_writes_to_hubspot_or_the_change_cache(sim, config, tmp_path):
+    from hubspot_simulator.pipeline import is_write  # noqa: PLC0415
+
+    sim.add_association_label("contacts", "companies", "Decision maker", "Decided by")
+    cache = tmp_path / "cache.sqlite"
+    companies = {"company_external_id": {"type": "string"}, "name": {"type": "string"},
+                 "loyalty_tier": {"type": "string", "enum": ["gold", "silver"]}}
+    contacts = {"email": {"type": "string"}, "firstname": {"type": "string"}, "company_ref": {"type": "string"},
+                "_sdc_deleted_at": {"type": ["string", "null"]}}
+    # A real run first, so the dry run has objects to update, archive and associate with.
+    real = {**config, "object_mappings": {"accounts": {"object_type": "companies",
+                                                        "id_property": "company_external_id"}},
+            "unknown_properties": "ignore"}
+    seed = [schema("accounts", companies, key=["company_external_id"]),
+            record("accounts", {"company_external_id": "c-1", "name": "One"})]
+    assert run_cli(real, seed, tmp_path=tmp_path).returncode == 0
+    sim.configure(read_only=True)
+    before = len(sim.requests)
+    cfg = {
+        **config, "hard_delete": True, "unknown_properties": "create", "skip_unchanged": True,
+        "change_cache_path": str(cache), "max_rejected_records": 10,
+        "object_mappings": {
+            "accounts": {"object_type": "companies", "id_property": "company_external_id"},
+            "contacts": {"associations": [{"field": "company_ref", "to_object_type": "companies",
+                                           "to_id_property": "company_external_id", "label": "Decision maker"}]},
+            "leads": {"object_type": "contacts", "write_mode": "update"},
+            "prospects": {"object_type": "contacts", "write_mode": "create"},
+        },
+    }
+    messages = [
+        schema("accounts", companies, key=["company_external_id"]),
+        record("accounts", {"company_external_id": "c-1", "name": "One", "loyalty_tier": "gold"}),
+        record("accounts", {"company_external_id": "c-2", "name": "Two", "brand_new_field": 3}),
+        schema("contacts", contacts, key=["email"]),
+        record("contacts", {"email": "a@example.com", "firstname": "A", "company_ref": "c-1"}),
+        record("contacts", {"email": "b@example.com", "_sdc_deleted_at": "2026-01-01T00:00:00Z"}),
+        schema("leads", {"email": {"type": "string"}, "firstname": {"type": "string"}}, key=["email"]),
+        record("leads", {"email": "a@example.com", "firstname": "Lead"}),
+        schema("prospects", {"email": {"type": "string"}}, key=["email"]),
+        record("prospects", {"email": "p@example.com"}),
+        state({"n": 6}),
+    ]
+    for args in (["--check"], ["--check", "--full-resync"]):
+        run = run_cli(cfg, messages, tmp_path=tmp_path, args=args)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == ""
+        assert "would create property loyalty_tier" in run.stderr.replace("'", "")
+        assert "would create property brand_new_field" in run.stderr.replace("'", "")
+    attempted = [(e.method, e.path) for e in sim.requests[before:] if is_write(e.endpoint, e.method)]
+    assert attempted == []
+    assert sim.stats["writes_refused"] == 0
+    assert not cache.exists() and list(tmp_path.glob("cache.sqlite*")) == []
+    assert {o["properties"]["company_external_id"] for o in sim.objects("companies")} == {"c-1"}
+
+
+def test_a_dry_run_reads_an_existing_change_cache_without_changing_it(sim, config, tmp_path):
+    import hashlib  # noqa: PLC0415
+
+    cache = tmp_path / "cache.sqlite"
+    cfg = {**config, "skip_unchanged": True, "change_cache_path": str(cache)}
+    messages = [schema("contacts"), *[record("contacts", contact(i)) for i in range(5)], state({"n": 5})]
+    assert run_cli(cfg, messages, tmp_path=tmp_path).returncode == 0
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("cache.sqlite*")}
+    changed = [*messages[:-1], record("contacts", contact(7)), state({"n": 6})]
+    sim.configure(read_only=True)
+    run = run_cli(cfg, changed, tmp_path=tmp_path, args=["--check"])
+    assert run.returncode == 0, run.stderr
+    assert "unchanged 5" in run.stderr
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("cache.sqlite*")} == files

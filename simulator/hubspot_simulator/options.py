@@ -46,6 +46,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "ui_domain": "app.hubspot.com",
     # A misbehaving server instead of HubSpot (see hostile.py): None, or {"mode": ..., ...}.
     "hostile": None,
+    "read_only": False,
 }
 
 #: Named (non-integer) items accepted by :meth:`HubSpotSimulator.script_faults`.
@@ -167,6 +168,7 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "company_currency": _text,
     "ui_domain": _text,
     "hostile": hostile.normalize,
+    "read_only": _bool,
 }
 
 

@@ -98,8 +98,25 @@ def _input_id(inp: Any) -> Any:
     return end.get("id") if isinstance(end, dict) else None
 
 
+#: Endpoints that change what HubSpot holds (properties and groups: any method but GET).
+WRITE_ENDPOINTS = frozenset({
+    "batch_upsert", "batch_update", "batch_create", "batch_archive",
+    "associations_create", "associations_default", "associations_archive",
+})
+
+
+def is_write(endpoint: str | None, method: str) -> bool:
+    """Whether a request to `endpoint` changes HubSpot's data."""
+    return endpoint in WRITE_ENDPOINTS or (endpoint in ("properties", "property_groups") and method != "GET")
+
+
 def _serve(state: SimState, rt: Route, call: Call) -> Response:
     call.entry.endpoint = rt.endpoint
+    if state.opts["read_only"] and is_write(rt.endpoint, call.method):
+        # A client that must not write (a dry run) is caught: the write is refused and logged.
+        with state.lock:
+            state.stats["writes_refused"] += 1
+        return error(403, f"read_only simulator: {call.method} {call.path} would change HubSpot", "READ_ONLY")
     ref = call.match.groupdict().get("type")
     if ref is not None:
         ot = state.db.resolve(ref)

@@ -32,6 +32,7 @@ def empty_stats() -> dict[str, Any]:
         "max_concurrent_upserts": 0,
         "token_grants": 0,
         "properties_created": 0,
+        "writes_refused": 0,
     }
 
 
