@@ -248,3 +248,33 @@ def test_objects_hubspot_did_not_tie_to_their_inputs_are_looked_up_before_associ
     assert len(sim.associations("contacts", "companies")) == 3
     own = [e for e in sim.requests if e.endpoint == "batch_read" and e.object_type == "contacts"]
     assert len(own) == 1 and own[0].request_body["idProperty"] == "email"
+
+
+def test_delete_then_recreate_of_a_target_gives_the_same_associations_every_time(sim, config):
+    """C1, a->C1, delete C1, C1 again, b->C1: the look-ups wait for every earlier write and archive of C1."""
+    sim.configure(latency_ms=15, latency_jitter_ms=15)
+    cfg = {**config, "hard_delete": True, "max_concurrent_requests": 8, "max_rejected_records": 5,
+           "object_mappings": {"accounts": MAPPINGS["accounts"], "contacts": MAPPINGS["contacts"]}}
+    company = {"company_external_id": {"type": "string"}, "_sdc_deleted_at": {"type": ["string", "null"]}}
+    props = {"email": {"type": "string"}, "company_ref": {"type": "string"}}
+    messages = [
+        schema("accounts", company, key=["company_external_id"]),
+        schema("contacts", props, key=["email"]),
+        record("accounts", {"company_external_id": "c-1"}),
+        record("contacts", {"email": "a@example.com", "company_ref": "c-1"}),
+        record("accounts", {"company_external_id": "c-1", "_sdc_deleted_at": "2026-12-01T00:00:00Z"}),
+        record("accounts", {"company_external_id": "c-1"}),
+        record("contacts", {"email": "b@example.com", "company_ref": "c-1"}),
+        state({"n": 5}),
+    ]
+    outcomes = set()
+    for _ in range(20):
+        sim.reset()
+        run = run_in_process(cfg, messages, real_time=True)
+        assert run.error is None, run.error
+        live = {o["id"] for o in sim.objects("companies")}
+        targets = {link["toId"] in live for link in sim.associations("contacts", "companies")}
+        stats = run.target.runtime.report.stats["contacts"]
+        outcomes.add((len(sim.associations("contacts", "companies")), frozenset(targets), stats.rejected,
+                      tuple(s["n"] for s in run.states)))
+    assert outcomes == {(2, frozenset({True}), 0, (5,))}
