@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import hashlib
+import itertools
 import logging
 import re
 import sqlite3
@@ -38,6 +39,7 @@ import orjson
 
 from target_hubspot_upsert.auth import StaticToken
 from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotFatalError, UserFacingError, brief
+from target_hubspot_upsert.mapping import resolve_stream
 from target_hubspot_upsert.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
 
 if TYPE_CHECKING:
@@ -123,11 +125,57 @@ def input_digest(
     return _int64(hashlib.blake2b(data, digest_size=8).digest())
 
 
-def links_of(item: PendingInput) -> list[tuple[str, str, str | int | None, str]] | None:
-    """The associations an input asks for, as `input_digest` takes them (None: none)."""
+def generation_key(object_type: str, id_property: str, value: str) -> int:
+    """The row key of an association target's generation (see `ChangeTracker`): never an object's key."""
+    return object_key(f"generation:{object_type}", id_property, value)
+
+
+def links_of(
+    item: PendingInput, generations: Mapping[int, int] | None = None,
+) -> list[tuple[str | int | None, ...]] | None:
+    """The associations an input asks for, as `input_digest` takes them (None: none).
+
+    Each target's generation (when it has one) is part of it: an archived or newly created target
+    changes its generation, so every record pointing to it is sent again on its next appearance.
+    """
     if not item.links:
         return None
-    return [(link.spec.to_key, link.spec.to_id_property, link.spec.label, link.value) for link in item.links]
+    out: list[tuple[str | int | None, ...]] = []
+    for link in item.links:
+        spec = link.spec
+        entry: tuple[str | int | None, ...] = (spec.to_key, spec.to_id_property, spec.label, link.value)
+        generation = (generations or {}).get(generation_key(spec.to_key, spec.to_id_property, link.value))
+        out.append((*entry, generation) if generation else entry)
+    return out
+
+
+def lock_account(path: Path, account: str) -> Any:  # noqa: ANN401 - an open file
+    """Take this account's write lock on the cache (`<file>.lock`), or raise ChangeCacheError at once.
+
+    One run at a time may write an account's entries: two runs writing different values for the
+    same objects could each leave entries the other made stale. The lock is a byte-range lock
+    (`fcntl.lockf`) at an offset of the account, so runs for other accounts sharing the file go on;
+    it is released when the file is closed, also when the process dies. None where the platform
+    has no `fcntl` (Windows): there, run one job per cache file at a time.
+    """
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+    except ImportError:
+        return None
+    lock_path = path.with_name(path.name + ".lock")
+    handle = lock_path.open("a+b")
+    offset = int.from_bytes(hashlib.blake2b(account.encode(), digest_size=4).digest(), "little") & 0x7FFF_FFFF
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError:
+        handle.close()
+        msg = (
+            f"Another run is writing the change cache {path} for the same HubSpot account ({account}); "
+            "nothing was sent. Run them one after the other (e.g. no overlapping schedules), or give each its "
+            "own change_cache_path."
+        )
+        raise ChangeCacheError(msg) from None
+    return handle
 
 
 class ChangeCache:
@@ -160,16 +208,23 @@ class ChangeCache:
         self._pending: dict[int, tuple[int, int]] = {}  # key -> (value hash, day), not yet committed
         self._pending_since = 0.0  # time.monotonic() of the oldest pending entry
         self.read_only = read_only
+        self.committed = 0  # entries committed to the file by this run
         self._conn: sqlite3.Connection | None = None
+        self._lock_file: Any = None
         try:
             if read_only:
                 self._conn = self._connect_read_only()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_file = lock_account(self.path, self.account)
                 self._conn = self._connect()
                 self._setup()
         except (OSError, sqlite3.Error) as exc:
+            self._release()
             raise self._error("open", exc) from None
+        except BaseException:
+            self._release()
+            raise
         # S608: the table name is made from an int, every value is a bound parameter.
         self._upsert = f"INSERT OR REPLACE INTO {self.table} (k, h, d) VALUES (?, ?, ?)"  # noqa: S608
         self._delete = f"DELETE FROM {self.table} WHERE k = ?"  # noqa: S608
@@ -294,6 +349,7 @@ class ChangeCache:
         rows = sorted((k, h, d) for k, (h, d) in self._pending.items())  # in key order: fewer pages touched
         self._pending = {}
         self._commit(rows, ())
+        self.committed += len(rows)
 
     def _commit(self, rows: Sequence[tuple[int, int, int]], gone: Sequence[int], *, durable: bool = False) -> None:
         """One transaction: delete the `gone` keys, then write the rows (under the lock)."""
@@ -337,6 +393,13 @@ class ChangeCache:
             finally:
                 if self._conn is not None:
                     self._conn.close()
+                self._release()
+
+    def _release(self) -> None:
+        """Let another run write this account's entries (closing the lock file releases its lock)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
 
 class ChangeTracker:
@@ -352,8 +415,12 @@ class ChangeTracker:
         self, settings: Settings, client: HubSpotClient, *, today: Callable[[], int] = utc_day,
     ) -> None:
         """Nothing is opened until the first records need a look-up."""
+        self.settings = settings
         self.path = settings.change_cache_path
         self.max_age_days = settings.change_cache_max_age_days
+        # Generations: nanoseconds at the start of the run, then one more per archived or created
+        # association target, so a number is never reused across runs (wall clocks aside).
+        self._generation = itertools.count(time.time_ns())
         self.full_resync = settings.full_resync
         # A dry run looks up (its report shows what a real run would skip) and writes nothing.
         self.read_only = settings.dry_run
@@ -481,8 +548,12 @@ class ChangeTracker:
         if self.read_only:
             return
         stale = [entry[0] for item in batch.inputs if (entry := item.cache_entry) is not None and entry[2]]
-        if stale:
-            self.cache.write((), stale, durable=True)
+        bumped: list[tuple[int, int, int]] = []
+        if batch.op != WRITE:  # archives: records pointing to these objects are sent again next time
+            target = batch.target
+            bumped = self._generations(target.canonical_type, target.id_property, batch.inputs)
+        if stale or bumped:
+            self.cache.write(bumped, stale, durable=True)
 
     def acknowledged(self, batch: Batch, outcome: BatchOutcome) -> None:
         """Note the values HubSpot acknowledged (committed with later ones); no entry for the rest."""
@@ -500,6 +571,12 @@ class ChangeTracker:
                 rows.append((key, digest, day))
             else:  # archived, skipped by the write mode (not found, exists), rejected
                 gone.append(key)
+        target = batch.target
+        if (target.canonical_type, target.id_property) in self.link_targets:
+            # A created object is a new object id for records that point to it (it may replace one
+            # archived outside this target): they are sent again, so their associations follow.
+            created = [item for item in batch.inputs if item.result == CREATED and item.id]
+            rows += self._generations(target.canonical_type, target.id_property, created)
         try:
             self.cache.write(rows, gone)
         except (ChangeCacheError, HubSpotFatalError) as exc:
@@ -510,6 +587,26 @@ class ChangeTracker:
         with self._count_lock:
             self.written += len(rows)
             self.write_cpu += time.thread_time() - started
+
+    def _generations(
+        self, object_type: str, id_property: str, items: Iterable[PendingInput],
+    ) -> list[tuple[int, int, int]]:
+        """New generation rows for these objects (a fresh number each time: never a value seen before)."""
+        if not id_property:
+            return []
+        day = self.today()
+        fresh = self._generation
+        return [(generation_key(object_type, id_property, item.id), next(fresh), day) for item in items]
+
+    @functools.cached_property
+    def link_targets(self) -> frozenset[tuple[str, str]]:
+        """(canonical object type, unique property) of every association target the settings name."""
+        mappings = self.settings.object_mappings or {}
+        return frozenset(
+            (spec.to_key, spec.to_id_property)
+            for stream in mappings
+            for spec in resolve_stream(stream, mappings).associations
+        )
 
     def write_failed(self, batch: Batch) -> None:
         """No outcome for the batch: its objects keep no entry."""
@@ -546,7 +643,8 @@ class ChangeTracker:
         logger.info(
             "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written. Change cache CPU: "
             "%.2f µs per input looked up (hashing and look-up), %s µs per entry written.",
-            self.looked_up, self.skipped, self.written, 1e6 * self.lookup_cpu / max(self.looked_up, 1), per_entry,
+            self.looked_up, self.skipped, self._cache.committed,
+            1e6 * self.lookup_cpu / max(self.looked_up, 1), per_entry,
         )
 
 
@@ -585,6 +683,7 @@ class SinkChanges:
         dumps = orjson.dumps
         sort_keys = orjson.OPT_SORT_KEYS
         out: list[tuple[int, int | None]] = []
+        generations = self._link_generations(items)
         for item in items:
             h = new()
             h.update(item.id.encode("utf-8", "surrogatepass"))
@@ -592,7 +691,7 @@ class SinkChanges:
             if item.op != WRITE:
                 out.append((key, None))  # an archive: its entry goes before it is sent
             elif item.links:
-                out.append((key, input_digest(item.properties, links_of(item))))
+                out.append((key, input_digest(item.properties, links_of(item, generations))))
             else:
                 try:
                     wire = dumps(item.properties, option=sort_keys)
@@ -601,6 +700,16 @@ class SinkChanges:
                     continue
                 out.append((key, from_bytes(blake2b(wire, digest_size=8).digest(), "little", signed=True)))
         return out
+
+    def _link_generations(self, items: list[PendingInput]) -> dict[int, int]:
+        """The generations of the association targets these inputs point to (those that have one)."""
+        keys = list({
+            generation_key(link.spec.to_key, link.spec.to_id_property, link.value)
+            for item in items if item.links and item.op == WRITE for link in item.links
+        })
+        if not keys:
+            return {}
+        return {key: generation for key, (generation, _day) in self.tracker.cache.lookup(keys).items()}
 
     def triage(self, ready: list[PendingInput]) -> list[PendingInput]:
         """Skip the unchanged of the `ready` (reserved) inputs and hold the changed; return the rest.
@@ -615,7 +724,8 @@ class SinkChanges:
         hashes = self._hashes(cached_ids)
         writes = [key for item, (key, _) in zip(cached_ids, hashes, strict=True) if item.op == WRITE]
         found = tracker.cache.lookup(writes)
-        oldest_fresh = tracker.today() - tracker.max_age_days + 1
+        today = tracker.today()
+        oldest_fresh = today - tracker.max_age_days + 1
         skip_fresh = not tracker.full_resync
         unchanged: list[PendingInput] = []
         changed: list[PendingInput] = []
@@ -628,7 +738,7 @@ class SinkChanges:
                 item.cache_entry = (key, digest, False)
             elif cached[0] != digest:
                 item.cache_entry = (key, digest, True)  # deleted from the cache before this is sent
-            elif skip_fresh and cached[1] >= oldest_fresh:
+            elif skip_fresh and oldest_fresh <= cached[1] <= today:  # dated in the future: expired
                 unchanged.append(item)
                 continue
             else:

@@ -75,6 +75,11 @@ class CheckpointLedger:
         else:
             self._buffers[key] = low
 
+    def holding(self) -> bool:
+        """Whether a STATE received is still waiting to be written."""
+        with self._lock:
+            return bool(self._pending)
+
     def batch_done(self, batch_id: int) -> None:
         """Every record of the batch has an outcome."""
         with self._lock:

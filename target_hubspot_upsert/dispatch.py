@@ -149,6 +149,13 @@ class Dispatcher:
                 msg = "The run is failing; not making associations."
                 raise HubSpotFatalError(msg)
 
+    def wait_for_types(self, object_keys: set[str]) -> None:
+        """On the main thread: wait until no batch writing one of `object_keys` is in flight."""
+        with self._cond:
+            while self.failure is None and any(key in object_keys for key in self._batches.values()):
+                self._cond.wait(0.5)
+        self.raise_if_failed()
+
     def join(self, timeout: float | None = None, stop: threading.Event | None = None) -> bool:
         """Wait for every in-flight batch; return False if `timeout` passed or `stop` was set first."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -46,6 +46,7 @@ from target_hubspot_upsert.serialization import BadValue, number_text
 if t.TYPE_CHECKING:
     from singer_sdk.batch import BaseBatchFileEncoding
 
+    from target_hubspot_upsert.changecache import SinkChanges
     from target_hubspot_upsert.target import TargetHubSpotUpsert
 
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
@@ -129,6 +130,9 @@ class HubSpotSink(AdaptedSink):
         super().__init__(target, stream_name, schema, key_properties)
         if self.runtime.changes is not None:
             self.runtime.changes.prefetch()  # the account look-up overlaps the catalogue read
+            self.runtime.preflight.catalog(self.object_target)
+            # Opened (and its account's write lock taken) before anything is sent, properties included.
+            _ = self.runtime.changes.cache
         self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
         if self.object_target.associations:
             self.runtime.associator.prepare(self.object_target)
@@ -449,7 +453,7 @@ class HubSpotSink(AdaptedSink):
                     # Objects this stream associates with, buffered by other streams, go first.
                     self._hub_target.flush_objects(self._association_types, exclude=self)
                 if changes is not None:
-                    ready = changes.triage(ready)  # skips what HubSpot has; holds what changed
+                    ready = self._triage(changes, ready)
                 for op in (WRITE, ARCHIVE):
                     self._submit(ready, op)
             if not self._buffer or (not final and len(self._buffer) < self.drain_size):
@@ -460,6 +464,13 @@ class HubSpotSink(AdaptedSink):
                 dispatcher.wait_for_progress(since=mark)
         if changes is not None and not hold:
             changes.send(everything=True)
+
+    def _triage(self, changes: SinkChanges, ready: list[PendingInput]) -> list[PendingInput]:
+        """Skip what HubSpot has; hold what changed; return what goes out as usual."""
+        if self._association_types:
+            # The targets' generations are compared once their writes and archives have landed.
+            self.runtime.dispatcher.wait_for_types(self._association_types - {self._object_key})
+        return changes.triage(ready)
 
     def _submit(self, items: list[PendingInput], op: str) -> None:
         """Submit reserved inputs of one operation, a request's worth at a time."""

@@ -500,6 +500,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         super().__init__(*args, **kwargs)
         self._records_seen = 0
         self._signalled = False
+        self._input_done = False  # then, once the last STATE is written, a signal no longer stops the run
         self._routes: dict[str, list[tuple[bool, t.Any, str]]] = {}
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
@@ -695,6 +696,12 @@ class TargetHubSpotUpsert(AdaptedTarget):
     def handle_signal(self, signum: int) -> None:
         """Unwind the main thread; `listen` then lets in-flight batches land and checkpoints them."""
         name = signal.Signals(signum).name
+        if self._input_done and not self._signalled and not self.runtime.ledger.holding():
+            # The input is read and its last STATE written: finish (the change cache's entries
+            # are committed at close) and end as the successful run it is.
+            self._signalled = True
+            logger.warning("Received %s after the last STATE: finishing the run.", name)
+            return
         if self._signalled or self.runtime.finished:
             # Already stopping: cut the wait short; the summary and report are still written.
             logger.warning("Received %s again: not waiting for the batches in flight.", name)
@@ -723,6 +730,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def process_endofpipe(self) -> None:
         """Flush every buffer, wait for every batch, write the last checkpoint, summarize."""
+        self._input_done = True
         super().process_endofpipe()
         runtime = self.runtime
         runtime.dispatcher.join()
