@@ -270,7 +270,10 @@ class HubSpotClient:
         tally: RequestTally | None = None,
     ) -> ApiResponse:
         """POST `batch/read`: objects by the values of a unique property (record ids for hs_object_id)."""
-        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": [id_property]}
+        # HubSpot's model (BatchReadInputSimplePublicObjectId) requires propertiesWithHistory: empty, no history.
+        body: dict[str, Any] = {
+            "inputs": [{"id": i} for i in ids], "properties": [id_property], "propertiesWithHistory": [],
+        }
         if id_property != "hs_object_id":
             body["idProperty"] = id_property
         return self.request(
