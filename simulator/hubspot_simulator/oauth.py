@@ -23,7 +23,9 @@ def _grant_params(call: Call) -> dict[str, Any]:
 
 
 def _refused(status: str, message: str) -> Response:
-    return Response(400, {"status": status, "message": message, "correlationId": correlation_id()})
+    # The OAuth guide's refusals name the problem in "status"; HubSpot's Error model adds a category.
+    body = {"status": status, "message": message, "correlationId": correlation_id(), "category": "VALIDATION_ERROR"}
+    return Response(400, body)
 
 
 def _grant_error(state: SimState, params: dict[str, Any]) -> Response | None:
