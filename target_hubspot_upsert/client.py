@@ -273,7 +273,10 @@ class HubSpotClient:
 
         The answer holds `properties` (default: the id property alone).
         """
-        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": properties or [id_property]}
+        # HubSpot's model (BatchReadInputSimplePublicObjectId) requires propertiesWithHistory: empty, no history.
+        body: dict[str, Any] = {
+            "inputs": [{"id": i} for i in ids], "properties": properties or [id_property], "propertiesWithHistory": [],
+        }
         if id_property != "hs_object_id":
             body["idProperty"] = id_property
         return self.request(

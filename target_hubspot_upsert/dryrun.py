@@ -41,9 +41,13 @@ def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
     first write of a real run.
     """
     # A stream without id property (created activities) is read by record id.
-    body: dict[str, Any] = {"inputs": [{"id": "0"}], "properties": []}
+    # propertiesWithHistory is required by HubSpot's model of the body, as in HubSpotClient.batch_read.
+    body: dict[str, Any] = {"inputs": [{"id": "0"}], "properties": [], "propertiesWithHistory": []}
     if target.id_property:
-        body = {"idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}], "properties": []}
+        body = {
+            "idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}],
+            "properties": [], "propertiesWithHistory": [],
+        }
     response = client.request(
         "POST", client.objects_path(target.object_type, "batch/read"), json=body,
         endpoint=f"{target.object_type}/batch/read",

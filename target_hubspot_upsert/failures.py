@@ -81,8 +81,11 @@ class Failure:
                         Detail(str(item.get("error") or ""), str(item.get("message") or ""), item.get("name"))
                     )
         codes = [d.code for d in failure.details if d.code]
-        # Per-input errors of batch answers carry their code at the top level.
-        failure.code = codes[0] if codes else str(body.get("code") or category)
+        # Codes live in errors[].code (above), else in subCategory, else the category names the problem:
+        # HubSpot's StandardError and Error models have no other code field.
+        sub_category = body.get("subCategory")
+        fallback = sub_category if isinstance(sub_category, str) and sub_category else category
+        failure.code = codes[0] if codes else fallback
         return failure
 
     def describe(self) -> str:

@@ -67,7 +67,9 @@ def skip_kind(write_mode: str, failure: Failure) -> str | None:
 def wire(batch: Batch, item: PendingInput) -> dict[str, Any]:
     """One input in the body of the batch's endpoint."""
     if batch.target.write_mode == "create":
-        return {"properties": item.properties, "objectWriteTraceId": item.trace}
+        # `associations` is required by HubSpot's model (SimplePublicObjectBatchInputForCreate): none here,
+        # associations are written afterwards through the v4 endpoints.
+        return {"properties": item.properties, "associations": [], "objectWriteTraceId": item.trace}
     return item.wire(batch.target.id_property)
 
 

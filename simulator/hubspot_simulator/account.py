@@ -9,13 +9,29 @@ without it would: ``missing`` (404, as for an unknown path) or, for account info
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .responses import Response, error, not_found, parse_json_or_none
 from .routing import DATED, Call, Route, route
 
 if TYPE_CHECKING:
     from .state import SimState
+
+
+def utc_offset(time_zone: str) -> tuple[str, int]:
+    """The zone's offset from UTC now, as account details give it: ``("-05:00", -18000000)``.
+
+    A zone this machine does not know counts as UTC.
+    """
+    try:
+        offset = datetime.now(ZoneInfo(time_zone)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        offset = None
+    ms = int(offset.total_seconds() * 1000) if offset is not None else 0
+    sign, rest = ("-" if ms < 0 else "+"), abs(ms) // 60_000
+    return f"{sign}{rest // 60:02d}:{rest % 60:02d}", ms
 
 
 def details(state: SimState, call: Call) -> Response:
@@ -26,12 +42,15 @@ def details(state: SimState, call: Call) -> Response:
             return not_found(call.path)
         if opts["account_info"] == "forbidden":
             return error(403, "This app hasn't been granted all required scopes to make this call.", "MISSING_SCOPES")
+        offset, offset_ms = utc_offset(opts["time_zone"])
         body = {
             "portalId": opts["portals"].get(call.token or "", opts["portal_id"]),
             "accountType": opts["account_type"],
             "timeZone": opts["time_zone"],
             "companyCurrency": opts["company_currency"],
             "additionalCurrencies": [],
+            "utcOffset": offset,
+            "utcOffsetMilliseconds": offset_ms,
             "uiDomain": opts["ui_domain"],
             "dataHostingLocation": "na1",
         }

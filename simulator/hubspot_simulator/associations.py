@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .associations_store import AssociationType, type_id_of
 from .objects import batch_answer, parse_inputs
-from .responses import Response, error, now_iso
+from .responses import Response, error, now_iso, standard_error
 from .routing import DATED, Call, Route, route
 from .store import ObjectType
 
@@ -41,11 +41,6 @@ def _end(value: Any) -> str | None:
     return None
 
 
-def _number(oid: str) -> int | str:
-    """Object ids as v4 answers them: numbers."""
-    return int(oid) if oid.isdigit() else oid
-
-
 def _bad_input(what: str) -> Response:
     return error(400, f"Invalid input: each input needs {what}.")
 
@@ -56,12 +51,7 @@ def _missing(state: SimState, pairs: list[tuple[ObjectType, str]]) -> dict[str, 
     if not gone:
         return None
     names = ", ".join(f"{ot.enum_name} {oid}" for ot, oid in gone)
-    return {
-        "status": "error",
-        "category": "OBJECT_NOT_FOUND",
-        "message": f"No object found for {names}",
-        "context": {"ids": [oid for _, oid in gone]},
-    }
+    return standard_error("OBJECT_NOT_FOUND", f"No object found for {names}", {"ids": [oid for _, oid in gone]})
 
 
 def _link(state: SimState, ends: tuple[ObjectType, str, ObjectType, str], types: list[AssociationType]) -> None:
@@ -85,12 +75,11 @@ def _resolve_types(
             found.append(t)
     if not unknown:
         return found
-    return {
-        "status": "error",
-        "category": "VALIDATION_ERROR",
-        "message": f"Association type(s) {', '.join(unknown)} not defined from {pair[0].name} to {pair[1].name}",
-        "context": {"associationTypeId": unknown},
-    }
+    return standard_error(
+        "VALIDATION_ERROR",
+        f"Association type(s) {', '.join(unknown)} not defined from {pair[0].name} to {pair[1].name}",
+        {"associationTypeId": unknown},
+    )
 
 
 def _batch(
@@ -124,9 +113,9 @@ def batch_create(state: SimState, call: Call) -> Response:
         _link(state, (from_ot, from_id, to_ot, to_id), types)
         results.append({
             "fromObjectTypeId": from_ot.spec.type_id,
-            "fromObjectId": _number(from_id),
+            "fromObjectId": from_id,  # strings, as the v4 models (LabelsBetweenObjectPair) have them
             "toObjectTypeId": to_ot.spec.type_id,
-            "toObjectId": _number(to_id),
+            "toObjectId": to_id,
             "labels": [t.label for t in types if t.label],
         })  # fmt: skip
     return batch_answer(call, results, errors, started, ok=201)
@@ -188,22 +177,21 @@ def _read_one(state: SimState, pair: tuple[ObjectType, ObjectType], from_id: str
         links = db.links.of(from_ot.name, from_id, to_ot.name)
         to = [
             {
-                "toObjectId": _number(to_id),
+                "toObjectId": to_id,
                 "associationTypes": [
-                    db.association_types.type_of(from_ot.name, to_ot.name, c, t).to_dict() for c, t in sorted(kinds)
+                    db.association_types.type_of(from_ot.name, to_ot.name, c, t).to_wire() for c, t in sorted(kinds)
                 ],
             }
             for to_id, kinds in links.items()
             if kinds
         ]
     if not to:
-        return {
-            "status": "error",
-            "category": "OBJECT_NOT_FOUND",
-            "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-            "message": f"No {to_ot.name} is associated with {from_ot.enum_name} {from_id}.",
-            "context": {"fromObjectId": [from_id]},
-        }
+        return standard_error(
+            "OBJECT_NOT_FOUND",
+            f"No {to_ot.name} is associated with {from_ot.enum_name} {from_id}.",
+            {"fromObjectId": [from_id]},
+            subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
+        )
     return {"from": {"id": from_id}, "to": to}
 
 
@@ -231,7 +219,7 @@ def labels(state: SimState, call: Call) -> Response:
     db = state.db
     with db.catalog_lock:
         types = db.association_types.of_pair(pair[0].name, pair[1].name)
-        return Response(200, {"results": [t.to_dict() for t in types]})
+        return Response(200, {"results": [t.to_wire() for t in types]})
 
 
 _BASE = rf"/crm/(?:v4/associations|associations/{DATED})/(?P<type>[^/]+)/(?P<to>[^/]+)"

@@ -22,8 +22,15 @@ class AssociationType:
     label: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The type as the labels endpoint lists it."""
+        """The type with its label (None when unlabelled), as :meth:`HubSpotSimulator.associations` lists it."""
         return {"category": self.category, "typeId": self.type_id, "label": self.label}
+
+    def to_wire(self) -> dict[str, Any]:
+        """The type as HubSpot's answers give it: an unlabelled type has no ``label`` (never null)."""
+        out: dict[str, Any] = {"category": self.category, "typeId": self.type_id}
+        if self.label is not None:
+            out["label"] = self.label
+        return out
 
 
 class AssociationTypes:

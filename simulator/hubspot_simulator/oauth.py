@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from .responses import Response, correlation_id, error, method_not_allowed, parse_json_or_none
+from .responses import Response, correlation_id, error, method_not_allowed, parse_json_or_none, rate_limited
 from .routing import Call, Route, route
 
 if TYPE_CHECKING:
@@ -23,7 +24,9 @@ def _grant_params(call: Call) -> dict[str, Any]:
 
 
 def _refused(status: str, message: str) -> Response:
-    return Response(400, {"status": status, "message": message, "correlationId": correlation_id()})
+    # The OAuth guide's refusals name the problem in "status"; HubSpot's Error model adds a category.
+    body = {"status": status, "message": message, "correlationId": correlation_id(), "category": "VALIDATION_ERROR"}
+    return Response(400, body)
 
 
 def _grant_error(state: SimState, params: dict[str, Any]) -> Response | None:
@@ -50,6 +53,8 @@ def token(state: SimState, call: Call) -> Response:
             state.stats["faults_injected"] += 1
     if fault is not None:
         call.entry.fault = fault
+        if fault == 429:
+            return rate_limited("TEN_SECONDLY_ROLLING")
         return error(fault, "Simulated token endpoint failure.", "INTERNAL_ERROR")
     params = _grant_params(call)
     if state.log_bodies:
@@ -72,7 +77,9 @@ def token(state: SimState, call: Call) -> Response:
         "token_type": "bearer",
         "refresh_token": refresh,
         "access_token": access,
-        "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
+        # Whole seconds, as TokenResponseIF has it; a sub-second test TTL rounds up (the token still
+        # expires on time, so a client that trusts expires_in meets the expiry in flight).
+        "expires_in": math.ceil(ttl),
     }
     return Response(200, body)
 

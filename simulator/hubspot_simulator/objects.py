@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .associations_store import AssociationType, type_id_of
-from .responses import Response, error, now_iso
+from .responses import Response, error, error_detail, now_iso, standard_error
 from .routing import DATED, Call, Route, route
 from .store import ObjectType
 from .validation import NOT_A_STRING, Problem, not_a_string_message, property_values_message, validate_input
@@ -84,9 +84,7 @@ def _validated(
     found = validate_input(ot.validators, inp["properties"], rules, idp, inp.get("id") if idp else None)
     if found is NOT_A_STRING:
         name, msg = not_a_string_message(inp["properties"])
-        return error(
-            400, msg, errors=[{"message": msg, "code": "INVALID_TYPE", "context": {"propertyName": [name]}}]
-        )
+        return error(400, msg, errors=[error_detail(msg, "INVALID_TYPE", name)])
     return found  # type: ignore[return-value]
 
 
@@ -109,29 +107,24 @@ def validation_error_item(state: SimState, inp: dict[str, Any], found: list[Prob
     """The per-input ``errors[]`` item of an input with invalid values."""
     ctx = _input_context(inp)
     if state.opts["error_detail"] == "none":
-        return {"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid input", "context": ctx}
+        return standard_error("VALIDATION_ERROR", "Invalid input", ctx)
     ctx["propertyName"] = list(dict.fromkeys(name for name, _, _ in found))
-    return {
-        "status": "error",
-        "category": "VALIDATION_ERROR",
-        "message": property_values_message(found),
-        "code": found[0][1],
-        "context": ctx,
-    }
+    details = [error_detail(msg, code, name) for name, code, msg in found]
+    return standard_error("VALIDATION_ERROR", property_values_message(found), ctx, details)
 
 
 def conflict_error_item(inp: dict[str, Any], prop: str, message: str) -> dict[str, Any]:
     """The per-input ``errors[]`` item of an input that claims another object's unique value."""
     ctx = _input_context(inp)
     ctx["propertyName"] = [prop]
-    return {"status": "error", "category": "CONFLICT", "message": message, "context": ctx}
+    return standard_error("CONFLICT", message, ctx, [error_detail(message, "CONFLICT", prop)])
 
 
 def first_invalid(state: SimState, found: list[Problem]) -> Response:
     """The whole-request 400 of ``validation_error_mode: batch``: the first invalid input's problems."""
     if state.opts["error_detail"] == "none":
         return error(400, "Invalid input")
-    errors = [{"message": msg, "code": code, "context": {"propertyName": [name]}} for name, code, msg in found]
+    errors = [error_detail(msg, code, name) for name, code, msg in found]
     return error(400, property_values_message(found), errors=errors)
 
 
@@ -274,12 +267,9 @@ def batch_upsert(state: SimState, call: Call) -> Response:
 
 def not_found_item(ot: ObjectType, ids: list[str]) -> dict[str, Any]:
     """The ``errors[]`` item naming ids that address no (live) object."""
-    return {
-        "status": "error",
-        "category": "OBJECT_NOT_FOUND",
-        "message": f"Could not get some {ot.enum_name} objects, they may be deleted or not exist",
-        "context": {"ids": ids},
-    }
+    return standard_error(
+        "OBJECT_NOT_FOUND", f"Could not get some {ot.enum_name} objects, they may be deleted or not exist", {"ids": ids}
+    )
 
 
 def _ids(inputs: list[dict[str, Any]]) -> list[str] | Response:
@@ -468,7 +458,7 @@ def _create_conflict_item(inp: dict[str, Any], message: str, existing: str | Non
     ctx: dict[str, list[str]] = {"objectWriteTraceId": [inp["objectWriteTraceId"]]}
     if existing is not None:
         ctx["existingId"] = [existing]
-    return {"status": "error", "category": "CONFLICT", "message": message, "context": ctx}
+    return standard_error("CONFLICT", message, ctx)
 
 
 def batch_create(state: SimState, call: Call) -> Response:

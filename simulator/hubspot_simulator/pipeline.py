@@ -8,10 +8,10 @@ import sys
 import traceback
 from typing import Any
 
-from . import account, associations, hostile, oauth, objects, properties, rewrite
+from . import account, associations, contract, hostile, oauth, objects, properties, rewrite
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
-from .responses import Response, error, fault_response, fmt_number, not_found, now_iso, rate_limited
+from .responses import Response, correlation_id, error, fault_response, fmt_number, not_found, now_iso, rate_limited
 from .routing import Call, Route
 from .state import SimState
 
@@ -52,6 +52,9 @@ def handle(state: SimState, method: str, path: str, query: dict[str, str], heade
         traceback.print_exc(file=sys.stderr)
         resp = error(500, "internal simulator error", "INTERNAL_ERROR")
     _close(state, entry, resp)
+    if contract.observers:
+        contract.notify(contract.Exchange(method, path, body, resp.status, resp.obj, resp.drop, resp.play is not None,
+                                          resp.content_type, entry.fault))
     return resp
 
 
@@ -150,12 +153,83 @@ def _authorized(state: SimState, rt: Route, call: Call) -> Response:
         resp = rate_limited(policy)
         if retry_after is not None:
             headers.append(("Retry-After", fmt_number(retry_after)))
+    elif (denied := state.scope_denied(call.token, *required_scopes(state, rt, call))) is not None:
+        resp = denied
+    elif (refused := _refused(state, rt, call)) is not None:
+        resp = refused
     elif rt.batch:
         resp = _with_faults(state, rt, call)
     else:
         resp = rt.handler(state, call)
     resp.headers.extend(headers)
     return resp
+
+
+#: Endpoints and the access they need to each object type of their path (the granular CRM scopes
+#: ``crm.objects.<object>.<access>`` and, for properties, ``crm.schemas.<object>.<access>``).
+_ACCESS: dict[str, tuple[str, str]] = {
+    "batch_read": ("objects", "read"),
+    "batch_upsert": ("objects", "write"),
+    "batch_update": ("objects", "write"),
+    "batch_create": ("objects", "write"),
+    "batch_archive": ("objects", "write"),
+    "associations_create": ("objects", "write"),
+    "associations_default": ("objects", "write"),
+    "associations_archive": ("objects", "write"),
+    "associations_read": ("objects", "read"),
+    "association_labels": ("objects", "read"),
+}
+
+
+def required_scopes(state: SimState, rt: Route, call: Call) -> list[str]:
+    """The scopes a token needs for this call (checked when ``token_scopes`` lists the token).
+
+    Object endpoints need ``crm.objects.<object>.read|write`` for each object type of the path
+    (both ends of an association); the Properties API needs ``crm.schemas.<object>.read`` to read
+    and ``.write`` to create. Account details and token metadata need no scope beyond a valid token.
+    An unknown object type needs none here: the handler answers it with 400.
+    """
+    if rt.endpoint in ("properties", "property_groups"):
+        api, access = "schemas", ("read" if call.method == "GET" else "write")
+    elif rt.endpoint in _ACCESS:
+        api, access = _ACCESS[rt.endpoint]
+    else:
+        return []
+    scopes: list[str] = []
+    for key in ("type", "to"):
+        ref = call.match.groupdict().get(key)
+        if ref is None:
+            continue
+        ot = state.db.resolve(ref)
+        if ot is None:
+            return []
+        scopes.append(f"crm.{api}.{ot.spec.scope_name}.{access}")
+    return list(dict.fromkeys(scopes))
+
+
+def _refused(state: SimState, rt: Route, call: Call) -> Response | None:
+    """HubSpot's 400 for a JSON body its published model of the request refuses (see contract.py), else None.
+
+    Bodies that are not JSON at all, and paths naming an unknown object type, are left to the
+    handler, which answers them as before.
+    """
+    op = contract.operation(call.method, call.path)
+    if op is None or op.request is None:
+        return None
+    if any(state.db.resolve(ref) is None for ref in call.match.groupdict().values() if ref is not None):
+        return None
+    if rt.batch:
+        payload = call.payload
+        if payload is None or isinstance(payload, ValueError):
+            return None
+    else:
+        parsed, payload = contract.parse_body(call.body)
+        if not parsed:
+            return None
+    problems = contract.check_request(op, payload)
+    if not problems:
+        return None
+    return Response(400, contract.refusal_body(op, problems, correlation_id()))
 
 
 def _admit(state: SimState, rt: Route, call: Call) -> tuple[str | None, list[tuple[str, str]], float | None]:

@@ -85,6 +85,36 @@ def error(status: int, message: str, category: str | None = "VALIDATION_ERROR", 
     return Response(status, body)
 
 
+def standard_error(
+    category: str,
+    message: str,
+    context: dict[str, list[str]],
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One per-input item of a batch answer's ``errors[]``, as HubSpot's ``StandardError`` model has it.
+
+    Codes go in ``errors[].code`` (each detail may name its property in ``in`` and ``context``);
+    the item itself has no code field. ``extra``: optional fields of the model (``subCategory``).
+    """
+    item: dict[str, Any] = {"status": "error", "category": category, "message": message, "context": context}
+    item.update(extra)
+    item["errors"] = errors if errors is not None else []
+    item["links"] = {}
+    return item
+
+
+def error_detail(message: str, code: str, prop: str | None = None, **context: list[str]) -> dict[str, Any]:
+    """One ``ErrorDetail``: a message and code, with the property it is about in ``in`` and ``context``."""
+    detail: dict[str, Any] = {"message": message, "code": code}
+    if prop is not None:
+        detail["in"] = prop
+        context = {"propertyName": [prop], **context}
+    if context:
+        detail["context"] = context
+    return detail
+
+
 def not_found(path: str) -> Response:
     """The answer to a path no route knows."""
     return error(404, f"Not found: {path}", "OBJECT_NOT_FOUND")
@@ -92,7 +122,7 @@ def not_found(path: str) -> Response:
 
 def method_not_allowed(method: str) -> Response:
     """The answer to a known path called with the wrong method."""
-    return error(405, f"Method {method} not allowed", None)
+    return error(405, f"Method {method} not allowed", "VALIDATION_ERROR")
 
 
 def rate_limited(policy: str) -> Response:
@@ -106,6 +136,8 @@ def rate_limited(policy: str) -> Response:
         "message": message,
         "errorType": "RATE_LIMIT",
         "correlationId": correlation_id(),
+        # HubSpot's Error model requires a category; the rate-limit guide adds errorType and policyName.
+        "category": "RATE_LIMITS",
         "policyName": policy,
         "groupName": "api-calls",
     }

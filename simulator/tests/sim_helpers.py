@@ -9,6 +9,8 @@ from hubspot_simulator import HubSpotSimulator
 
 TOKEN = "sim-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The fields HubSpot's model of a batch/read body requires besides inputs (no properties, no history).
+READ: dict[str, Any] = {"properties": [], "propertiesWithHistory": []}
 
 
 def upsert(

@@ -10,7 +10,7 @@ V4 = "/crm/v4/associations"
 
 def create(http, sim, object_type: str, *names: str) -> list[str]:
     key = {"contacts": "email", "deals": "dealname"}.get(object_type, "name")
-    body = {"inputs": [{"properties": {key: n}} for n in names]}
+    body = {"inputs": [{"properties": {key: n}, "associations": []} for n in names]}
     r = post(http, sim, f"/crm/v3/objects/{object_type}/batch/create", body)
     assert r.status_code == 201, r.text
     return [x["id"] for x in r.json()["results"]]
@@ -23,7 +23,8 @@ def labels(http, sim, path: str) -> list[dict]:
 
 
 def hubspot(type_id: int, label: str | None = None) -> dict:
-    return {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": label}
+    """A type as HubSpot's answers give it: no "label" when unlabelled (never null)."""
+    return {"category": "HUBSPOT_DEFINED", "typeId": type_id} | ({"label": label} if label is not None else {})
 
 
 def test_labels_of_hubspot_defined_pairs(sim, http):
@@ -37,7 +38,7 @@ def test_labels_of_hubspot_defined_pairs(sim, http):
     assert labels(http, sim, "/crm/associations/2026-09/contacts/companies/labels") == [hubspot(279), hubspot(1, "Primary")]
     # A pair HubSpot's table leaves out gets a default type, the same each time it is asked for.
     (custom,) = labels(http, sim, f"{V4}/contacts/widgets/labels")
-    assert custom["label"] is None and labels(http, sim, f"{V4}/contacts/p_widgets/labels") == [custom]
+    assert "label" not in custom and labels(http, sim, f"{V4}/contacts/p_widgets/labels") == [custom]
 
 
 def test_user_defined_labels(sim, http):
@@ -70,8 +71,8 @@ def test_batch_create_links_both_ways_and_reports_per_input_errors(sim, http):
     ]})  # fmt: skip
     assert r.status_code == 201
     assert r.json()["results"] == [
-        {"fromObjectTypeId": "0-1", "fromObjectId": int(c1), "toObjectTypeId": "0-2",
-         "toObjectId": int(company), "labels": ["Primary"]},
+        {"fromObjectTypeId": "0-1", "fromObjectId": c1, "toObjectTypeId": "0-2",
+         "toObjectId": company, "labels": ["Primary"]},
     ]  # fmt: skip
     r = post(http, sim, f"{V4}/0-1/0-2/batch/create", {"inputs": [
         {"from": {"id": c2}, "to": {"id": company}, "types": primary},
@@ -81,7 +82,7 @@ def test_batch_create_links_both_ways_and_reports_per_input_errors(sim, http):
     ]})  # fmt: skip
     assert r.status_code == 207
     body = r.json()
-    assert [x["fromObjectId"] for x in body["results"]] == [int(c2)]
+    assert [x["fromObjectId"] for x in body["results"]] == [c2]
     assert [e["category"] for e in body["errors"]] == ["OBJECT_NOT_FOUND", "VALIDATION_ERROR"]
     assert body["errors"][0]["context"] == {"ids": ["999"]}
     assert body["errors"][1]["context"] == {"associationTypeId": ["HUBSPOT_DEFINED/3"]}
@@ -113,7 +114,7 @@ def test_associate_default_read_and_archive(sim, http):
     (result,) = r.json()["results"]
     assert result["from"] == {"id": deal}
     assert [(t["toObjectId"], t["associationTypes"]) for t in result["to"]] == [
-        (int(c1), [hubspot(3)]), (int(c2), [hubspot(3)])
+        (c1, [hubspot(3)]), (c2, [hubspot(3)])
     ]
     r = post(http, sim, f"{V4}/contacts/deals/batch/read", {"inputs": [{"id": c1}, {"id": c3}, {"id": "999"}]})
     assert r.status_code == 207
@@ -163,13 +164,14 @@ def test_association_scopes_cover_both_object_types(http):
 
 
 def test_account_details_per_token(http):
-    with HubSpotSimulator(tokens={"a", "b"}, portal_id=111, portals={"b": 222}, time_zone="Europe/Berlin") as s:
+    with HubSpotSimulator(tokens={"a", "b"}, portal_id=111, portals={"b": 222}, time_zone="Asia/Kolkata") as s:
         url = s.base_url + "/account-info/v3/details"
         r = http.get(url, headers={"Authorization": "Bearer a"})
         assert r.status_code == 200
         assert r.json() == {
-            "portalId": 111, "accountType": "STANDARD", "timeZone": "Europe/Berlin", "companyCurrency": "USD",
+            "portalId": 111, "accountType": "STANDARD", "timeZone": "Asia/Kolkata", "companyCurrency": "USD",
             "additionalCurrencies": [], "uiDomain": "app.hubspot.com", "dataHostingLocation": "na1",
+            "utcOffset": "+05:30", "utcOffsetMilliseconds": 19_800_000,
         }  # fmt: skip
         assert http.get(url, headers={"Authorization": "Bearer b"}).json()["portalId"] == 222
         assert http.get(url).status_code == 401
