@@ -14,6 +14,9 @@ models (a batch answer's ``status``, ``results`` and their fields); only what it
 - ``canceled``: nothing is written; ``"status": "CANCELED", "results": []``.
 - ``pending``: everything is written; ``"status": "PENDING", "results": []``.
 - ``None``: behave normally.
+
+From Python, a mode may also be a :class:`Rewrite`: which inputs are written, and any change of
+the answer (property-based tests draw them).
 """
 
 from __future__ import annotations
@@ -32,25 +35,35 @@ _EXTRA_IDS = itertools.count(9_000_000_000)
 _BUILT_IN = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"})
 
 
+class Rewrite:
+    """A rewrite of one answer, given from Python: `keep(inputs)` the inputs written, `change(body)` the answer."""
+
+    def __init__(
+        self, keep: Callable[[list[Any]], list[Any]], change: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        self.keep = keep
+        self.change = change
+
+
 class Rewrites:
     """The scripted modes per endpoint name (callers hold the state lock)."""
 
     def __init__(self) -> None:
-        self.scripts: dict[str, deque[str | None]] = {}
+        self.scripts: dict[str, deque[str | Rewrite | None]] = {}
 
-    def script(self, endpoint: str, modes: Iterable[str | None]) -> None:
+    def script(self, endpoint: str, modes: Iterable[str | Rewrite | None]) -> None:
         """Replace the endpoint's script.
 
         Raises:
             ValueError: An unknown mode.
         """
         items = list(modes)
-        unknown = [m for m in items if m is not None and m not in MODES]
+        unknown = [m for m in items if m is not None and not isinstance(m, Rewrite) and m not in MODES]
         if unknown:
             raise ValueError(f"unknown answer rewrite {unknown[0]!r}; known: {', '.join(MODES)}")
         self.scripts[endpoint] = deque(items)
 
-    def next(self, endpoint: str) -> str | None:
+    def next(self, endpoint: str) -> str | Rewrite | None:
         """The endpoint's next mode (None: answer normally)."""
         script = self.scripts.get(endpoint)
         return script.popleft() if script else None
@@ -60,12 +73,14 @@ class Rewrites:
         self.scripts.clear()
 
 
-def answer(mode: str, call: Any, handler: Callable[[], Response]) -> Response:
+def answer(mode: str | Rewrite, call: Any, handler: Callable[[], Response]) -> Response:
     """Run `handler` on the inputs `mode` lets through, then rewrite its answer."""
     payload = call.payload
     inputs = payload.get("inputs") if isinstance(payload, dict) else None
     if not isinstance(inputs, list):
         return handler()
+    if isinstance(mode, Rewrite):
+        return _custom(mode, call, handler)
     started = now_iso()
     if mode == "canceled":
         return Response(200, {"status": "CANCELED", "results": [], "startedAt": started, "completedAt": now_iso()})
@@ -106,3 +121,18 @@ def answer(mode: str, call: Any, handler: Callable[[], Response]) -> Response:
         results.clear()
     body["results"] = results
     return Response(resp.status, body, headers=resp.headers)
+
+
+def _custom(mode: Rewrite, call: Any, handler: Callable[[], Response]) -> Response:
+    payload = call.payload
+    kept = mode.keep(list(payload["inputs"]))
+    call.payload = {**payload, "inputs": kept}
+    try:
+        resp = handler() if kept else Response(
+            200, {"status": "COMPLETE", "results": [], "startedAt": now_iso(), "completedAt": now_iso()},
+        )
+    finally:
+        call.payload = payload
+    if not 200 <= resp.status < 300 or not isinstance(resp.obj, dict):
+        return resp
+    return Response(resp.status, mode.change(resp.obj), headers=resp.headers)

@@ -28,6 +28,7 @@ from .httpd import Server
 from .options import FAULTS, OPTION_DEFAULTS, normalize_option, snapshot
 from .requestlog import RequestLogEntry
 from .responses import Response
+from .rewrite import Rewrite
 from .state import SimState
 
 __all__ = ["FAULTS", "OPTION_DEFAULTS", "HubSpotSimulator", "RequestLogEntry"]
@@ -289,7 +290,7 @@ class HubSpotSimulator:
             self._state.faults.script.clear()
             self._state.faults.script.extend(items)
 
-    def script_rewrites(self, endpoint: str, modes: Iterable[str | None]) -> None:
+    def script_rewrites(self, endpoint: str, modes: Iterable[str | Rewrite | None]) -> None:
         """Replace the answer-rewrite script of one endpoint (``batch_upsert``, ``associations_default``...).
 
         Each upcoming request to that endpoint takes the next mode of :mod:`rewrite`
