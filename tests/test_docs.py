@@ -1,6 +1,6 @@
-"""The README stays true: its settings table is `--about`'s, its runnable blocks run.
+"""The README and the docs/ pages stay true: the settings table is `--about`'s, runnable blocks run.
 
-A fenced block right after a `<!-- runnable -->` line is run here:
+A fenced block right after a `<!-- runnable -->` line (in README.md or a docs/*.md page) is run here:
 
 - `bash` blocks by bash (`-euo pipefail`) in an empty folder holding a copy of `examples/`, with
   this environment's `target-hubspot-upsert` first on PATH and `HUBSPOT_ACCESS_TOKEN` /
@@ -34,6 +34,8 @@ from .helpers import FIXTURES, record, run_cli, run_in_process, schema, state
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+DESIGN = ROOT / "docs" / "design.md"
 MARKER = "<!-- runnable -->"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -46,15 +48,32 @@ class Block:
     text: str
     line: int
     runnable: bool
+    file: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
 
 def readme_blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
+    """The fenced blocks of README.md, then of each docs/ page."""
     blocks = []
-    for match in FENCE.finditer(text):
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        blocks.append(Block(match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1, before == MARKER))
+    for path in (README, *DOCS):
+        text = path.read_text(encoding="utf-8")
+        name = str(path.relative_to(ROOT))
+        for match in FENCE.finditer(text):
+            before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            blocks.append(Block(match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1,
+                                before == MARKER, name))
     return blocks
+
+
+def test_readme_links_every_docs_page_and_the_pages_link_back():
+    text = README.read_text(encoding="utf-8")
+    assert DOCS
+    for page in DOCS:
+        assert f"](docs/{page.name})" in text, page.name
+        assert "](../README.md)" in page.read_text(encoding="utf-8"), page.name
 
 
 def runnable(lang: str) -> list[Block]:
@@ -126,12 +145,12 @@ def test_readme_has_runnable_blocks_and_every_json_block_is_one():
     blocks = readme_blocks()
     assert len(runnable("bash")) >= 2
     assert len(runnable("json")) >= 8
-    unmarked = [b.line for b in blocks if b.lang == "json" and not b.runnable]
-    assert not unmarked, f"README json blocks without {MARKER} at lines {unmarked}"
+    unmarked = [b.where for b in blocks if b.lang == "json" and not b.runnable]
+    assert not unmarked, f"json blocks without {MARKER} at {unmarked}"
     assert {b.lang for b in blocks if b.runnable} <= {"bash", "json"}
 
 
-@pytest.mark.parametrize("block", runnable("json"), ids=lambda b: f"line{b.line}")
+@pytest.mark.parametrize("block", runnable("json"), ids=lambda b: b.where.replace("/", "-"))
 def test_readme_json_config_is_valid(block):
     config = json.loads(block.text)
     schema = full_schema()
@@ -143,7 +162,7 @@ def test_readme_json_config_is_valid(block):
     assert config_problems(checked) == []
 
 
-@pytest.mark.parametrize("block", runnable("bash"), ids=lambda b: f"line{b.line}")
+@pytest.mark.parametrize("block", runnable("bash"), ids=lambda b: b.where.replace("/", "-"))
 def test_readme_shell_block_runs(block, sim, tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = {k: v for k, v in os.environ.items()
@@ -157,7 +176,7 @@ def test_readme_shell_block_runs(block, sim, tmp_path):
         [shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", block.text], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
     )
-    assert proc.returncode == 0, f"README line {block.line} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"{block.where} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert "Unknown setting" not in proc.stderr
     assert sim.objects("contacts"), "nothing landed"
 
@@ -206,7 +225,7 @@ def test_stream_maps_example_without_key_properties_line_fails_as_the_readme_say
 
 
 def _logging_config() -> str:
-    text = README.read_text()
+    text = DESIGN.read_text()
     section = text[text.index("#### Fewer METRIC lines"):]
     start = section.index("```yaml\n") + len("```yaml\n")
     return section[start:section.index("```", start)]
@@ -239,7 +258,7 @@ def test_readme_logging_config_drops_the_per_request_metrics(sim, tmp_path, monk
 
 def test_readme_logging_config_with_propagate_false_drops_every_metric(sim, tmp_path):
     text = re.sub(r"(?ms)^loggers:.*", "loggers:\n  singer_sdk.metrics: {propagate: false}\n", _logging_config())
-    assert "propagate: false" in README.read_text()
+    assert "propagate: false" in DESIGN.read_text()
     assert _metrics(_run_logged(text, sim, tmp_path)) == set()
 
 
