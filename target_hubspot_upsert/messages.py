@@ -11,7 +11,9 @@ from __future__ import annotations
 import decimal
 import gzip
 import json
+import os
 import re
+import stat
 import typing as t
 import zlib
 
@@ -45,6 +47,29 @@ def read_as_utf8(source: t.IO[str]) -> None:
     reconfigure = getattr(source, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(encoding="utf-8", errors="surrogateescape")
+
+
+def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
+    """How much of `source` has been read (0 to 1), when it is a regular file (`--input`, `< file`).
+
+    For a pipe the size is unknown: the function returns None. The position is the file's (read
+    ahead of the line being processed by at most a buffer), enough to estimate the time left.
+    """
+    try:
+        fd = source.fileno()
+        size = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else 0
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's StringIO), closed
+        size = 0
+    if not size:
+        return lambda: None
+
+    def fraction() -> float | None:
+        try:
+            return min(os.lseek(fd, 0, os.SEEK_CUR) / size, 1.0)
+        except OSError:
+            return None
+
+    return fraction
 
 
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000

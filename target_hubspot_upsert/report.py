@@ -30,7 +30,8 @@ from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.settings import Settings
 
 logger = logging.getLogger("target_hubspot_upsert")
-PROGRESS_INTERVAL_S = 30.0
+#: Seconds from the start of the run to its first progress line (or progress_interval, if shorter).
+FIRST_PROGRESS_S = 5.0
 FIRST_ERRORS_KEPT = 5
 SKIPPED_LISTED = 100  # skipped records listed per stream in the run report
 #: Counters beyond the upsert's, in summary order, with their wording.
@@ -41,6 +42,20 @@ EXTRA_COUNTERS = {
     ALREADY_ABSENT: "already absent",
     UNCHANGED: "unchanged",
 }
+
+
+def format_duration(seconds: float) -> str:
+    """`4.2 s`, `35 s`, `12 min 5 s`, `2 h 3 min`."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 @dataclass
@@ -75,7 +90,7 @@ class StreamStats:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     first_errors: list[str] = field(default_factory=list)
-    last_progress: float = field(default_factory=time.monotonic)
+    last_progress: tuple[int, int] = (0, 0)  # (done, received) at the last progress line
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -106,6 +121,7 @@ class StreamStats:
     def summary_line(self) -> str:
         """The end-of-run line for this stream; on a stopped run, what has no confirmed outcome."""
         unsent = self.received - self.done
+        elapsed = (self.finished or time.monotonic()) - self.started
         return (
             f"Stream '{self.stream}' -> {self.object_type}: received {self.received}, "
             f"created {self.created}, updated {self.updated}, merged {self.merged}, "
@@ -120,6 +136,7 @@ class StreamStats:
             + f"; requests {self.tally.requests}"
             + (f" ({self.requests_saved} saved by skip_unchanged)" if self.batch_size else "")
             + f", retries {self.tally.retries}, 429s {self.tally.rate_limited}"
+            + f"; elapsed {format_duration(elapsed)}, {self.done / max(elapsed, 1e-3):.0f} records/s"
         )
 
     def report(self) -> dict[str, Any]:
@@ -183,12 +200,17 @@ class Reporter:
         self._in_flight = in_flight
         self.stats: dict[str, StreamStats] = {}
         self.started = time.monotonic()
+        self._fraction_read: Callable[[], float | None] = lambda: None
+        self._ticker: threading.Thread | None = None
+        self._ticker_lock = threading.Lock()
+        self._stop_ticking = threading.Event()
 
     def stream_stats(self, stream: str, object_type: str) -> StreamStats:
         """Counters of a stream (kept across schema changes)."""
         stats = self.stats.get(stream)
         if stats is None:
             stats = self.stats[stream] = StreamStats(stream, object_type)
+            self._start_ticking()
             if self.settings.skip_unchanged:
                 stats.batch_size = min(self.settings.batch_size_rows, HUBSPOT_MAX_BATCH)
                 stats.shown.add(UNCHANGED)
@@ -204,24 +226,64 @@ class Reporter:
                     f"{rejection.safe_message or rejection.message}"
                 )
 
-    def maybe_log_progress(self, stats: StreamStats, now: float) -> None:
-        """A concise progress line at most every 30 s per stream."""
-        if now - stats.last_progress < PROGRESS_INTERVAL_S:
-            return
-        stats.last_progress = now
-        elapsed = max(now - stats.started, 1e-9)
-        logger.info(
-            "Progress '%s': %d records done of %d received (%.0f records/s), %d requests in "
-            "flight, %d rejected so far.",
-            stats.stream, stats.done, stats.received, stats.done / elapsed,
-            self._in_flight(), stats.rejected,
+    def watch_input(self, fraction_read: Callable[[], float | None]) -> None:
+        """How much of the input has been read (0 to 1), when its size is known: for the time left."""
+        self._fraction_read = fraction_read
+
+    def _start_ticking(self) -> None:
+        with self._ticker_lock:
+            if self._ticker is None and not self._stop_ticking.is_set():
+                self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        """Progress lines and aggregated metrics: the first after a few seconds, then every interval."""
+        interval = self.settings.progress_interval
+        wait = min(FIRST_PROGRESS_S, interval)
+        while not self._stop_ticking.wait(wait):
+            self.log_progress(time.monotonic())
+            wait = interval
+
+    def stop_ticking(self) -> None:
+        """No more progress lines (the summary follows)."""
+        self._stop_ticking.set()
+        with self._ticker_lock:
+            ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=5.0)
+
+    def log_progress(self, now: float) -> None:
+        """One line per stream still at work, then the interval's request metrics."""
+        for stats in list(self.stats.values()):
+            with stats.lock:
+                done, received, rejected = stats.done, stats.received, stats.rejected
+            if stats.finished is not None or ((done, received) == stats.last_progress and done == received):
+                continue  # nothing new since its last line
+            stats.last_progress = (done, received)
+            logger.info("%s", self.progress_line(stats, done, received, rejected, now))
+        self._client.metrics.flush()
+
+    def progress_line(self, stats: StreamStats, done: int, received: int, rejected: int, now: float) -> str:
+        """`Progress 'contacts': 4100 records done of 4500 received (820 records/s), ...`."""
+        elapsed = max(now - stats.started, 1e-3)
+        rate = done / elapsed
+        line = (
+            f"Progress '{stats.stream}': {done} records done of {received} received ({rate:.0f} records/s), "
+            f"{self._in_flight()} requests in flight, {rejected} rejected so far"
         )
+        fraction = self._fraction_read()
+        if fraction and rate > 0:
+            expected = received / min(fraction, 1.0)
+            left = max(expected - done, 0) / rate
+            line += f", about {format_duration(left)} left ({min(fraction, 1.0):.0%} of the input read)"
+        return line + "."
 
     def log_summary(self, *, grouping: bool = True, stopped: bool = False) -> None:
         """One line per stream, plus the rejection grouping (unless the error message has it).
 
         On a stopped run, also where the next run resumes.
         """
+        self.stop_ticking()
         now = time.monotonic()
         unconfirmed = 0
         for stats in self.stats.values():

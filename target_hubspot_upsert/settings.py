@@ -34,6 +34,8 @@ class Settings:
     change_cache_max_age_days: int
     full_resync: bool
     dry_run: bool
+    progress_interval: float
+    detailed_metrics: bool
     hard_delete: bool = False
     access_token: str | None = None
     client_id: str | None = None

@@ -9,7 +9,6 @@ the reverse) first sends what is buffered, so operations on one id keep their or
 from __future__ import annotations
 
 import functools
-import time
 import typing as t
 from decimal import Decimal
 from typing import Any
@@ -169,11 +168,21 @@ class HubSpotSink(AdaptedSink):
         """The buffer holds `drain_size` distinct ids."""
         return len(self._buffer) >= self.drain_size
 
+    def get_sink_record_counter(self) -> metrics.Counter:
+        """The SDK's `record_count` (records received), logged at most once per progress interval.
+
+        With `detailed_metrics`, at the SDK's own interval.
+        """
+        settings = self.runtime.settings
+        if settings.detailed_metrics:
+            return super().get_sink_record_counter()
+        return metrics.record_counter(self.stream_name, log_interval=settings.progress_interval)
+
     def get_batch_processing_timer(self) -> metrics.Timer:
         """No metric from the SDK's timer, which would time only the hand-off to the dispatcher.
 
-        Each batch's `batch_processing_time` is logged once, by the runtime, around the write
-        itself (retries included).
+        With `detailed_metrics`, each batch's `batch_processing_time` is logged once, by the
+        runtime, around the write itself (retries included).
         """
         return _UnloggedTimer(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
@@ -316,8 +325,6 @@ class HubSpotSink(AdaptedSink):
             if links is None:
                 return  # a malformed association value: rejected
             self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
-        if not stats.received & 0xFF:
-            self.runtime.report.maybe_log_progress(stats, time.monotonic())
 
     def _buffer_input(self, new: PendingInput) -> None:
         """Merge `new` into the input buffered for its id (same operation), or buffer it."""

@@ -41,7 +41,7 @@ from target_hubspot_upsert.errors import (
     TooManyRejectedRecords,
 )
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
-from target_hubspot_upsert.messages import decode_line, message_problem, read_as_utf8
+from target_hubspot_upsert.messages import decode_line, fraction_read, message_problem, read_as_utf8
 from target_hubspot_upsert.model import HUBSPOT_MAX_BATCH
 from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.runtime import Runtime
@@ -201,6 +201,9 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
             problems.append(f"{key} must be {expected}; got {value!r}.")
+    interval = config.get("progress_interval")
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval >= 1:
+        problems.append(f"progress_interval must be a number of seconds, at least 1; got {interval!r}.")
     timeout = config.get("request_timeout")
     if isinstance(timeout, int | float) and not isinstance(timeout, bool) and not timeout > 0:
         problems.append(f"request_timeout must be a number of seconds above 0; got {timeout!r}.")
@@ -403,6 +406,14 @@ class TargetHubSpotUpsert(AdaptedTarget):
         th.Property(
             "dry_run", th.BooleanType, default=False,
             description="Check everything and write nothing (also the `--check` flag): credentials, every mapped object type and id property, and, for piped input, every record's fields and values. Prints per stream how many records would be created or updated in how many requests and which would be rejected, writes no STATE, and exits 1 if a real run would fail.",
+        ),
+        th.Property(
+            "progress_interval", th.NumberType, default=15,
+            description="Seconds between progress lines (per stream: records done of received, records/s, requests in flight, rejections so far, time left when the input's size is known) and between aggregated METRIC lines. The first comes 5 s after the run starts (sooner when this is shorter).",
+        ),
+        th.Property(
+            "detailed_metrics", th.BooleanType, default=False,
+            description="Log a METRIC line for every request and every batch, as the Singer SDK does. Off by default: per stream and progress_interval, one line each for records, requests and request latency (p50/p95).",
         ),
         th.Property(
             "log_record_values", th.BooleanType, default=False,
@@ -665,7 +676,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
-        read_as_utf8(file_input if file_input is not None else self.message_reader.default_input)
+        source = file_input if file_input is not None else self.message_reader.default_input
+        read_as_utf8(source)
+        self.runtime.report.watch_input(fraction_read(source))
         try:
             super().listen(file_input)
         except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise

@@ -224,42 +224,44 @@ def test_stream_maps_example_without_key_properties_line_fails_as_the_readme_say
 # -- quieter logs ---------------------------------------------------------------------------
 
 
-def _logging_config() -> str:
-    text = DESIGN.read_text()
-    section = text[text.index("#### Fewer METRIC lines"):]
-    start = section.index("```yaml\n") + len("```yaml\n")
-    return section[start:section.index("```", start)]
+def _logging_configs() -> list[str]:
+    """The YAML blocks of the README's "Fewer METRIC lines": drop every metric, then the per-request ones."""
+    text = README.read_text()
+    section = text[text.index("### Fewer METRIC lines"):]
+    section = section[: section.index("\n## ")]
+    return re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
 
 
 def _metrics(stderr: str) -> set[str]:
     return set(re.findall(r'METRIC: \{"type":"\w+","metric":"(\w+)"', stderr))
 
 
-def _run_logged(config_text: str | None, sim, tmp_path) -> str:
+def _run_logged(config_text: str | None, sim, tmp_path, **settings) -> str:
     env = {}
     if config_text is not None:
-        (tmp_path / "logging.yml").write_text(config_text)
-        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "logging.yml")
+        (tmp_path / "target-logging.yml").write_text(config_text)
+        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "target-logging.yml")
     messages = [schema("contacts"), *(record("contacts", {"email": f"u{i}@example.com"}) for i in range(5)), state(1)]
-    run = run_cli({"access_token": TOKEN, "api_base_url": sim.base_url, "batch_size_rows": 2},
+    run = run_cli({"access_token": TOKEN, "api_base_url": sim.base_url, "batch_size_rows": 2, **settings},
                   messages, tmp_path=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     assert "Stream 'contacts' -> contacts: received 5" in run.stderr
     return run.stderr
 
 
-def test_readme_logging_config_drops_the_per_request_metrics(sim, tmp_path, monkeypatch):
+def test_readme_logging_config_drops_every_metric(sim, tmp_path, monkeypatch):
     monkeypatch.delenv("SINGER_SDK_LOG_CONFIG", raising=False)
     default = _metrics(_run_logged(None, sim, tmp_path))
-    assert {"http_request_duration", "batch_processing_time", "record_count"} <= default
-    filtered = _metrics(_run_logged(_logging_config(), sim, tmp_path))
-    assert filtered == default - {"http_request_duration", "batch_processing_time"}
+    assert default == {"http_request_duration", "http_request_count", "record_count"}  # aggregates only
+    assert _metrics(_run_logged(_logging_configs()[0], sim, tmp_path)) == set()
 
 
-def test_readme_logging_config_with_propagate_false_drops_every_metric(sim, tmp_path):
-    text = re.sub(r"(?ms)^loggers:.*", "loggers:\n  singer_sdk.metrics: {propagate: false}\n", _logging_config())
-    assert "propagate: false" in DESIGN.read_text()
-    assert _metrics(_run_logged(text, sim, tmp_path)) == set()
+def test_readme_logging_filter_drops_the_per_request_metrics_of_detailed_metrics(sim, tmp_path, monkeypatch):
+    monkeypatch.delenv("SINGER_SDK_LOG_CONFIG", raising=False)
+    detailed = _metrics(_run_logged(None, sim, tmp_path, detailed_metrics=True))
+    assert {"http_request_duration", "batch_processing_time", "record_count", "http_request_count"} <= detailed
+    filtered = _metrics(_run_logged(_logging_configs()[1], sim, tmp_path, detailed_metrics=True))
+    assert filtered == detailed - {"http_request_duration", "batch_processing_time"}
 
 
 def readme_examples(section_title: str) -> list[tuple[dict, dict]]:
