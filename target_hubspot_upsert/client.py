@@ -300,6 +300,11 @@ class HubSpotClient:
         """
         return self.request("GET", "/account-info/v3/details", endpoint="account-info/details")
 
+    def get_schemas(self) -> ApiResponse:
+        """GET the account's custom object types (HubSpot's schemas API; standard types are not listed)."""
+        path = "/crm/v3/schemas" if self.api_version == "v3" else f"/crm/{self.api_version}/schemas"
+        return self.request("GET", path, endpoint="schemas")
+
     def get_token_details(self, token: str) -> ApiResponse:
         """POST a private-app token to HubSpot's token metadata endpoint (`hubId`, `scopes`, ...)."""
         return self.request(

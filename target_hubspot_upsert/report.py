@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,14 @@ EXTRA_COUNTERS = {
     ALREADY_ABSENT: "already absent",
     UNCHANGED: "unchanged",
 }
+
+
+def _version() -> str:
+    """The installed target's version."""
+    try:
+        return metadata.version("target-hubspot-upsert")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def format_duration(seconds: float) -> str:
@@ -139,8 +149,8 @@ class StreamStats:
             + f"; elapsed {format_duration(elapsed)}, {self.done / max(elapsed, 1e-3):.0f} records/s"
         )
 
-    def report(self) -> dict[str, Any]:
-        """This stream's part of the run report."""
+    def report(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """This stream's part of the run report (the would_* counts in dry runs only)."""
         end = self.finished or time.monotonic()
         return {
             "object_type": self.object_type,
@@ -154,9 +164,11 @@ class StreamStats:
             "archived": self.archived,
             "already_absent": self.already_absent,
             "unchanged": self.unchanged,
-            "would_write": self.would_write,
-            "would_archive": self.would_archive,
-            "would_requests": self.would_requests,
+            **({
+                "would_write": self.would_write,
+                "would_archive": self.would_archive,
+                "would_requests": self.would_requests,
+            } if dry_run else {}),
             "unconfirmed": self.received - self.done,
             "associations_created": self.associations,
             "requests": self.tally.requests,
@@ -200,6 +212,7 @@ class Reporter:
         self._in_flight = in_flight
         self.stats: dict[str, StreamStats] = {}
         self.started = time.monotonic()
+        self.started_at = datetime.now(UTC)
         self._fraction_read: Callable[[], float | None] = lambda: None
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
@@ -290,7 +303,9 @@ class Reporter:
             stats.finished = stats.finished or now
             unconfirmed += stats.received - stats.done
             logger.info(stats.dry_run_line() if self.settings.dry_run else stats.summary_line())
-        if unconfirmed:
+        if unconfirmed and self.settings.dry_run:
+            logger.warning("Dry run: %d record(s) read were not counted: the run stopped first.", unconfirmed)
+        elif unconfirmed:
             logger.warning(
                 "%d record(s) have no confirmed outcome: they were not sent, or HubSpot's answer "
                 "never arrived. The last STATE written does not cover them, so the next run "
@@ -298,25 +313,30 @@ class Reporter:
                 unconfirmed,
             )
         if self.rejects.count and grouping:
-            logger.warning(self.rejects.summary(limit_passed=False))
-        if stopped:
+            dry_limit = self.settings.max_rejected_records if self.settings.dry_run else None
+            for text in self.rejects.summary(limit_passed=False, dry_run_limit=dry_limit).splitlines():
+                logger.warning("%s", text)
+        if stopped and not self.settings.dry_run:  # a dry run writes no STATE: nothing to resume
             line = self.ledger.written_line
             if line is not None:
                 logger.warning("The last STATE written was input line %d; the next run resumes from there.", line)
-            else:
-                logger.warning("No STATE was written in this run; the next run starts where the last one did.")
 
     def write_report(self, status: str, error: str | None = None) -> None:
         """Write the JSON run report when `run_report_path` is set."""
         path = self.settings.run_report_path
         if not path:
             return
+        dry_run = self.settings.dry_run
         report = {
             "status": status,
-            "dry_run": self.settings.dry_run,
+            "dry_run": dry_run,
             "error": REDACTOR.redact(error) if error else None,
+            "target_version": _version(),
+            "started_at": self.started_at.isoformat(timespec="milliseconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "duration_seconds": round(time.monotonic() - self.started, 3),
-            "streams": {name: stats.report() for name, stats in self.stats.items()},
+            "settings": self.settings.shaping(),
+            "streams": {name: stats.report(dry_run=dry_run) for name, stats in self.stats.items()},
             "rejected_total": self.rejects.count,
             "rejected_records_path": self.settings.rejected_records_path,
             "requests_total": self._client.totals.requests,

@@ -20,6 +20,7 @@ from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
 from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
+from target_hubspot_upsert.logs import install as install_one_line_logging
 from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -76,6 +77,7 @@ class Runtime:
         for key in SECRET_SETTINGS:
             REDACTOR.add(getattr(settings, key))
         install_redactor()
+        install_one_line_logging()
         self.client = self._make_client(settings, sleep or self._sleep, clock)
         self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(

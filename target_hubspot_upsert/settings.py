@@ -69,6 +69,13 @@ class Settings:
         """A null clears the HubSpot value instead of leaving it."""
         return self.null_values == "clear"
 
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shaped a run, for the run report: no secrets, no OAuth client id."""
+        hidden = {*SECRET_SETTINGS, "client_id"}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+        shown["credentials"] = "access_token" if self.access_token else "oauth"
+        return shown
+
     def __repr__(self) -> str:
         """Never show secrets."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SECRET_SETTINGS}

@@ -38,7 +38,7 @@ from target_hubspot_upsert.model import (
     Rejection,
     match_key,
 )
-from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
+from target_hubspot_upsert.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 from target_hubspot_upsert.serialization import BadValue, number_text
 
 if t.TYPE_CHECKING:
@@ -374,11 +374,11 @@ class HubSpotSink(AdaptedSink):
         cause = str(exc).strip() or type(exc).__name__
         if exc.__cause__ is not None and str(exc.__cause__).strip():
             cause = f"{cause} ({exc.__cause__})"
-        message = f"a stream_maps expression failed on this record: {cause}; fix stream_maps or the data"
-        safe = (
-            f"a stream_maps expression failed on this record ({type(exc.__cause__ or exc).__name__}); "
-            "fix stream_maps or the data"
-        )
+        field = failed_map_field(exc)
+        which = f"the stream_maps expression of field '{field}'" if field else "a stream_maps expression"
+        where = f"stream_maps.{self.stream_name}.{field}" if field else "stream_maps"
+        message = f"{which} failed on this record: {cause}; fix {where} or the data"
+        safe = f"{which} failed on this record ({type(exc.__cause__ or exc).__name__}); fix {where} or the data"
         self._reject(record, None, self.stats.received, "MAP_ERROR", message, safe)
 
     def _reject(

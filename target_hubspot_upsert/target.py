@@ -14,6 +14,7 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -171,8 +172,8 @@ def _value_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         )
     if str(config.get("load_method") or "") in {"overwrite", "TargetLoadMethods.OVERWRITE"}:
         problems.append(
-            "load_method 'overwrite' (delete everything, then load) is not supported: every load "
-            "is a HubSpot upsert. Use 'upsert' or 'append-only' (the same here)."
+            "load_method 'overwrite' (delete everything, then load) is not supported: each stream writes "
+            "by its object_mappings write_mode. Use 'upsert' or 'append-only' (the same here)."
         )
     for key in ("rejected_records_path", "run_report_path", "change_cache_path"):
         value = config.get(key)
@@ -272,6 +273,20 @@ def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[st
     if len(unknown) == 1:
         return f"Unknown setting {shown[0]}; it is ignored."
     return f"Unknown settings {', '.join(shown)}; they are ignored."
+
+
+def unknown_env_warnings(environ: t.Mapping[str, str], prefix: str, known: t.Iterable[str]) -> list[str]:
+    """One line per `PREFIX<NAME>` variable that names no setting, with the closest variable name."""
+    variables = {prefix + name.upper().replace("-", "_"): name for name in known if "." not in name}
+    sdk_own = {prefix + "LOGLEVEL"}  # the SDK's log level for this plugin
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in variables or name in sdk_own or name.startswith(prefix + "_"):
+            continue  # PREFIX__<x>: an orchestrator's own variables (Meltano's extras), not settings
+        close = difflib.get_close_matches(name, list(variables), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"Environment variable {name} names no setting{hint}; it is ignored.")
+    return warnings
 
 
 _BUILTIN_DESCRIPTIONS = {
@@ -446,7 +461,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         ),
         th.Property(
             "load_method", th.StringType, default="append-only", allowed_values=["append-only", "upsert", "overwrite"],
-            description="Every load is a HubSpot upsert (update the object with the record's id, create it when missing): `append-only` and `upsert` behave the same; `overwrite` (delete all, then load) is refused as a configuration error.",
+            description="Accepted for compatibility with other Singer targets: `append-only` and `upsert` behave the same, and each stream writes by its `object_mappings` `write_mode` (upsert by default, or update or create); `overwrite` (delete all, then load) is refused as a configuration error.",
         ),
         th.Property(
             "validate_records", th.BooleanType, default=True,
@@ -471,6 +486,32 @@ class TargetHubSpotUpsert(AdaptedTarget):
     ).to_dict()
     config_jsonschema = _with_sdk_settings(config_jsonschema, TARGET_HARD_DELETE_CONFIG, STREAM_MAPS_CONFIG)
 
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with the flags this target adds, so `--help` lists every flag.
+
+        `--check` and `--full-resync` are taken off the command line before it is parsed (cli.py);
+        they are declared here to be listed.
+        """
+        command = super().get_singer_command()
+        # One line per flag, also when the terminal is narrow or stdout is not a terminal.
+        command.context_settings.update(terminal_width=120, max_content_width=120)
+        command.help = (
+            "Load Singer RECORDs from stdin (or --input) into HubSpot CRM objects; "
+            "STATE lines go to stdout once HubSpot acknowledged the records before them."
+        )
+        command.params.extend([
+            click.Option(
+                ["--check"], is_flag=True, expose_value=False,
+                help="Dry run: check settings, credentials and piped input; write nothing to HubSpot.",
+            ),
+            click.Option(
+                ["--full-resync"], is_flag=True, expose_value=False,
+                help="With skip_unchanged: send every record this run and refresh the change cache.",
+            ),
+        ])
+        return command
+
     def __init__(
         self,
         *args: t.Any,  # noqa: ANN401
@@ -482,6 +523,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
         `sleep`/`clock` replace real waiting in tests (backoffs, the rate-limit window).
         """
+        for warning in unknown_env_warnings(os.environ, self.env_var_prefix(), self._known_settings()):
+            logger.warning("%s", warning)
         if kwargs.get("parse_env_config") and (problems := env_problems(self._full_schema(), self.env_var_prefix())):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
@@ -530,7 +573,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
             logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
         errors = [REDACTOR.redact(e) for e in errors]
-        errors = [*errors, *config_problems(self.config)]
+        own = config_problems(self.config)
+        # A setting this target checks itself gets its message only, not the schema's as well.
+        errors = [e for e in errors if not any(e.endswith(f"in config['{p.split(' ', 1)[0]}']") for p in own)]
+        errors = [*errors, *own]
         if errors and raise_errors:
             raise HubSpotConfigError("Config validation failed", errors=errors)
         return errors
