@@ -290,12 +290,36 @@ def test_readme_beyond_upsert_examples_agree_and_are_valid():
     assert '"hard_delete": true' in features[2] and '"associations"' in features[3]
 
 
+def _label_command() -> str:
+    (block,) = [b for b in readme_blocks() if b.lang == "bash" and "/_sim/association_label" in b.text]
+    return block.text
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's command uses curl")
 def test_readme_associations_example_runs_on_its_fixture(sim):
     _, example = readme_examples("Write modes, deletes and associations")[3]
-    sim.add_association_label("deals", "contacts", "Decision maker")
+    # The one command the README gives to prepare a fresh simulator, run as written.
+    subprocess.run([shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", _label_command()],
+                   env={**os.environ, "HUBSPOT_API_BASE_URL": sim.base_url}, check=True, timeout=60, capture_output=True)
     run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url},
                          (FIXTURES / "associations.singer").read_text())
     assert run.error is None, run.error
     assert len(sim.associations("contacts", "companies")) == 4
     assert len(sim.associations("deals")) == 3
     assert run.target.runtime.report.stats["contacts"].rejected == 1  # the contact of an unknown company
+
+
+def test_readme_create_only_example_runs_on_a_fresh_simulator(sim):
+    _, example = readme_examples("Write modes, deletes and associations")[1]
+    run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url}, [
+        schema("signups", {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]}}, key=["email"]),
+        record("signups", {"email": "new@example.com", "firstname": "New"}),
+        schema("call_notes", {"hs_note_body": {"type": "string"}, "hs_timestamp": {"type": "string", "format": "date-time"}}),
+        record("call_notes", {"hs_note_body": "Called about renewal", "hs_timestamp": "2026-01-05T10:00:00Z"}),
+        record("call_notes", {"hs_note_body": "Called again", "hs_timestamp": "2026-01-06T10:00:00Z"}),
+        state({"done": True}),
+    ])
+    assert run.error is None, run.error
+    assert sim.find("contacts", "email", "new@example.com")["properties"]["firstname"] == "New"
+    assert sorted(n["properties"]["hs_note_body"] for n in sim.objects("notes")) == ["Called about renewal", "Called again"]
+    assert run.states == [{"done": True}]
