@@ -323,3 +323,19 @@ def test_readme_create_only_example_runs_on_a_fresh_simulator(sim):
     assert sim.find("contacts", "email", "new@example.com")["properties"]["firstname"] == "New"
     assert sorted(n["properties"]["hs_note_body"] for n in sim.objects("notes")) == ["Called about renewal", "Called again"]
     assert run.states == [{"done": True}]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_to_readme_sections_land_on_a_heading():
+    text = README.read_text(encoding="utf-8")
+    anchors = {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", re.sub(r"(?ms)^```.*?^```$", "", text), re.MULTILINE)}
+    links = [(README.name, a) for a in re.findall(r"\]\(#([^)]+)\)", text)]
+    for page in DOCS:
+        links += [(page.name, a) for a in re.findall(r"\]\(\.\./README\.md#([^)]+)\)", page.read_text(encoding="utf-8"))]
+    assert links
+    missing = [f"{where}: #{anchor}" for where, anchor in links if anchor not in anchors]
+    assert not missing, missing

@@ -50,7 +50,7 @@ def test_a_misspelt_environment_variable_gets_a_did_you_mean(tmp_path):
 
 
 def test_environment_variables_of_known_settings_and_of_the_sdk_are_not_reported():
-    known = TargetHubSpotUpsert._known_settings()  # noqa: SLF001 - the list --about prints
+    known = TargetHubSpotUpsert._known_settings()
     environ = {"TARGET_HUBSPOT_UPSERT_ACCESS_TOKEN": "x", "TARGET_HUBSPOT_UPSERT_LOGLEVEL": "INFO",
                "TARGET_HUBSPOT_UPSERT__LOAD_SCHEMA": "x", "TARGET_HUBSPOT_UPSERT_BATCH_SIZE_ROW": "5", "HOME": "/"}
     assert unknown_env_warnings(environ, "TARGET_HUBSPOT_UPSERT_", known) == [
