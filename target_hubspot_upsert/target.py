@@ -283,6 +283,8 @@ def unknown_env_warnings(environ: t.Mapping[str, str], prefix: str, known: t.Ite
     for name in sorted(environ):
         if not name.startswith(prefix) or name in variables or name in sdk_own or name.startswith(prefix + "_"):
             continue  # PREFIX__<x>: an orchestrator's own variables (Meltano's extras), not settings
+        if name.startswith(tuple(f"{variable}_" for variable in variables)):
+            continue  # a value inside an object setting, as Meltano exports them (..._STREAM_MAPS_<STREAM>_<FIELD>)
         close = difflib.get_close_matches(name, list(variables), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         warnings.append(f"Environment variable {name} names no setting{hint}; it is ignored.")

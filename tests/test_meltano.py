@@ -296,6 +296,7 @@ def test_meltano_sync_then_incremental_sync(meltano_bin, project, sim_url):
     # -- first run: everything lands --------------------------------------------------------
     run = meltano("run", "--no-install", "sync-hubspot")
     assert "Unknown setting" not in run.stderr  # Meltano passes only settings the target knows
+    assert "names no setting" not in run.stderr  # nor variables the target would take for typos
     contacts = meltano.stored_objects("contacts")
     companies = meltano.stored_objects("companies")
     for rec in SAMPLE_CONTACTS:
@@ -375,6 +376,7 @@ def _invoke(meltano_bin: Path, project: Path, env: dict[str, str], messages: lis
     )
     (project / "logs" / log).write_text(f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "names no setting" not in proc.stderr  # Meltano's own variables are not taken for typos
     return proc
 
 

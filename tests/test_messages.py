@@ -52,7 +52,8 @@ def test_a_misspelt_environment_variable_gets_a_did_you_mean(tmp_path):
 def test_environment_variables_of_known_settings_and_of_the_sdk_are_not_reported():
     known = TargetHubSpotUpsert._known_settings()
     environ = {"TARGET_HUBSPOT_UPSERT_ACCESS_TOKEN": "x", "TARGET_HUBSPOT_UPSERT_LOGLEVEL": "INFO",
-               "TARGET_HUBSPOT_UPSERT__LOAD_SCHEMA": "x", "TARGET_HUBSPOT_UPSERT_BATCH_SIZE_ROW": "5", "HOME": "/"}
+               "TARGET_HUBSPOT_UPSERT__LOAD_SCHEMA": "x", "TARGET_HUBSPOT_UPSERT_BATCH_SIZE_ROW": "5", "HOME": "/",
+               "TARGET_HUBSPOT_UPSERT_OBJECT_MAPPINGS_ACCOUNTS_OBJECT_TYPE": "companies"}  # as Meltano exports it
     assert unknown_env_warnings(environ, "TARGET_HUBSPOT_UPSERT_", known) == [
         "Environment variable TARGET_HUBSPOT_UPSERT_BATCH_SIZE_ROW names no setting (did you mean "
         "TARGET_HUBSPOT_UPSERT_BATCH_SIZE_ROWS?); it is ignored."
