@@ -101,6 +101,7 @@ class StreamStats:
     finished: float | None = None
     first_errors: list[str] = field(default_factory=list)
     last_progress: tuple[int, int] = (0, 0)  # (done, received) at the last progress line
+    last_progress_at: float | None = None  # when it was logged
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -272,8 +273,9 @@ class Reporter:
                 done, received, rejected = stats.done, stats.received, stats.rejected
             if stats.finished is not None or ((done, received) == stats.last_progress and done == received):
                 continue  # nothing new since its last line
-            stats.last_progress = (done, received)
-            logger.info("%s", self.progress_line(stats, done, received, rejected, now))
+            line = self.progress_line(stats, done, received, rejected, now)
+            stats.last_progress, stats.last_progress_at = (done, received), now
+            logger.info("%s", line)
         self._client.metrics.flush()
 
     def progress_line(self, stats: StreamStats, done: int, received: int, rejected: int, now: float) -> str:
@@ -282,12 +284,21 @@ class Reporter:
         rate = done / elapsed
         line = (
             f"Progress '{stats.stream}': {done} records done of {received} received ({rate:.0f} records/s), "
-            f"{self._in_flight()} requests in flight, {rejected} rejected so far"
+            f"{self._in_flight()} requests in flight, {rejected} rejected so far"  # in flight: all streams
         )
         fraction = self._fraction_read()
-        if fraction and rate > 0:
+        # The time left goes by the rate since the last line: the first seconds of a run are faster
+        # than its steady pace (HubSpot's rate-limit window starts empty).
+        recent = rate
+        if stats.last_progress_at is not None and now > stats.last_progress_at and done > stats.last_progress[0]:
+            recent = (done - stats.last_progress[0]) / (now - stats.last_progress_at)
+        limiter = self._client.limiter
+        if limiter.limit:  # no faster than the rate limit lets full requests go
+            per_request = min(self.settings.batch_size_rows, HUBSPOT_MAX_BATCH)
+            recent = min(recent, limiter.limit / limiter.window_s * per_request)
+        if fraction and recent > 0:
             expected = received / min(fraction, 1.0)
-            left = max(expected - done, 0) / rate
+            left = max(expected - done, 0) / recent
             line += f", about {format_duration(left)} left ({min(fraction, 1.0):.0%} of the input read)"
         return line + "."
 
