@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from target_hubspot_upsert.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
+#: Inputs looked up before the change cache's CPU per input is logged at INFO (DEBUG below).
+CPU_FIGURE_MIN_INPUTS = 10_000
 
 FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
 # With skip_unchanged a sink buffers this many distinct ids before it looks them up, in one
@@ -639,11 +641,15 @@ class ChangeTracker:
         except ChangeCacheError as exc:
             logger.warning("%s The records it could not note are sent again next run.", exc)
         self.write_cpu += time.thread_time() - started
-        per_entry = f"{1e6 * self.write_cpu / self.written:.2f}" if self.written else "-"
         logger.info(
-            "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written. Change cache CPU: "
-            "%.2f µs per input looked up (hashing and look-up), %s µs per entry written.",
+            "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written.",
             self.looked_up, self.skipped, self._cache.committed,
+        )
+        # Per-input CPU means something only over many inputs (start-up costs dominate a small run).
+        per_entry = f"{1e6 * self.write_cpu / self.written:.2f}" if self.written else "-"
+        logger.log(
+            logging.INFO if self.looked_up >= CPU_FIGURE_MIN_INPUTS else logging.DEBUG,
+            "Change cache CPU: %.2f µs per input looked up (hashing and look-up), %s µs per entry written.",
             1e6 * self.lookup_cpu / max(self.looked_up, 1), per_entry,
         )
 

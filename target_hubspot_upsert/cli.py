@@ -11,6 +11,7 @@ from pathlib import Path
 from singer_sdk.exceptions import ConfigValidationError, StreamMapConfigError
 
 from target_hubspot_upsert.errors import UserFacingError
+from target_hubspot_upsert.logs import install as install_one_line_logging
 from target_hubspot_upsert.redact import REDACTOR, install
 from target_hubspot_upsert.target import TargetHubSpotUpsert
 
@@ -56,6 +57,11 @@ def _drop_generic_config_line(record: logging.LogRecord) -> bool:
     return record.msg != "Config validation failed"
 
 
+def _drop_env_parse_line(record: logging.LogRecord) -> bool:
+    # The SDK logs this on every run without --config ENV: it tells the user nothing.
+    return record.msg != "Skipping parse of env var settings..."
+
+
 def take_check_flag(argv: list[str]) -> bool:
     """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
     if "--check" not in argv:
@@ -79,6 +85,8 @@ def main() -> None:
     TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
     TargetHubSpotUpsert.full_resync_requested = take_flag(sys.argv, "--full-resync")
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
+    logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_env_parse_line)
+    install_one_line_logging()
     problems = config_file_problems(sys.argv[1:])
     if problems:
         for problem in problems:

@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from singer_sdk import metrics
 
 from target_hubspot_upsert.auth import OAuthTokenProvider, TokenProvider
 from target_hubspot_upsert.errors import DailyLimitReached, HubSpotAuthError, brief
 from target_hubspot_upsert.ratelimit import RateLimiter
+from target_hubspot_upsert.requestmetrics import RequestMetrics
 from target_hubspot_upsert.retry import (
     Action,
     Attempt,
@@ -122,6 +122,7 @@ class HubSpotClient:
         user_agent: str = "target-hubspot-upsert",
         pool_size: int = 10,
         transport: Transport | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         """Create a client; no request is made until one is needed.
 
@@ -137,8 +138,7 @@ class HubSpotClient:
             self.transport, max_retries=max_retries, sleep=sleep, rand=rand,
             window_s=lambda: self.limiter.window_s,
         )
-        self._metrics_lock = threading.Lock()
-        self._counters: dict[str, metrics.Counter] = {}
+        self.metrics = metrics or RequestMetrics()
         self.totals = RequestTally()
 
     # --- paths --------------------------------------------------------------------------
@@ -159,31 +159,9 @@ class HubSpotClient:
 
     # --- HTTP ---------------------------------------------------------------------------
 
-    def _count(self, endpoint: str, status: int | str, elapsed: float, stream: str | None) -> None:
-        tags: dict[str, Any] = {
-            metrics.Tag.ENDPOINT: endpoint,
-            metrics.Tag.HTTP_STATUS_CODE: status,
-        }
-        if stream:
-            tags[metrics.Tag.STREAM] = stream
-        metrics.log(
-            metrics.get_metrics_logger(),
-            metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, elapsed, tags),
-        )
-        key = f"{stream}|{endpoint}"
-        with self._metrics_lock:
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = metrics.http_request_counter(stream or "", endpoint)
-                self._counters[key] = counter
-            counter.increment()
-
     def close(self) -> None:
-        """Flush the request counters' last values."""
-        with self._metrics_lock:
-            for counter in self._counters.values():
-                counter.exit()
-            self._counters.clear()
+        """Log the request metrics not logged yet."""
+        self.metrics.close()
 
     def request(
         self,
@@ -328,6 +306,11 @@ class HubSpotClient:
         """
         return self.request("GET", "/account-info/v3/details", endpoint="account-info/details")
 
+    def get_schemas(self) -> ApiResponse:
+        """GET the account's custom object types (HubSpot's schemas API; standard types are not listed)."""
+        path = "/crm/v3/schemas" if self.api_version == "v3" else f"/crm/{self.api_version}/schemas"
+        return self.request("GET", path, endpoint="schemas")
+
     def get_token_details(self, token: str) -> ApiResponse:
         """POST a private-app token to HubSpot's token metadata endpoint (`hubId`, `scopes`, ...)."""
         return self.request(
@@ -355,7 +338,7 @@ class _ApiAttempts(AttemptHooks):
 
     def observed(self, attempt: Attempt, decision: Decision) -> None:
         outcome = attempt.status if attempt.status is not None else type(attempt.error).__name__
-        self.client._count(self.endpoint, outcome, attempt.elapsed, self.stream)  # noqa: SLF001 - its helper
+        self.client.metrics.observe(self.endpoint, outcome, attempt.elapsed, self.stream)
         for t in self.tallies:
             t.add(requests=1, rate_limited=int(decision.rate_limited))
         if attempt.headers:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import decimal
 import gzip
 import json
+import os
 import re
+import stat
 import typing as t
 import zlib
 
@@ -90,6 +92,29 @@ def bounded_lines(source: t.IO[str], cap: int = MAX_LINE_CHARS) -> t.Iterator[st
             if chunk[-1] == "\n":
                 break
         yield OversizedLine(head, size)
+
+
+def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
+    """How much of `source` has been read (0 to 1), when it is a regular file (`--input`, `< file`).
+
+    For a pipe the size is unknown: the function returns None. The position is the file's (read
+    ahead of the line being processed by at most a buffer), enough to estimate the time left.
+    """
+    try:
+        fd = source.fileno()
+        size = os.fstat(fd).st_size if stat.S_ISREG(os.fstat(fd).st_mode) else 0
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's StringIO), closed
+        size = 0
+    if not size:
+        return lambda: None
+
+    def fraction() -> float | None:
+        try:
+            return min(os.lseek(fd, 0, os.SEEK_CUR) / size, 1.0)
+        except OSError:
+            return None
+
+    return fraction
 
 
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000

@@ -7,6 +7,7 @@ type per run. Knows HubSpot's property API through the client, nothing of Singer
 from __future__ import annotations
 
 import decimal
+import difflib
 import functools
 import logging
 import re
@@ -15,8 +16,8 @@ from typing import Any
 
 from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dryrun import check_object_access
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.mapping import ObjectTarget
+from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.mapping import STANDARD_OBJECTS, ObjectTarget
 from target_hubspot_upsert.serialization import (
     IGNORE,
     FieldDecision,
@@ -75,7 +76,7 @@ class Preflight:
             msg = (
                 f"Could not read the properties of HubSpot object '{target.object_type}' "
                 f"(stream '{target.stream}'): HTTP {response.status} {message}. Check "
-                f"object_mappings.{target.stream}.object_type."
+                f"object_mappings.{target.stream}.object_type{self._object_type_hint(target.object_type)}."
             )
             raise HubSpotConfigError(msg)
         results = response.body.get("results", []) if isinstance(response.body, dict) else []
@@ -86,6 +87,36 @@ class Preflight:
         }
         self._catalogs[key] = catalog
         return catalog
+
+    def _object_type_hint(self, object_type: str) -> str:
+        """`: did you mean 'companies'?` from HubSpot's standard objects and the account's custom ones."""
+        names = {name: name for name in STANDARD_OBJECTS}
+        try:
+            response = self.client.get_schemas()
+        except HubSpotFatalError:  # no scope to read schemas, or no answer: standard names only
+            response = None
+        results = response.body.get("results") if response is not None and isinstance(response.body, dict) else None
+        for schema in results if isinstance(results, list) else []:
+            if isinstance(schema, dict) and isinstance(schema.get("name"), str):
+                shown = str(schema.get("fullyQualifiedName") or schema["name"])
+                names[schema["name"].lower()] = shown
+                names[shown.lower()] = shown
+        close = difflib.get_close_matches(object_type.strip().lower(), list(names), n=3, cutoff=0.6)
+        suggestions = list(dict.fromkeys(names[c] for c in close))
+        if not suggestions:
+            return ""
+        return " (did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?)"
+
+    @staticmethod
+    def unique_properties(target: ObjectTarget, catalog: Mapping[str, PropertySpec]) -> str:
+        """`Its unique properties: a, b` (or that it has none), for a message about the id property."""
+        names = sorted(n for n, spec in catalog.items() if _finds_objects(target.canonical_type, n, spec))
+        if not names:
+            return (
+                f"HubSpot object '{target.object_type}' has no property with unique values: create one "
+                "(Settings, Properties, with 'Require unique values'), or use write_mode create."
+            )
+        return f"Its unique properties: {', '.join(names)}."
 
     def _warn_once(self, object_type: str, prop: str, kind: str, message: str) -> None:
         key = (object_type, prop, kind)
@@ -131,7 +162,7 @@ class Preflight:
             msg = (
                 f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
                 f"property of stream '{target.stream}'. Set object_mappings.{target.stream}.id_property "
-                "to one of its unique properties."
+                f"to one of its unique properties. {self.unique_properties(target, catalog)}"
             )
             raise HubSpotConfigError(msg)
         if target.id_property:
@@ -149,8 +180,8 @@ class Preflight:
         msg = (
             f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
             f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
-            f"object_mappings.{target.stream}.id_property to a unique property"
-            + (" (contacts may also use email)." if target.canonical_type == "contacts" else ".")
+            f"object_mappings.{target.stream}.id_property to a unique property. "
+            + Preflight.unique_properties(target, catalog)
         )
         raise HubSpotConfigError(msg)
 

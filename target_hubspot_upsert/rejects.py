@@ -127,21 +127,32 @@ class RejectionLog:
             lines.append(f"  {code}: {self._count_by_code[code]} record(s), e.g. {shown}")
         return lines
 
-    def summary(self, *, limit_passed: bool) -> str:
-        """The message for the log or the failure."""
+    def summary(self, *, limit_passed: bool, dry_run_limit: int | None = None) -> str:
+        """The message for the log or the failure: a head line, one line per code, where the list is.
+
+        `dry_run_limit`: a dry run's `max_rejected_records` (the log's own limit is lifted so
+        that it lists every rejection).
+        """
         where = (
             f"The full list is in {self.path}."
             if self.path
             else "Set rejected_records_path to keep the full list."
         )
-        head = (
-            f"{self.count} record(s) rejected, more than max_rejected_records "
-            f"({self.max_rejected}); stopped reading input. Every good record already read was "
-            "still sent; STATE stops before the record that broke the limit, so the next run "
-            "sends from there again."
-            if limit_passed
-            else f"{self.count} record(s) rejected (max_rejected_records is {self.max_rejected})."
-        )
+        if dry_run_limit is not None:
+            verdict = "a real run would stop" if self.count > dry_run_limit else "a real run would go on"
+            head = (
+                f"Dry run: {self.count} record(s) would be rejected (max_rejected_records is "
+                f"{dry_run_limit}: {verdict})."
+            )
+        elif limit_passed:
+            head = (
+                f"{self.count} record(s) rejected, more than max_rejected_records "
+                f"({self.max_rejected}); stopped reading input. Every good record already read was "
+                "still sent; STATE stops before the record that broke the limit, so the next run "
+                "sends from there again."
+            )
+        else:
+            head = f"{self.count} record(s) rejected (max_rejected_records is {self.max_rejected})."
         return "\n".join([head, *self.grouping(), where])
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -19,6 +20,7 @@ from target_hubspot_upsert.client import HubSpotClient
 from target_hubspot_upsert.dispatch import Dispatcher
 from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
+from target_hubspot_upsert.logs import install as install_one_line_logging
 from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -26,6 +28,7 @@ from target_hubspot_upsert.redact import REDACTOR
 from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.report import Reporter, StreamStats
+from target_hubspot_upsert.requestmetrics import RequestMetrics
 from target_hubspot_upsert.settings import SECRET_SETTINGS, Settings
 from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.writer import BatchWriter
@@ -74,6 +77,7 @@ class Runtime:
         for key in SECRET_SETTINGS:
             REDACTOR.add(getattr(settings, key))
         install_redactor()
+        install_one_line_logging()
         self.client = self._make_client(settings, sleep or self._sleep, clock)
         self.ledger = CheckpointLedger(discard_state if settings.dry_run else write_state)
         self.rejects = RejectionLog(
@@ -110,6 +114,7 @@ class Runtime:
             api_version=settings.api_version,
             sleep=sleep,
             transport=transport,
+            metrics=RequestMetrics(detailed=settings.detailed_metrics),
         )
     @functools.cached_property
     def changes(self) -> ChangeTracker | None:
@@ -162,10 +167,14 @@ class Runtime:
 
     def _write(self, batch: Batch) -> BatchOutcome:
         stats = self.report.stats[batch.stream]
-        with metrics.Timer(
-            metrics.Metric.BATCH_PROCESSING_TIME,
-            {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
-        ):
+        timer = (
+            metrics.Timer(
+                metrics.Metric.BATCH_PROCESSING_TIME,
+                {metrics.Tag.STREAM: batch.stream, "object_type": batch.target.object_type},
+            )
+            if self.settings.detailed_metrics else contextlib.nullcontext()
+        )
+        with timer:
             # One job: the write (or archive), then its associations, before the ledger marks it done.
             if self.changes is not None:
                 self.changes.before_write(batch)
@@ -222,6 +231,7 @@ class Runtime:
         self.stopping.set()
         self.draining.set()
         self.dispatcher.shutdown()
+        self.report.stop_ticking()
         self.client.close()
         self.rejects.close()
         if self.changes is not None:

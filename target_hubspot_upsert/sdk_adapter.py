@@ -148,6 +148,22 @@ class AdaptedSink(Sink):
         return self._validator
 
 
+def failed_map_field(exc: BaseException) -> str | None:
+    """The output field whose `stream_maps` expression raised `exc`, if the traceback tells.
+
+    The SDK's record transform evaluates one field at a time in `transform_fn`, its loop variable
+    `prop_key` naming the field; its exceptions do not name it (tests/test_messages.py checks this).
+    """
+    tb = exc.__traceback__
+    field = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "transform_fn":
+            value = tb.tb_frame.f_locals.get("prop_key")
+            field = value if isinstance(value, str) else field
+        tb = tb.tb_next
+    return field
+
+
 def batch_encoding(file_format: str, compression: str | None) -> BaseBatchFileEncoding:
     """The encoding of a BATCH message, as the SDK's sinks take it."""
     return BaseBatchFileEncoding(file_format, compression)

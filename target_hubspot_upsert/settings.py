@@ -34,6 +34,8 @@ class Settings:
     change_cache_max_age_days: int
     full_resync: bool
     dry_run: bool
+    progress_interval: float
+    detailed_metrics: bool
     hard_delete: bool = False
     access_token: str | None = None
     client_id: str | None = None
@@ -66,6 +68,13 @@ class Settings:
     def clear_nulls(self) -> bool:
         """A null clears the HubSpot value instead of leaving it."""
         return self.null_values == "clear"
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shaped a run, for the run report: no secrets, no OAuth client id."""
+        hidden = {*SECRET_SETTINGS, "client_id"}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+        shown["credentials"] = "access_token" if self.access_token else "oauth"
+        return shown
 
     def __repr__(self) -> str:
         """Never show secrets."""

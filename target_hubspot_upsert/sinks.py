@@ -9,7 +9,6 @@ the reverse) first sends what is buffered, so operations on one id keep their or
 from __future__ import annotations
 
 import functools
-import time
 import typing as t
 from datetime import datetime
 from decimal import Decimal
@@ -40,7 +39,7 @@ from target_hubspot_upsert.model import (
     Rejection,
     match_key,
 )
-from target_hubspot_upsert.sdk_adapter import AdaptedSink, open_batch_file
+from target_hubspot_upsert.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 from target_hubspot_upsert.serialization import BadValue, number_text
 
 if t.TYPE_CHECKING:
@@ -191,11 +190,21 @@ class HubSpotSink(AdaptedSink):
         """The buffer holds `drain_size` distinct ids."""
         return len(self._buffer) >= self.drain_size
 
+    def get_sink_record_counter(self) -> metrics.Counter:
+        """The SDK's `record_count` (records received), logged at most once per progress interval.
+
+        With `detailed_metrics`, at the SDK's own interval.
+        """
+        settings = self.runtime.settings
+        if settings.detailed_metrics:
+            return super().get_sink_record_counter()
+        return metrics.record_counter(self.stream_name, log_interval=settings.progress_interval)
+
     def get_batch_processing_timer(self) -> metrics.Timer:
         """No metric from the SDK's timer, which would time only the hand-off to the dispatcher.
 
-        Each batch's `batch_processing_time` is logged once, by the runtime, around the write
-        itself (retries included).
+        With `detailed_metrics`, each batch's `batch_processing_time` is logged once, by the
+        runtime, around the write itself (retries included).
         """
         return _UnloggedTimer(metrics.Metric.BATCH_PROCESSING_TIME, {metrics.Tag.STREAM: self.stream_name})
 
@@ -344,8 +353,6 @@ class HubSpotSink(AdaptedSink):
             if links is None:
                 return  # a malformed association value: rejected
             self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
-        if not stats.received & 0xFF:
-            self.runtime.report.maybe_log_progress(stats, time.monotonic())
 
     def _buffer_input(self, new: PendingInput) -> None:
         """Merge `new` into the input buffered for its id (same operation), or buffer it."""
@@ -410,11 +417,11 @@ class HubSpotSink(AdaptedSink):
         cause = str(exc).strip() or type(exc).__name__
         if exc.__cause__ is not None and str(exc.__cause__).strip():
             cause = f"{cause} ({exc.__cause__})"
-        message = f"a stream_maps expression failed on this record: {cause}; fix stream_maps or the data"
-        safe = (
-            f"a stream_maps expression failed on this record ({type(exc.__cause__ or exc).__name__}); "
-            "fix stream_maps or the data"
-        )
+        field = failed_map_field(exc)
+        which = f"the stream_maps expression of field '{field}'" if field else "a stream_maps expression"
+        where = f"stream_maps.{self.stream_name}.{field}" if field else "stream_maps"
+        message = f"{which} failed on this record: {cause}; fix {where} or the data"
+        safe = f"{which} failed on this record ({type(exc.__cause__ or exc).__name__}); fix {where} or the data"
         self._reject(record, None, self.stats.received, "MAP_ERROR", message, safe)
 
     def _reject(

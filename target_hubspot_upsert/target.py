@@ -14,6 +14,7 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.exceptions import (
     InvalidInputLine,
@@ -46,6 +47,7 @@ from target_hubspot_upsert.messages import (
     OversizedLine,
     bounded_lines,
     decode_line,
+    fraction_read,
     message_problem,
     read_as_utf8,
 )
@@ -195,8 +197,8 @@ def _value_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         )
     if str(config.get("load_method") or "") in {"overwrite", "TargetLoadMethods.OVERWRITE"}:
         problems.append(
-            "load_method 'overwrite' (delete everything, then load) is not supported: every load "
-            "is a HubSpot upsert. Use 'upsert' or 'append-only' (the same here)."
+            "load_method 'overwrite' (delete everything, then load) is not supported: each stream writes "
+            "by its object_mappings write_mode. Use 'upsert' or 'append-only' (the same here)."
         )
     for key in ("rejected_records_path", "run_report_path", "change_cache_path"):
         value = config.get(key)
@@ -225,6 +227,9 @@ def _range_problems(config: t.Mapping[str, t.Any]) -> list[str]:
         value = config.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
             problems.append(f"{key} must be {expected}; got {value!r}.")
+    interval = config.get("progress_interval")
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and not interval >= 1:
+        problems.append(f"progress_interval must be a number of seconds, at least 1; got {interval!r}.")
     timeout = config.get("request_timeout")
     if isinstance(timeout, int | float) and not isinstance(timeout, bool) and not timeout > 0:
         problems.append(f"request_timeout must be a number of seconds above 0; got {timeout!r}.")
@@ -293,6 +298,22 @@ def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[st
     if len(unknown) == 1:
         return f"Unknown setting {shown[0]}; it is ignored."
     return f"Unknown settings {', '.join(shown)}; they are ignored."
+
+
+def unknown_env_warnings(environ: t.Mapping[str, str], prefix: str, known: t.Iterable[str]) -> list[str]:
+    """One line per `PREFIX<NAME>` variable that names no setting, with the closest variable name."""
+    variables = {prefix + name.upper().replace("-", "_"): name for name in known if "." not in name}
+    sdk_own = {prefix + "LOGLEVEL"}  # the SDK's log level for this plugin
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in variables or name in sdk_own or name.startswith(prefix + "_"):
+            continue  # PREFIX__<x>: an orchestrator's own variables (Meltano's extras), not settings
+        if name.startswith(tuple(f"{variable}_" for variable in variables)):
+            continue  # a value inside an object setting, as Meltano exports them (..._STREAM_MAPS_<STREAM>_<FIELD>)
+        close = difflib.get_close_matches(name, list(variables), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"Environment variable {name} names no setting{hint}; it is ignored.")
+    return warnings
 
 
 _BUILTIN_DESCRIPTIONS = {
@@ -429,6 +450,14 @@ class TargetHubSpotUpsert(AdaptedTarget):
             description="Check everything and write nothing (also the `--check` flag): credentials, every mapped object type and id property, and, for piped input, every record's fields and values. Prints per stream how many records would be created or updated in how many requests and which would be rejected, writes no STATE, and exits 1 if a real run would fail.",
         ),
         th.Property(
+            "progress_interval", th.NumberType, default=15,
+            description="Seconds between progress lines (per stream: records done of received, records/s, requests in flight, rejections so far, time left when the input's size is known) and between aggregated METRIC lines. The first comes 5 s after the run starts (sooner when this is shorter).",
+        ),
+        th.Property(
+            "detailed_metrics", th.BooleanType, default=False,
+            description="Log a METRIC line for every request and every batch, as the Singer SDK does. Off by default: per stream and progress_interval, one line each for records, requests and request latency (p50/p95).",
+        ),
+        th.Property(
             "log_record_values", th.BooleanType, default=False,
             description="Put record values (ids, rejected values, HubSpot's messages quoting them) into the logs, for debugging. Off by default: logs name the stream, input line, property and error code, and the values go only to `rejected_records_path`.",
         ),
@@ -459,7 +488,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         ),
         th.Property(
             "load_method", th.StringType, default="append-only", allowed_values=["append-only", "upsert", "overwrite"],
-            description="Every load is a HubSpot upsert (update the object with the record's id, create it when missing): `append-only` and `upsert` behave the same; `overwrite` (delete all, then load) is refused as a configuration error.",
+            description="Accepted for compatibility with other Singer targets: `append-only` and `upsert` behave the same, and each stream writes by its `object_mappings` `write_mode` (upsert by default, or update or create); `overwrite` (delete all, then load) is refused as a configuration error.",
         ),
         th.Property(
             "validate_records", th.BooleanType, default=True,
@@ -484,6 +513,32 @@ class TargetHubSpotUpsert(AdaptedTarget):
     ).to_dict()
     config_jsonschema = _with_sdk_settings(config_jsonschema, TARGET_HARD_DELETE_CONFIG, STREAM_MAPS_CONFIG)
 
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with the flags this target adds, so `--help` lists every flag.
+
+        `--check` and `--full-resync` are taken off the command line before it is parsed (cli.py);
+        they are declared here to be listed.
+        """
+        command = super().get_singer_command()
+        # One line per flag, also when the terminal is narrow or stdout is not a terminal.
+        command.context_settings.update(terminal_width=120, max_content_width=120)
+        command.help = (
+            "Load Singer RECORDs from stdin (or --input) into HubSpot CRM objects; "
+            "STATE lines go to stdout once HubSpot acknowledged the records before them."
+        )
+        command.params.extend([
+            click.Option(
+                ["--check"], is_flag=True, expose_value=False,
+                help="Dry run: check settings, credentials and piped input; write nothing to HubSpot.",
+            ),
+            click.Option(
+                ["--full-resync"], is_flag=True, expose_value=False,
+                help="With skip_unchanged: send every record this run and refresh the change cache.",
+            ),
+        ])
+        return command
+
     def __init__(
         self,
         *args: t.Any,  # noqa: ANN401
@@ -495,6 +550,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
         `sleep`/`clock` replace real waiting in tests (backoffs, the rate-limit window).
         """
+        for warning in unknown_env_warnings(os.environ, self.env_var_prefix(), self._known_settings()):
+            logger.warning("%s", warning)
         if kwargs.get("parse_env_config") and (problems := env_problems(self._full_schema(), self.env_var_prefix())):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
@@ -556,7 +613,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
             logger.warning("%s", warning)
         errors = super().check_config(raise_errors=False)
         errors = [REDACTOR.redact(e) for e in errors]
-        errors = [*errors, *config_problems(self.config)]
+        own = config_problems(self.config)
+        # A setting this target checks itself gets its message only, not the schema's as well.
+        errors = [e for e in errors if not any(e.endswith(f"in config['{p.split(' ', 1)[0]}']") for p in own)]
+        errors = [*errors, *own]
         if errors and raise_errors:
             raise HubSpotConfigError("Config validation failed", errors=errors)
         return errors
@@ -713,7 +773,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
-        read_as_utf8(file_input if file_input is not None else self.message_reader.default_input)
+        source = file_input if file_input is not None else self.message_reader.default_input
+        read_as_utf8(source)
+        self.runtime.report.watch_input(fraction_read(source))
         try:
             super().listen(file_input)
         except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise

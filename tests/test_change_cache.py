@@ -118,7 +118,7 @@ def test_the_summary_reconciles_with_unchanged_and_names_the_requests_saved(sim,
     changed += [record("contacts", {"email": "broken"}), state({"n": 152})]
     run = run_cli({**cache_config, "max_rejected_records": 1}, changed, tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr
-    line = re.search(r"Stream 'contacts' -> contacts: (.*)", run.stderr)
+    line = re.search(r"Stream 'contacts' -> contacts: (.*); elapsed [^;]+ s, \d+ records/s$", run.stderr, re.MULTILINE)
     assert line is not None
     assert line.group(1) == (
         "received 152, created 0, updated 3, merged 1, rejected 1, unchanged 147; "

@@ -1,6 +1,6 @@
-"""The README stays true: its settings table is `--about`'s, its runnable blocks run.
+"""The README and the docs/ pages stay true: the settings table is `--about`'s, runnable blocks run.
 
-A fenced block right after a `<!-- runnable -->` line is run here:
+A fenced block right after a `<!-- runnable -->` line (in README.md or a docs/*.md page) is run here:
 
 - `bash` blocks by bash (`-euo pipefail`) in an empty folder holding a copy of `examples/`, with
   this environment's `target-hubspot-upsert` first on PATH and `HUBSPOT_ACCESS_TOKEN` /
@@ -34,6 +34,8 @@ from .helpers import FIXTURES, record, run_cli, run_in_process, schema, state
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+DESIGN = ROOT / "docs" / "design.md"
 MARKER = "<!-- runnable -->"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -46,15 +48,32 @@ class Block:
     text: str
     line: int
     runnable: bool
+    file: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
 
 def readme_blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
+    """The fenced blocks of README.md, then of each docs/ page."""
     blocks = []
-    for match in FENCE.finditer(text):
-        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        blocks.append(Block(match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1, before == MARKER))
+    for path in (README, *DOCS):
+        text = path.read_text(encoding="utf-8")
+        name = str(path.relative_to(ROOT))
+        for match in FENCE.finditer(text):
+            before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            blocks.append(Block(match.group(1), match.group(2), text.count("\n", 0, match.start()) + 1,
+                                before == MARKER, name))
     return blocks
+
+
+def test_readme_links_every_docs_page_and_the_pages_link_back():
+    text = README.read_text(encoding="utf-8")
+    assert DOCS
+    for page in DOCS:
+        assert f"](docs/{page.name})" in text, page.name
+        assert "](../README.md)" in page.read_text(encoding="utf-8"), page.name
 
 
 def runnable(lang: str) -> list[Block]:
@@ -126,12 +145,12 @@ def test_readme_has_runnable_blocks_and_every_json_block_is_one():
     blocks = readme_blocks()
     assert len(runnable("bash")) >= 2
     assert len(runnable("json")) >= 8
-    unmarked = [b.line for b in blocks if b.lang == "json" and not b.runnable]
-    assert not unmarked, f"README json blocks without {MARKER} at lines {unmarked}"
+    unmarked = [b.where for b in blocks if b.lang == "json" and not b.runnable]
+    assert not unmarked, f"json blocks without {MARKER} at {unmarked}"
     assert {b.lang for b in blocks if b.runnable} <= {"bash", "json"}
 
 
-@pytest.mark.parametrize("block", runnable("json"), ids=lambda b: f"line{b.line}")
+@pytest.mark.parametrize("block", runnable("json"), ids=lambda b: b.where.replace("/", "-"))
 def test_readme_json_config_is_valid(block):
     config = json.loads(block.text)
     schema = full_schema()
@@ -143,7 +162,7 @@ def test_readme_json_config_is_valid(block):
     assert config_problems(checked) == []
 
 
-@pytest.mark.parametrize("block", runnable("bash"), ids=lambda b: f"line{b.line}")
+@pytest.mark.parametrize("block", runnable("bash"), ids=lambda b: b.where.replace("/", "-"))
 def test_readme_shell_block_runs(block, sim, tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = {k: v for k, v in os.environ.items()
@@ -157,7 +176,7 @@ def test_readme_shell_block_runs(block, sim, tmp_path):
         [shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", block.text], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
     )
-    assert proc.returncode == 0, f"README line {block.line} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"{block.where} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     assert "Unknown setting" not in proc.stderr
     assert sim.objects("contacts"), "nothing landed"
 
@@ -205,42 +224,44 @@ def test_stream_maps_example_without_key_properties_line_fails_as_the_readme_say
 # -- quieter logs ---------------------------------------------------------------------------
 
 
-def _logging_config() -> str:
+def _logging_configs() -> list[str]:
+    """The YAML blocks of the README's "Fewer METRIC lines": drop every metric, then the per-request ones."""
     text = README.read_text()
-    section = text[text.index("#### Fewer METRIC lines"):]
-    start = section.index("```yaml\n") + len("```yaml\n")
-    return section[start:section.index("```", start)]
+    section = text[text.index("### Fewer METRIC lines"):]
+    section = section[: section.index("\n## ")]
+    return re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
 
 
 def _metrics(stderr: str) -> set[str]:
     return set(re.findall(r'METRIC: \{"type":"\w+","metric":"(\w+)"', stderr))
 
 
-def _run_logged(config_text: str | None, sim, tmp_path) -> str:
+def _run_logged(config_text: str | None, sim, tmp_path, **settings) -> str:
     env = {}
     if config_text is not None:
-        (tmp_path / "logging.yml").write_text(config_text)
-        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "logging.yml")
+        (tmp_path / "target-logging.yml").write_text(config_text)
+        env["SINGER_SDK_LOG_CONFIG"] = str(tmp_path / "target-logging.yml")
     messages = [schema("contacts"), *(record("contacts", {"email": f"u{i}@example.com"}) for i in range(5)), state(1)]
-    run = run_cli({"access_token": TOKEN, "api_base_url": sim.base_url, "batch_size_rows": 2},
+    run = run_cli({"access_token": TOKEN, "api_base_url": sim.base_url, "batch_size_rows": 2, **settings},
                   messages, tmp_path=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     assert "Stream 'contacts' -> contacts: received 5" in run.stderr
     return run.stderr
 
 
-def test_readme_logging_config_drops_the_per_request_metrics(sim, tmp_path, monkeypatch):
+def test_readme_logging_config_drops_every_metric(sim, tmp_path, monkeypatch):
     monkeypatch.delenv("SINGER_SDK_LOG_CONFIG", raising=False)
     default = _metrics(_run_logged(None, sim, tmp_path))
-    assert {"http_request_duration", "batch_processing_time", "record_count"} <= default
-    filtered = _metrics(_run_logged(_logging_config(), sim, tmp_path))
-    assert filtered == default - {"http_request_duration", "batch_processing_time"}
+    assert default == {"http_request_duration", "http_request_count", "record_count"}  # aggregates only
+    assert _metrics(_run_logged(_logging_configs()[0], sim, tmp_path)) == set()
 
 
-def test_readme_logging_config_with_propagate_false_drops_every_metric(sim, tmp_path):
-    text = re.sub(r"(?ms)^loggers:.*", "loggers:\n  singer_sdk.metrics: {propagate: false}\n", _logging_config())
-    assert "propagate: false" in README.read_text()
-    assert _metrics(_run_logged(text, sim, tmp_path)) == set()
+def test_readme_logging_filter_drops_the_per_request_metrics_of_detailed_metrics(sim, tmp_path, monkeypatch):
+    monkeypatch.delenv("SINGER_SDK_LOG_CONFIG", raising=False)
+    detailed = _metrics(_run_logged(None, sim, tmp_path, detailed_metrics=True))
+    assert {"http_request_duration", "batch_processing_time", "record_count", "http_request_count"} <= detailed
+    filtered = _metrics(_run_logged(_logging_configs()[1], sim, tmp_path, detailed_metrics=True))
+    assert filtered == detailed - {"http_request_duration", "batch_processing_time"}
 
 
 def readme_examples(section_title: str) -> list[tuple[dict, dict]]:
@@ -269,12 +290,52 @@ def test_readme_beyond_upsert_examples_agree_and_are_valid():
     assert '"hard_delete": true' in features[2] and '"associations"' in features[3]
 
 
+def _label_command() -> str:
+    (block,) = [b for b in readme_blocks() if b.lang == "bash" and "/_sim/association_label" in b.text]
+    return block.text
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's command uses curl")
 def test_readme_associations_example_runs_on_its_fixture(sim):
     _, example = readme_examples("Write modes, deletes and associations")[3]
-    sim.add_association_label("deals", "contacts", "Decision maker")
+    # The one command the README gives to prepare a fresh simulator, run as written.
+    subprocess.run([shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", _label_command()],
+                   env={**os.environ, "HUBSPOT_API_BASE_URL": sim.base_url}, check=True, timeout=60, capture_output=True)
     run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url},
                          (FIXTURES / "associations.singer").read_text())
     assert run.error is None, run.error
     assert len(sim.associations("contacts", "companies")) == 4
     assert len(sim.associations("deals")) == 3
     assert run.target.runtime.report.stats["contacts"].rejected == 1  # the contact of an unknown company
+
+
+def test_readme_create_only_example_runs_on_a_fresh_simulator(sim):
+    _, example = readme_examples("Write modes, deletes and associations")[1]
+    run = run_in_process({**example, "access_token": TOKEN, "api_base_url": sim.base_url}, [
+        schema("signups", {"email": {"type": "string"}, "firstname": {"type": ["string", "null"]}}, key=["email"]),
+        record("signups", {"email": "new@example.com", "firstname": "New"}),
+        schema("call_notes", {"hs_note_body": {"type": "string"}, "hs_timestamp": {"type": "string", "format": "date-time"}}),
+        record("call_notes", {"hs_note_body": "Called about renewal", "hs_timestamp": "2026-01-05T10:00:00Z"}),
+        record("call_notes", {"hs_note_body": "Called again", "hs_timestamp": "2026-01-06T10:00:00Z"}),
+        state({"done": True}),
+    ])
+    assert run.error is None, run.error
+    assert sim.find("contacts", "email", "new@example.com")["properties"]["firstname"] == "New"
+    assert sorted(n["properties"]["hs_note_body"] for n in sim.objects("notes")) == ["Called about renewal", "Called again"]
+    assert run.states == [{"done": True}]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_to_readme_sections_land_on_a_heading():
+    text = README.read_text(encoding="utf-8")
+    anchors = {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", re.sub(r"(?ms)^```.*?^```$", "", text), re.MULTILINE)}
+    links = [(README.name, a) for a in re.findall(r"\]\(#([^)]+)\)", text)]
+    for page in DOCS:
+        links += [(page.name, a) for a in re.findall(r"\]\(\.\./README\.md#([^)]+)\)", page.read_text(encoding="utf-8"))]
+    assert links
+    missing = [f"{where}: #{anchor}" for where, anchor in links if anchor not in anchors]
+    assert not missing, missing

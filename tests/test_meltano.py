@@ -14,9 +14,10 @@ simulator as a separate process, then:
 3. after each run, `meltano state get <state-id>` equals the last STATE line the target
    wrote to stdout (captured by a wrapper around the installed target executable).
 
-A second test adds the loader as a user would, `meltano add --from-ref` with the plugin
-definition, points its `pip_url` at this checkout, installs it and pipes records through
-`meltano invoke`.
+A second test adds the loader as a user would, running the README's commands exactly (`meltano
+add --from-ref` into the clone with `--no-install`, `pip_url` pointed at the clone, `meltano
+install`), pipes records through `meltano invoke`, then pastes the README's `stream_maps` and
+logging snippets into `meltano.yml` and checks that each works as the README says.
 
 Needs only the package registry (for Meltano and the plugins); no stdin.
 """
@@ -295,6 +296,7 @@ def test_meltano_sync_then_incremental_sync(meltano_bin, project, sim_url):
     # -- first run: everything lands --------------------------------------------------------
     run = meltano("run", "--no-install", "sync-hubspot")
     assert "Unknown setting" not in run.stderr  # Meltano passes only settings the target knows
+    assert "names no setting" not in run.stderr  # nor variables the target would take for typos
     contacts = meltano.stored_objects("contacts")
     companies = meltano.stored_objects("companies")
     for rec in SAMPLE_CONTACTS:
@@ -347,30 +349,68 @@ def test_meltano_sync_then_incremental_sync(meltano_bin, project, sim_url):
     assert emitted["companies"] == companies_state
 
 
+def readme_block(name: str) -> tuple[str, str]:
+    """(language, text) of the README block marked `<!-- meltano-test: name -->`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"<!-- meltano-test: {name} -->\n```") + len(f"<!-- meltano-test: {name} -->\n```")
+    lang, _, rest = text[start:].partition("\n")
+    return lang, rest[: rest.index("```")]
+
+
+def _apply_snippet(project_file: Path, name: str) -> None:
+    """Paste a README `meltano.yml` snippet into the project, as a user would: merged into the loader."""
+    lang, text = readme_block(name)
+    assert lang == "yaml"
+    (snippet,) = yaml.safe_load(text)["plugins"]["loaders"]
+    project = yaml.safe_load(project_file.read_text(encoding="utf-8"))
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == snippet.pop("name")]
+    for key, value in snippet.items():
+        loader[key] = {**loader.get(key, {}), **value}
+    project_file.write_text(yaml.safe_dump(project, sort_keys=False), encoding="utf-8")
+
+
+def _invoke(meltano_bin: Path, project: Path, env: dict[str, str], messages: list[dict[str, Any]], log: str):
+    proc = subprocess.run(
+        [str(meltano_bin), "invoke", "target-hubspot-upsert"], cwd=project, env=env,
+        input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True, text=True, timeout=300, check=False,
+    )
+    (project / "logs" / log).write_text(f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "names no setting" not in proc.stderr  # Meltano's own variables are not taken for typos
+    return proc
+
+
 def test_plugin_definition_added_with_from_ref_installs_and_loads(meltano_bin, tmp_path, sim):
-    """As a user would: `meltano add --from-ref` the definition, pip_url at the clone, install, run."""
-    project_file = tmp_path / "meltano.yml"
+    """As the README says: `meltano add --from-ref` into the clone, install, then its stream maps and logging."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "target-hubspot-upsert").symlink_to(ROOT)  # the clone, next to the project
+    project_file = project / "meltano.yml"
     project_file.write_text(
         "project_id: 00000000-0000-4000-8000-000000000001\nsend_anonymous_usage_stats: false\n"
         "cli:\n  disable_version_check: true\ndefault_environment: dev\nenvironments:\n- name: dev\n",
         encoding="utf-8",
     )
-    (tmp_path / "logs").mkdir()
-    meltano = MeltanoProject(meltano_bin, tmp_path, sim.base_url)
-    meltano("add", "--plugin-type", "loader", "--from-ref", str(PLUGIN_FILE), "--no-install", "target-hubspot-upsert",
-            timeout=120)
+    (project / "logs").mkdir()
+    meltano = MeltanoProject(meltano_bin, project, sim.base_url)
+    env = {**meltano.env, "PATH": f"{meltano_bin.parent}{os.pathsep}{meltano.env.get('PATH', '')}"}
+
+    # -- the README's commands, exactly: add without installing, pip_url at the clone, install --
+    lang, commands = readme_block("add")
+    assert lang == "bash" and "--no-install" in commands
+    proc = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-euo", "pipefail", "-c", commands], cwd=project, env=env,
+        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, check=False,
+    )
+    (project / "logs" / "readme-add.log").write_text(f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
     added = yaml.safe_load(project_file.read_text(encoding="utf-8"))["plugins"]["loaders"][0]
     definition = yaml.safe_load(PLUGIN_FILE.read_text(encoding="utf-8"))
     assert added["name"] == "target-hubspot-upsert"
-    assert added["pip_url"] == definition["pip_url"] == "target-hubspot-upsert"
+    assert definition["pip_url"] == "target-hubspot-upsert"
+    assert added["pip_url"] == str(tmp_path / "target-hubspot-upsert")
     assert added["capabilities"] == definition["capabilities"]
     assert added["settings"] == definition["settings"]
-
-    # Until the package is on the index, pip_url names the clone (README, Meltano section).
-    text = project_file.read_text(encoding="utf-8")
-    assert text.count("pip_url: target-hubspot-upsert\n") == 1
-    project_file.write_text(text.replace("pip_url: target-hubspot-upsert\n", f"pip_url: {ROOT}\n"), encoding="utf-8")
-    meltano("install", "--plugin-type", "loader", "target-hubspot-upsert", timeout=900)
     meltano("config", "set", "target-hubspot-upsert", "access_token", SIM_TOKEN, timeout=120)
     meltano("config", "set", "target-hubspot-upsert", "api_base_url", sim.base_url, timeout=120)
 
@@ -388,13 +428,37 @@ def test_plugin_definition_added_with_from_ref_installs_and_loads(meltano_bin, t
           for i in range(3)),
         {"type": "STATE", "value": {"bookmarks": {"contacts": {"done": 3}}}},
     ]
-    proc = subprocess.run(
-        [str(meltano_bin), "invoke", "target-hubspot-upsert"], cwd=tmp_path, env=meltano.env,
-        input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True, text=True, timeout=300, check=False,
-    )
-    (tmp_path / "logs" / "invoke.log").write_text(f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = _invoke(meltano_bin, project, meltano.env, messages, "invoke.log")
     assert [json.loads(line) for line in proc.stdout.splitlines() if line.strip()] == [messages[-1]["value"]]
     assert "Unknown setting" not in proc.stderr
     for i in range(3):
         assert sim.find("contacts", "email", f"from-ref-{i}@example.com")["properties"]["firstname"] == f"F{i}"
+
+    # -- the README's stream_maps snippet, pasted into meltano.yml: __NULL__ drops the fields --------
+    _apply_snippet(project_file, "stream_maps")
+    meltano("config", "set", "target-hubspot-upsert", "unknown_properties", "create", timeout=120)  # lifetime_value
+    props = {n: {"type": ["string", "null"]} for n in ("email_address", "first_name", "internal_notes", "total_spent")}
+    customers = [
+        {"type": "SCHEMA", "stream": "customers", "key_properties": ["email_address"],
+         "schema": {"type": "object", "properties": props}},
+        {"type": "RECORD", "stream": "customers", "record": {
+            "email_address": "ann@example.com", "first_name": "Ann", "internal_notes": "x", "total_spent": "12.50"}},
+        {"type": "STATE", "value": {"bookmarks": {"customers": {"done": 1}}}},
+    ]
+    proc = _invoke(meltano_bin, project, meltano.env, customers, "invoke-stream-maps.log")
+    ann = sim.find("contacts", "email", "ann@example.com")["properties"]
+    assert ann["firstname"] == "Ann" and ann["lifetime_value"] == "12.5"
+    assert not {"internal_notes", "first_name", "email_address", "total_spent"} & set(ann)
+    assert "METRIC: " in proc.stderr and "Stream 'customers' -> contacts: received 1" in proc.stderr
+
+    # -- the README's logging snippet, with the README's logging configuration: no METRIC lines -----
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Fewer METRIC lines"):]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    (project / "target-logging.yml").write_text(section[start:section.index("```", start)], encoding="utf-8")
+    _apply_snippet(project_file, "logging")
+    customers[1]["record"]["first_name"] = "Annie"
+    proc = _invoke(meltano_bin, project, meltano.env, customers, "invoke-logging.log")
+    assert sim.find("contacts", "email", "ann@example.com")["properties"]["firstname"] == "Annie"
+    assert "Stream 'customers' -> contacts: received 1" in proc.stderr
+    assert "METRIC: " not in proc.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-
-from target_hubspot_upsert import report
 
 from .helpers import contact, record, run_cli, run_in_process, schema, state
 
@@ -35,14 +32,3 @@ def test_run_report_is_written_when_the_run_fails(sim, config, tmp_path):
     assert run.returncode != 0
     report = json.loads(report_path.read_text())
     assert report["status"] == "failed" and "more than max_rejected_records" in report["error"]
-
-
-def test_progress_line_names_done_rate_in_flight_and_rejected(sim, config, monkeypatch, caplog):
-    monkeypatch.setattr(report, "PROGRESS_INTERVAL_S", 0.0)
-    caplog.set_level(logging.INFO, logger="target_hubspot_upsert")
-    run = run_in_process(config, [schema("contacts")] + [record("contacts", contact(i)) for i in range(300)])
-    assert run.error is None
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress 'contacts'")]
-    assert lines
-    assert "records done of" in lines[-1] and "records/s" in lines[-1]
-    assert "in flight" in lines[-1] and "rejected so far" in lines[-1]

@@ -577,12 +577,79 @@ def _widgets() -> ObjectTypeSpec:
     )
 
 
+def _activity(name: str, type_id: str, singular: str, props: list[dict[str, Any]]) -> ObjectTypeSpec:
+    """An engagement type (notes, calls, ...): no unique property, so objects can only be created."""
+    g = f"{singular}information"
+    p = make_property
+    common = [
+        p("hs_timestamp", "datetime", label="Activity date", group=g),
+        p("hubspot_owner_id", "enumeration", "select", label="Activity assigned to", group=g, external_options=True),
+    ]
+    return build_object_type(
+        name, type_id, [*common, *({**prop, "groupName": g} for prop in props)], aliases=(singular,), group=g,
+        created_property="hs_createdate",
+    )
+
+
+def _engagements() -> list[ObjectTypeSpec]:
+    """HubSpot's activity objects with their main properties (HubSpot's engagements API pages)."""
+    p = make_property
+    return [
+        _activity("notes", "0-46", "note", [p("hs_note_body", "string", "html", label="Note body")]),
+        _activity("calls", "0-48", "call", [
+            p("hs_call_title", label="Call title"), p("hs_call_body", "string", "html", label="Call notes"),
+            p("hs_call_duration", "number", label="Call duration (ms)"),
+            p("hs_call_direction", "enumeration", "select", label="Call direction", options=["INBOUND", "OUTBOUND"]),
+            p("hs_call_status", "enumeration", "select", label="Call status",
+              options=["BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED", "IN_PROGRESS",
+                       "NO_ANSWER", "QUEUED", "RINGING"]),
+        ]),
+        _activity("emails", "0-49", "email", [
+            p("hs_email_subject", label="Email subject"), p("hs_email_text", "string", "textarea", label="Email body"),
+            p("hs_email_direction", "enumeration", "select", label="Email direction",
+              options=["EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"]),
+            p("hs_email_status", "enumeration", "select", label="Email status",
+              options=["BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"]),
+        ]),
+        _activity("meetings", "0-47", "meeting", [
+            p("hs_meeting_title", label="Meeting name"),
+            p("hs_meeting_body", "string", "html", label="Meeting description"),
+            p("hs_meeting_start_time", "datetime", label="Start time"),
+            p("hs_meeting_end_time", "datetime", label="End time"),
+            p("hs_meeting_location", label="Location"),
+        ]),
+        _activity("tasks", "0-27", "task", [
+            p("hs_task_subject", label="Task title"), p("hs_task_body", "string", "html", label="Notes"),
+            p("hs_task_status", "enumeration", "select", label="Task status",
+              options=["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"]),
+            p("hs_task_priority", "enumeration", "select", label="Priority", options=["NONE", "LOW", "MEDIUM", "HIGH"]),
+            p("hs_task_type", "enumeration", "select", label="Task type", options=["CALL", "EMAIL", "TODO"]),
+        ]),
+    ]
+
+
+def _quotes() -> ObjectTypeSpec:
+    g = "quoteinformation"
+    p = make_property
+    props = [
+        p("hs_title", label="Quote name", group=g),
+        p("hs_expiration_date", "date", label="Expiration date", group=g),
+        p("hs_status", "enumeration", "select", label="Quote approval status", group=g,
+          options=["DRAFT", "APPROVAL_NOT_NEEDED", "PENDING_APPROVAL", "APPROVED", "REJECTED"]),
+        p("hs_language", label="Language", group=g),
+        p("hs_currency", label="Currency", group=g),
+        p("hs_quote_amount", "number", label="Amount", group=g, calculated=True),
+    ]
+    return build_object_type("quotes", "0-14", props, aliases=("quote",), group=g, created_property="hs_createdate")
+
+
 def default_object_types() -> list[ObjectTypeSpec]:
     """Return fresh copies of the simulator's default object types.
 
     Returns:
-        contacts, companies, deals, tickets, products, line_items, subscriptions and
-        the custom object ``widgets`` (``p_widgets`` / ``2-1234567``).
+        contacts, companies, deals, tickets, products, line_items, subscriptions, quotes, the
+        activities notes, calls, emails, meetings and tasks (no unique property), and the custom
+        object ``widgets`` (``p_widgets`` / ``2-1234567``).
     """
     return [
         _contacts(),
@@ -592,6 +659,8 @@ def default_object_types() -> list[ObjectTypeSpec]:
         _products(),
         _line_items(),
         _subscriptions(),
+        _quotes(),
+        *_engagements(),
         _widgets(),
     ]
 
@@ -610,4 +679,24 @@ HUBSPOT_DEFINED_ASSOCIATIONS: list[tuple[str, str, int, int, str | None]] = [
     ("tickets", "companies", 26, 25, "Primary"),
     ("deals", "tickets", 27, 28, None),
     ("deals", "line_items", 19, 20, None),
+    ("notes", "contacts", 202, 201, None),
+    ("notes", "companies", 190, 189, None),
+    ("notes", "deals", 214, 213, None),
+    ("notes", "tickets", 228, 227, None),
+    ("calls", "contacts", 194, 193, None),
+    ("calls", "companies", 182, 181, None),
+    ("calls", "deals", 206, 205, None),
+    ("emails", "contacts", 198, 197, None),
+    ("emails", "companies", 186, 185, None),
+    ("emails", "deals", 210, 209, None),
+    ("meetings", "contacts", 200, 199, None),
+    ("meetings", "companies", 188, 187, None),
+    ("meetings", "deals", 212, 211, None),
+    ("tasks", "contacts", 204, 203, None),
+    ("tasks", "companies", 192, 191, None),
+    ("tasks", "deals", 216, 215, None),
+    ("quotes", "deals", 64, 63, None),
+    ("quotes", "line_items", 67, 68, None),
+    ("quotes", "contacts", 69, 70, None),
+    ("quotes", "companies", 71, 72, None),
 ]

@@ -8,14 +8,16 @@ import sys
 import traceback
 from typing import Any
 
-from . import account, associations, contract, hostile, oauth, objects, properties, rewrite
+from . import account, associations, contract, hostile, oauth, objects, properties, rewrite, schemas
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
 from .responses import Response, correlation_id, error, fault_response, fmt_number, not_found, now_iso, rate_limited
 from .routing import Call, Route
 from .state import SimState
 
-ROUTES: list[Route] = [*objects.ROUTES, *associations.ROUTES, *properties.ROUTES, *oauth.ROUTES, *account.ROUTES]
+ROUTES: list[Route] = [
+    *objects.ROUTES, *associations.ROUTES, *properties.ROUTES, *oauth.ROUTES, *account.ROUTES, *schemas.ROUTES,
+]
 
 
 def find_route(method: str, path: str) -> tuple[Route, re.Match[str]] | None:

@@ -20,7 +20,7 @@ class RequestLogEntry:
         endpoint: ``batch_upsert``, ``batch_read``, ``batch_create``, ``batch_update``,
             ``batch_archive``, ``associations_create``, ``associations_default``,
             ``associations_archive``, ``associations_read``, ``association_labels``,
-            ``account_info``, ``properties``, ``property_groups``, ``oauth`` or ``other``.
+            ``account_info``, ``properties``, ``property_groups``, ``schemas``, ``oauth`` or ``other``.
         status: Response status, or None while in progress or when the connection was dropped.
         request_body: Parsed JSON (or form dict), None when empty or when ``log_bodies``
             is off. OAuth grants are logged verbatim, so tests can look for leaked tokens.
