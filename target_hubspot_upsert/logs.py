@@ -9,7 +9,11 @@ LOGGER_NAMES = ("target_hubspot_upsert", "target-hubspot-upsert")
 
 
 class OneLinePerMessage(logging.Filter):
-    """A message holding line breaks is logged as one message per line, at the same level."""
+    """A message holding line breaks is logged as one message per line, at the same level.
+
+    An error's lines after the first are its details, logged as warnings: a failed run ends with
+    exactly one ERROR line, the one that says what stopped it.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass one-line messages; re-log a multi-line one line by line and drop the original."""
@@ -18,8 +22,12 @@ class OneLinePerMessage(logging.Filter):
             return True
         parts = [line for line in message.splitlines() if line.strip()]
         for index, line in enumerate(parts):
+            level = record.levelno
+            if index and level >= logging.ERROR:
+                level = logging.WARNING
             part = logging.makeLogRecord({
                 **record.__dict__, "msg": line, "args": None, "message": line,
+                "levelno": level, "levelname": logging.getLevelName(level),
                 # A traceback (a bug report) stays with the last line.
                 "exc_info": record.exc_info if index == len(parts) - 1 else None,
                 "exc_text": record.exc_text if index == len(parts) - 1 else None,
