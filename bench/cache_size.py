@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from target_hubspot_upsert.changecache import LOOKUP_CHUNK, ChangeCache, object_key, utc_day
+from target_hubspot_upsert.pipeline.changecache import LOOKUP_CHUNK, ChangeCache, object_key, utc_day
 
 CHUNK = 20_000
 LOOKUPS = 200_000

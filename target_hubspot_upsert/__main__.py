@@ -1,5 +1,5 @@
 """`python -m target_hubspot_upsert`."""
 
-from target_hubspot_upsert.cli import main
+from target_hubspot_upsert.singer.cli import main
 
 main()

@@ -160,7 +160,7 @@ def run_in_process(
     Time is virtual (no real waiting) unless `real_time`, which rate-limit tests need because
     the simulator's window runs on the real clock.
     """
-    from target_hubspot_upsert.target import TargetHubSpotUpsert  # noqa: PLC0415
+    from target_hubspot_upsert.singer.target import TargetHubSpotUpsert  # noqa: PLC0415
 
     text = messages if isinstance(messages, str) else lines(messages)
     result = Run()

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from target_hubspot_upsert.associations import IdCache
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.ratelimit import RateLimiter
-from target_hubspot_upsert.writer import BatchWriter
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.http.ratelimit import RateLimiter
+from target_hubspot_upsert.hubspot.associations import IdCache
+from target_hubspot_upsert.hubspot.writer import BatchWriter
 
 from .helpers import FIXTURES, FakeClock, contact, record, run_cli, run_in_process, schema, state, summary
 
@@ -229,7 +229,7 @@ def test_association_batches_take_no_slot_of_the_rolling_window():
 
 def test_objects_hubspot_did_not_tie_to_their_inputs_are_looked_up_before_associating(sim, config, monkeypatch):
     """When the write's answer does not say which object is whose, the objects are read by their id property."""
-    from target_hubspot_upsert import writer  # noqa: PLC0415
+    from target_hubspot_upsert.hubspot import writer  # noqa: PLC0415
 
     land = writer._land
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from target_hubspot_upsert.auth import OAuthTokenProvider
-from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
-from target_hubspot_upsert.target import TargetHubSpotUpsert
-from target_hubspot_upsert.transport import Transport
+from target_hubspot_upsert.core.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
+from target_hubspot_upsert.http.auth import OAuthTokenProvider
+from target_hubspot_upsert.http.transport import Transport
+from target_hubspot_upsert.hubspot.client import HubSpotClient
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN
 from .helpers import (
@@ -167,7 +167,7 @@ def test_secrets_never_appear_in_any_output(sim, tmp_path, scenario, auth):
                     raise RuntimeError(f"transport failure, headers={kwargs.get('headers')}")
                 return original(self, method, url, **kwargs)
             urllib3.PoolManager.request = request
-            from target_hubspot_upsert.cli import main
+            from target_hubspot_upsert.singer.cli import main
             sys.argv = ["target-hubspot-upsert", *sys.argv[1:]]
             main()
         """))

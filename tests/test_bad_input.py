@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from target_hubspot_upsert.errors import InputError
-from target_hubspot_upsert.messages import _decode_exact, decode_line
-from target_hubspot_upsert.rejects import KEPT_LEVELS, json_line
+from target_hubspot_upsert.core.errors import InputError
+from target_hubspot_upsert.pipeline.rejects import KEPT_LEVELS, json_line
+from target_hubspot_upsert.singer.messages import _decode_exact, decode_line
 
 from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
 

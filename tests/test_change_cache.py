@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from target_hubspot_upsert.changecache import (
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.core.model import ARCHIVE, PendingInput
+from target_hubspot_upsert.pipeline.changecache import (
     ChangeCache,
     SinkChanges,
     generation_key,
@@ -22,8 +24,6 @@ from target_hubspot_upsert.changecache import (
     object_key,
     utc_day,
 )
-from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import ARCHIVE, PendingInput
 
 from .conftest import TOKEN
 from .helpers import (
@@ -593,7 +593,7 @@ def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tm
         assert in_file() == {1: (11, 100), 3: (33, 100)}  # the deleted entry is not resurrected
         cache.write([(1, 12, 101)])
         assert cache.lookup([1]) == {1: (12, 101)}  # the newer value, not the committed one
-        monkeypatch.setattr("target_hubspot_upsert.changecache.COMMIT_ENTRIES", 3)
+        monkeypatch.setattr("target_hubspot_upsert.pipeline.changecache.COMMIT_ENTRIES", 3)
         cache.write([(5, 55, 101), (6, 66, 101)])  # three pending: committed
         assert in_file() == {1: (12, 101), 3: (33, 100), 5: (55, 101), 6: (66, 101)}
         cache.write([(7, 77, 101)])

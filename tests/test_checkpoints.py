@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from target_hubspot_upsert.checkpoints import CheckpointLedger
+from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 
 
 def make():

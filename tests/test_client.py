@@ -7,8 +7,8 @@ import socket
 import pytest
 import urllib3
 
-from target_hubspot_upsert.client import Action, retry_after_seconds, should_retry
-from target_hubspot_upsert.transport import ExchangeTimeout, ResponseTooLarge
+from target_hubspot_upsert.http.transport import ExchangeTimeout, ResponseTooLarge
+from target_hubspot_upsert.hubspot.client import Action, retry_after_seconds, should_retry
 
 TEN_SECONDLY = {"status": "error", "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}
 DAILY = {"status": "error", "errorType": "RATE_LIMIT", "policyName": "DAILY"}

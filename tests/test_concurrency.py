@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from target_hubspot_upsert.errors import DailyLimitReached
-from target_hubspot_upsert.ratelimit import RateLimiter
+from target_hubspot_upsert.core.errors import DailyLimitReached
+from target_hubspot_upsert.http.ratelimit import RateLimiter
 
 from .helpers import FakeClock, contacts_with_states, landed_times, record, run_in_process, schema, state
 

@@ -16,12 +16,12 @@ from hubspot_simulator.rewrite import Rewrite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from target_hubspot_upsert.auth import StaticToken
-from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import CREATED, UPDATED, Batch, PendingInput, RecordRef
-from target_hubspot_upsert.transport import Transport
-from target_hubspot_upsert.writer import BatchWriter
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.core.model import CREATED, UPDATED, Batch, PendingInput, RecordRef
+from target_hubspot_upsert.http.auth import StaticToken
+from target_hubspot_upsert.http.transport import Transport
+from target_hubspot_upsert.hubspot.client import HubSpotClient
+from target_hubspot_upsert.hubspot.writer import BatchWriter
 
 from .conftest import TOKEN
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
+from target_hubspot_upsert.core.errors import HubSpotAuthError, HubSpotConfigError, RetriesExhausted
 
 from .conftest import TOKEN
 from .helpers import (

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from hubspot_simulator import HubSpotSimulator
 
-from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken
-from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.errors import HostUnreachable, RedirectRefused, RetriesExhausted
-from target_hubspot_upsert.transport import MAX_RESPONSE_BYTES, Transport
+from target_hubspot_upsert.core.errors import HostUnreachable, RedirectRefused, RetriesExhausted
+from target_hubspot_upsert.http.auth import OAuthTokenProvider, StaticToken
+from target_hubspot_upsert.http.transport import MAX_RESPONSE_BYTES, Transport
+from target_hubspot_upsert.hubspot.client import HubSpotClient
 
 from .helpers import contacts_with_states, run_cli
 from .hostile import Recorder, refused_port

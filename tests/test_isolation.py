@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from target_hubspot_upsert.errors import InputError, TooManyRejectedRecords
+from target_hubspot_upsert.core.errors import InputError, TooManyRejectedRecords
 
 from .helpers import contact, lines, record, run_cli, run_in_process, schema, state
 

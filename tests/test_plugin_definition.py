@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 import yaml
 
-from target_hubspot_upsert.mapping import mapping_problems
-from target_hubspot_upsert.target import TargetHubSpotUpsert, config_problems
+from target_hubspot_upsert.core.mapping import mapping_problems
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, config_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FILE = ROOT / "target-hubspot-upsert.plugin.yml"
@@ -241,7 +241,7 @@ def test_plugin_definition_metadata(plugin_def, about):
     # Installed from the package index by name, like any published plugin.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert plugin_def["pip_url"] == project["name"] == "target-hubspot-upsert"
-    assert project["scripts"][plugin_def["executable"]] == "target_hubspot_upsert.cli:main"
+    assert project["scripts"][plugin_def["executable"]] == "target_hubspot_upsert.singer.cli:main"
     for key in ("label", "description"):
         assert str(plugin_def.get(key) or "").strip(), f"{key} is missing"
     assert plugin_def["capabilities"] == about["capabilities"]

@@ -14,11 +14,11 @@ import json
 import pytest
 import requests
 
-from target_hubspot_upsert.client import ApiResponse
-from target_hubspot_upsert.errors import HubSpotFatalError
-from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import Batch, PendingInput
-from target_hubspot_upsert.writer import BatchWriter
+from target_hubspot_upsert.core.errors import HubSpotFatalError
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.core.model import Batch, PendingInput
+from target_hubspot_upsert.hubspot.client import ApiResponse
+from target_hubspot_upsert.hubspot.writer import BatchWriter
 
 from .conftest import TOKEN
 from .helpers import lines, record, run_cli, schema, state

@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 from hubspot_simulator import HubSpotSimulator
 
-from target_hubspot_upsert.report import format_duration
-from target_hubspot_upsert.requestmetrics import percentile
+from target_hubspot_upsert.http.requestmetrics import percentile
+from target_hubspot_upsert.pipeline.report import format_duration
 
 from .conftest import TOKEN
 from .helpers import contact, lines, record, run_in_process, schema, state

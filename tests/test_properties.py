@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.core.errors import HubSpotConfigError
 
 from .helpers import record, run_cli, run_in_process, schema, state
 

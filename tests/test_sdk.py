@@ -32,7 +32,7 @@ from singer_sdk.testing.target_tests import (
     TargetSchemaUpdates,
 )
 
-from target_hubspot_upsert.target import TargetHubSpotUpsert
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN
 

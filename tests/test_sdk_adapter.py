@@ -9,8 +9,8 @@ from singer_sdk.io_base import SingerReader
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_hubspot_upsert import sdk_adapter
-from target_hubspot_upsert.target import TargetHubSpotUpsert
+from target_hubspot_upsert.singer import sdk_adapter
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .helpers import contact, record, run_in_process, schema, state
 

@@ -11,7 +11,7 @@ from hubspot_simulator import validation as sim_validation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from target_hubspot_upsert.serialization import BadValue, PropertySpec, text
+from target_hubspot_upsert.hubspot.serialization import BadValue, PropertySpec, text
 
 OPTIONS = ["alpha", "beta", "gamma", "1", "2.5", "true"]
 PROPERTIES = {

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.target import TargetHubSpotUpsert, unknown_settings_warning
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, unknown_settings_warning
 
 from .helpers import contact, record, run_cli, schema, state
 

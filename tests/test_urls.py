@@ -14,10 +14,10 @@ import pytest
 import urllib3
 from urllib3.util import parse_url
 
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.target import TargetHubSpotUpsert
-from target_hubspot_upsert.transport import Transport
-from target_hubspot_upsert.urls import check_url
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.http.transport import Transport
+from target_hubspot_upsert.http.urls import check_url
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .hostile import Recorder
 

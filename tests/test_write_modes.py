@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.core.mapping import mapping_problems, resolve_stream
 
 from .helpers import FIXTURES, contact, record, run_cli, run_in_process, schema, state, summary
 
@@ -87,7 +87,7 @@ def test_create_writes_only_new_objects_and_notes_without_id(sim, config, tmp_pa
 
 def test_create_conflict_answered_409_for_the_whole_request_is_isolated_and_skipped(sim, config, monkeypatch):
     """Without trace ids HubSpot fails the whole create with 409 naming one conflict: isolate it, skip it."""
-    from target_hubspot_upsert import writer  # noqa: PLC0415
+    from target_hubspot_upsert.hubspot import writer  # noqa: PLC0415
 
     untraced = writer.wire
 

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlencode
 
-from target_hubspot_upsert.errors import HubSpotAuthError, brief
-from target_hubspot_upsert.redact import REDACTOR
-from target_hubspot_upsert.retry import Request, RetryLoop
-from target_hubspot_upsert.transport import Transport
+from target_hubspot_upsert.core.errors import HubSpotAuthError, brief
+from target_hubspot_upsert.core.redact import REDACTOR
+from target_hubspot_upsert.http.retry import Request, RetryLoop
+from target_hubspot_upsert.http.transport import Transport
 
-logger = logging.getLogger("target_hubspot_upsert.auth")
+logger = logging.getLogger("target_hubspot_upsert.http.auth")
 
 
 class TokenProvider(Protocol):

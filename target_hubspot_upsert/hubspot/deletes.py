@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from target_hubspot_upsert.client import ApiResponse, HubSpotClient, RequestTally
-from target_hubspot_upsert.failures import Failure, bisect_failures, isolatable_or_raise, reject_into
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.model import (
     ALREADY_ABSENT,
     ARCHIVED,
     Batch,
@@ -20,6 +18,8 @@ from target_hubspot_upsert.model import (
     ids_by_value,
     match_key,
 )
+from target_hubspot_upsert.hubspot.client import ApiResponse, HubSpotClient, RequestTally
+from target_hubspot_upsert.hubspot.failures import Failure, bisect_failures, isolatable_or_raise, reject_into
 
 
 def _not_found_ids(body: Any) -> set[str]:  # noqa: ANN401 - parsed JSON

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.core.errors import HubSpotConfigError, HubSpotFatalError, brief
+from target_hubspot_upsert.core.model import Batch, BatchOutcome, PendingInput
 
 #: Whole-request answers whose bad inputs can be isolated; any other failure stops the run.
 ISOLATABLE_STATUSES = frozenset({400, 409, 422})

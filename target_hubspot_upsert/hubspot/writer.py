@@ -20,10 +20,7 @@ from typing import Any
 
 import orjson
 
-from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.deletes import Archiver
-from target_hubspot_upsert.failures import Failure, isolatable_or_raise, reject_into
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.model import (
     ARCHIVE,
     CREATED,
     SKIPPED_EXISTS,
@@ -34,8 +31,11 @@ from target_hubspot_upsert.model import (
     PendingInput,
     match_key,
 )
+from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
+from target_hubspot_upsert.hubspot.deletes import Archiver
+from target_hubspot_upsert.hubspot.failures import Failure, isolatable_or_raise, reject_into
 
-logger = logging.getLogger("target_hubspot_upsert.writer")
+logger = logging.getLogger("target_hubspot_upsert.hubspot.writer")
 
 # Codes that make every input carrying the named property invalid, whatever its value.
 # A read-back input whose object HubSpot created less than this before the request went out still

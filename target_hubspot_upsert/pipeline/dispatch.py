@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from target_hubspot_upsert.checkpoints import CheckpointLedger
-from target_hubspot_upsert.errors import HubSpotFatalError
-from target_hubspot_upsert.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.core.errors import HubSpotFatalError
+from target_hubspot_upsert.core.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 
-logger = logging.getLogger("target_hubspot_upsert.dispatch")
+logger = logging.getLogger("target_hubspot_upsert.pipeline.dispatch")
 
 
 class Dispatcher:

@@ -14,9 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from target_hubspot_upsert.checkpoints import CheckpointLedger
-from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.model import (
     ALREADY_ABSENT,
     ARCHIVED,
     HUBSPOT_MAX_BATCH,
@@ -27,9 +25,11 @@ from target_hubspot_upsert.model import (
     PendingInput,
     Rejection,
 )
-from target_hubspot_upsert.redact import REDACTOR
-from target_hubspot_upsert.rejects import RejectionLog
-from target_hubspot_upsert.settings import Settings
+from target_hubspot_upsert.core.redact import REDACTOR
+from target_hubspot_upsert.core.settings import Settings
+from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
+from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
+from target_hubspot_upsert.pipeline.rejects import RejectionLog
 
 logger = logging.getLogger("target_hubspot_upsert")
 #: Seconds from the start of the run to its first progress line (or progress_interval, if shorter).

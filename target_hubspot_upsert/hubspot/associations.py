@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.failures import ISOLATABLE_STATUSES, Failure, bisect_failures
-from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.errors import HubSpotConfigError, HubSpotFatalError, brief
+from target_hubspot_upsert.core.mapping import AssociationSpec, ObjectTarget
+from target_hubspot_upsert.core.model import (
     CREATED,
     HUBSPOT_MAX_BATCH,
     UPDATED,
@@ -31,8 +29,10 @@ from target_hubspot_upsert.model import (
     RecordRef,
     ids_by_value,
 )
+from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
+from target_hubspot_upsert.hubspot.failures import ISOLATABLE_STATUSES, Failure, bisect_failures
 
-logger = logging.getLogger("target_hubspot_upsert.associations")
+logger = logging.getLogger("target_hubspot_upsert.hubspot.associations")
 
 ID_CACHE_SIZE = 100_000  # other objects' record ids kept per run (a few MB at most)
 Pair = tuple[str, str]  # (from record id, to record id)

@@ -19,7 +19,7 @@ import zlib
 
 import orjson
 
-from target_hubspot_upsert.errors import InputError
+from target_hubspot_upsert.core.errors import InputError
 
 #: Digits of an integer Python converts from text (`sys.get_int_max_str_digits()`, 4,300 by default);
 #: longer ones are read as Decimal, which the serializer then refuses as out of range.

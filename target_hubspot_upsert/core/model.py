@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_hubspot_upsert.mapping import AssociationSpec, ObjectTarget
+from target_hubspot_upsert.core.mapping import AssociationSpec, ObjectTarget
 
 #: What an input asks for: the stream's write (upsert, update or create by its write_mode), or an archive.
 WRITE = "write"

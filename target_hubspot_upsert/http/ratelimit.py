@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import backoff
 
-logger = logging.getLogger("target_hubspot_upsert.ratelimit")
+logger = logging.getLogger("target_hubspot_upsert.http.ratelimit")
 
 #: Answers worth asking again: rate limit, lock, HubSpot or gateway trouble.
 RETRIABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})

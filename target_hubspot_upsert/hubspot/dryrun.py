@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from target_hubspot_upsert.client import HubSpotClient, RequestTally
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.core.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
+from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 
 
 class DryRunWriter:

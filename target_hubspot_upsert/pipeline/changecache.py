@@ -37,15 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from target_hubspot_upsert.auth import StaticToken
-from target_hubspot_upsert.errors import HubSpotAuthError, HubSpotFatalError, UserFacingError, brief
-from target_hubspot_upsert.mapping import resolve_stream
-from target_hubspot_upsert.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
+from target_hubspot_upsert.core.errors import HubSpotAuthError, HubSpotFatalError, UserFacingError, brief
+from target_hubspot_upsert.core.mapping import resolve_stream
+from target_hubspot_upsert.core.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
+from target_hubspot_upsert.http.auth import StaticToken
 
 if TYPE_CHECKING:
-    from target_hubspot_upsert.client import ApiResponse, HubSpotClient
-    from target_hubspot_upsert.settings import Settings
-    from target_hubspot_upsert.sinks import HubSpotSink
+    from target_hubspot_upsert.core.settings import Settings
+    from target_hubspot_upsert.hubspot.client import ApiResponse, HubSpotClient
+    from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
 #: Inputs looked up before the change cache's CPU per input is logged at INFO (DEBUG below).

@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.dryrun import check_object_access
-from target_hubspot_upsert.errors import HubSpotConfigError, HubSpotFatalError
-from target_hubspot_upsert.mapping import STANDARD_OBJECTS, ObjectTarget
-from target_hubspot_upsert.serialization import (
+from target_hubspot_upsert.core.errors import HubSpotConfigError, HubSpotFatalError
+from target_hubspot_upsert.core.mapping import STANDARD_OBJECTS, ObjectTarget
+from target_hubspot_upsert.core.settings import Settings
+from target_hubspot_upsert.hubspot.client import HubSpotClient
+from target_hubspot_upsert.hubspot.dryrun import check_object_access
+from target_hubspot_upsert.hubspot.serialization import (
     IGNORE,
     FieldDecision,
     PropertySpec,
@@ -26,7 +27,6 @@ from target_hubspot_upsert.serialization import (
     build_plan,
     derive_property_definition,
 )
-from target_hubspot_upsert.settings import Settings
 
 logger = logging.getLogger("target_hubspot_upsert")
 HUBSPOT_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

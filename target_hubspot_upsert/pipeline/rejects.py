@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from target_hubspot_upsert.model import Rejection
+from target_hubspot_upsert.core.model import Rejection
 
-logger = logging.getLogger("target_hubspot_upsert.rejects")
+logger = logging.getLogger("target_hubspot_upsert.pipeline.rejects")
 IDS_PER_CODE = 5
 
 

@@ -236,7 +236,7 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
     Raises:
         HubSpotConfigError: when the stream has no usable object type or id property.
     """
-    from target_hubspot_upsert.errors import HubSpotConfigError  # noqa: PLC0415 - avoid SDK import at module load
+    from target_hubspot_upsert.core.errors import HubSpotConfigError  # noqa: PLC0415 - avoid SDK import at module load
 
     entry = (object_mappings or {}).get(stream) or {}
     object_type = entry.get("object_type") or stream

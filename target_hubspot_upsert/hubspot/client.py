@@ -15,11 +15,11 @@ from urllib.parse import quote
 
 import orjson
 
-from target_hubspot_upsert.auth import OAuthTokenProvider, TokenProvider
-from target_hubspot_upsert.errors import DailyLimitReached, HubSpotAuthError, brief
-from target_hubspot_upsert.ratelimit import RateLimiter
-from target_hubspot_upsert.requestmetrics import RequestMetrics
-from target_hubspot_upsert.retry import (
+from target_hubspot_upsert.core.errors import DailyLimitReached, HubSpotAuthError, brief
+from target_hubspot_upsert.http.auth import OAuthTokenProvider, TokenProvider
+from target_hubspot_upsert.http.ratelimit import RateLimiter
+from target_hubspot_upsert.http.requestmetrics import RequestMetrics
+from target_hubspot_upsert.http.retry import (
     Action,
     Attempt,
     AttemptHooks,
@@ -29,7 +29,7 @@ from target_hubspot_upsert.retry import (
     retry_after_seconds,
     should_retry,
 )
-from target_hubspot_upsert.transport import Transport
+from target_hubspot_upsert.http.transport import Transport
 
 __all__ = [
     "Action", "ApiResponse", "HubSpotClient", "RequestTally", "retry_after_seconds", "should_retry",

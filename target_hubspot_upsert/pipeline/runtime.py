@@ -12,26 +12,26 @@ from typing import Any
 
 from singer_sdk import metrics
 
-from target_hubspot_upsert.associations import Associator
-from target_hubspot_upsert.auth import OAuthTokenProvider, StaticToken, TokenProvider
-from target_hubspot_upsert.changecache import ChangeTracker
-from target_hubspot_upsert.checkpoints import CheckpointLedger, write_state_line
-from target_hubspot_upsert.client import HubSpotClient
-from target_hubspot_upsert.dispatch import Dispatcher
-from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
-from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
-from target_hubspot_upsert.logs import install as install_one_line_logging
-from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
-from target_hubspot_upsert.preflight import Preflight
-from target_hubspot_upsert.ratelimit import RateLimiter
-from target_hubspot_upsert.redact import REDACTOR
-from target_hubspot_upsert.redact import install as install_redactor
-from target_hubspot_upsert.rejects import RejectionLog
-from target_hubspot_upsert.report import Reporter, StreamStats
-from target_hubspot_upsert.requestmetrics import RequestMetrics
-from target_hubspot_upsert.settings import SECRET_SETTINGS, Settings
-from target_hubspot_upsert.transport import Transport
-from target_hubspot_upsert.writer import BatchWriter
+from target_hubspot_upsert.core.errors import HubSpotFatalError, TooManyRejectedRecords
+from target_hubspot_upsert.core.logs import install as install_one_line_logging
+from target_hubspot_upsert.core.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
+from target_hubspot_upsert.core.redact import REDACTOR
+from target_hubspot_upsert.core.redact import install as install_redactor
+from target_hubspot_upsert.core.settings import SECRET_SETTINGS, Settings
+from target_hubspot_upsert.http.auth import OAuthTokenProvider, StaticToken, TokenProvider
+from target_hubspot_upsert.http.ratelimit import RateLimiter
+from target_hubspot_upsert.http.requestmetrics import RequestMetrics
+from target_hubspot_upsert.http.transport import Transport
+from target_hubspot_upsert.hubspot.associations import Associator
+from target_hubspot_upsert.hubspot.client import HubSpotClient
+from target_hubspot_upsert.hubspot.dryrun import DryRunWriter, discard_state
+from target_hubspot_upsert.hubspot.preflight import Preflight
+from target_hubspot_upsert.hubspot.writer import BatchWriter
+from target_hubspot_upsert.pipeline.changecache import ChangeTracker
+from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger, write_state_line
+from target_hubspot_upsert.pipeline.dispatch import Dispatcher
+from target_hubspot_upsert.pipeline.rejects import RejectionLog
+from target_hubspot_upsert.pipeline.report import Reporter, StreamStats
 
 
 def make_token_provider(

@@ -16,17 +16,17 @@ import urllib3
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from target_hubspot_upsert.errors import (
+from target_hubspot_upsert.core.errors import (
     HostUnreachable,
     HubSpotFatalError,
     RedirectRefused,
     RetriesExhausted,
     brief,
 )
-from target_hubspot_upsert.ratelimit import RETRIABLE_STATUSES, backoff_wait
-from target_hubspot_upsert.transport import ResponseTooLarge, Transport
+from target_hubspot_upsert.http.ratelimit import RETRIABLE_STATUSES, backoff_wait
+from target_hubspot_upsert.http.transport import ResponseTooLarge, Transport
 
-logger = logging.getLogger("target_hubspot_upsert.client")
+logger = logging.getLogger("target_hubspot_upsert.hubspot.client")
 
 #: Tries before a host whose name does not resolve, or that refuses connections, is given up on
 #: (unless it has answered earlier in the run: then it is a passing fault, retried as usual).

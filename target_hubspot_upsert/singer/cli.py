@@ -10,10 +10,10 @@ from pathlib import Path
 
 from singer_sdk.exceptions import ConfigValidationError, StreamMapConfigError
 
-from target_hubspot_upsert.errors import UserFacingError
-from target_hubspot_upsert.logs import install as install_one_line_logging
-from target_hubspot_upsert.redact import REDACTOR, install
-from target_hubspot_upsert.target import TargetHubSpotUpsert
+from target_hubspot_upsert.core.errors import UserFacingError
+from target_hubspot_upsert.core.logs import install as install_one_line_logging
+from target_hubspot_upsert.core.redact import REDACTOR, install
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 logger = logging.getLogger("target_hubspot_upsert")
 

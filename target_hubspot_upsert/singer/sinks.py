@@ -20,11 +20,9 @@ from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPr
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from typing_extensions import override
 
-from target_hubspot_upsert.changecache import TRIAGE_SIZE
-from target_hubspot_upsert.errors import InputError, brief
-from target_hubspot_upsert.mapping import resolve_stream
-from target_hubspot_upsert.messages import MAX_LINE_CHARS, OversizedLine, batch_records
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.errors import InputError, brief
+from target_hubspot_upsert.core.mapping import resolve_stream
+from target_hubspot_upsert.core.model import (
     ALREADY_ABSENT,
     ARCHIVE,
     ARCHIVED,
@@ -39,14 +37,16 @@ from target_hubspot_upsert.model import (
     Rejection,
     match_key,
 )
-from target_hubspot_upsert.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
-from target_hubspot_upsert.serialization import BadValue, number_text
+from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
+from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE
+from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
+from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 
 if t.TYPE_CHECKING:
     from singer_sdk.batch import BaseBatchFileEncoding
 
-    from target_hubspot_upsert.changecache import SinkChanges
-    from target_hubspot_upsert.target import TargetHubSpotUpsert
+    from target_hubspot_upsert.pipeline.changecache import SinkChanges
+    from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 _BAD_MARKER = (

@@ -32,17 +32,22 @@ from singer_sdk.helpers.capabilities import (
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
-from target_hubspot_upsert.checkpoints import state_json
-from target_hubspot_upsert.dryrun import check_credentials
-from target_hubspot_upsert.errors import (
+from target_hubspot_upsert.core.errors import (
     CheckFailed,
     HubSpotConfigError,
     InputError,
     Interrupted,
     TooManyRejectedRecords,
 )
-from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
-from target_hubspot_upsert.messages import (
+from target_hubspot_upsert.core.mapping import mapping_problems, resolve_stream
+from target_hubspot_upsert.core.model import HUBSPOT_MAX_BATCH
+from target_hubspot_upsert.core.redact import REDACTOR
+from target_hubspot_upsert.core.settings import SECRET_SETTINGS
+from target_hubspot_upsert.http.urls import check_url
+from target_hubspot_upsert.hubspot.dryrun import check_credentials
+from target_hubspot_upsert.pipeline.checkpoints import state_json
+from target_hubspot_upsert.pipeline.runtime import Runtime
+from target_hubspot_upsert.singer.messages import (
     MAX_LINE_CHARS,
     OversizedLine,
     bounded_lines,
@@ -51,13 +56,8 @@ from target_hubspot_upsert.messages import (
     message_problem,
     read_as_utf8,
 )
-from target_hubspot_upsert.model import HUBSPOT_MAX_BATCH
-from target_hubspot_upsert.redact import REDACTOR
-from target_hubspot_upsert.runtime import Runtime
-from target_hubspot_upsert.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
-from target_hubspot_upsert.settings import SECRET_SETTINGS
-from target_hubspot_upsert.sinks import HubSpotSink
-from target_hubspot_upsert.urls import check_url
+from target_hubspot_upsert.singer.sdk_adapter import AdaptedReader, AdaptedTarget, batch_encoding
+from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
 SHUTDOWN_GRACE_S = 30.0

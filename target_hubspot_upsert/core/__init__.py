@@ -1,0 +1,1 @@
+"""The shared core: plain data passed between packages, settings, stream mappings, errors, redaction, logs."""

@@ -1,0 +1,1 @@
+"""HTTP: transport with deadlines and a size cap, the one retry loop, the rate limiter, auth, URL checks."""
