@@ -18,7 +18,7 @@ from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.core.model import ARCHIVE, PendingInput
 from target_hubspot_upsert.pipeline.changecache import (
     ChangeCache,
-    SinkChanges,
+    ObjectTriage,
     generation_key,
     input_digest,
     object_key,
@@ -487,34 +487,14 @@ def test_object_keys_differ_by_type_property_and_id_as_hubspot_matches_ids():
 
 
 def test_the_hot_path_hashes_as_the_public_functions_do():
-    class Sink:  # what SinkChanges reads of a sink
-        object_target = ObjectTarget("contacts", "0-1", "email")  # canonical type: contacts
-        _buffer_key = "contacts#1"
-
     items = [PendingInput("ada@example.com", {"email": "ada@example.com", "n": "1"}, []),
              PendingInput("b@c.de", {"firstname": "\ud800"}, []),
              PendingInput("c@d.de", {}, [], op=ARCHIVE)]
-    keys, digests = zip(*SinkChanges(None, Sink())._hashes(items), strict=True)  # type: ignore[arg-type]
+    triage = ObjectTriage(None, ObjectTarget("contacts", "0-1", "email"))  # type: ignore[arg-type]  # canonical type: contacts
+    keys, digests = zip(*triage._hashes(items), strict=True)
     assert list(keys) == [object_key("contacts", "email", item.id) for item in items]
     assert digests[0] == input_digest(items[0].properties)
     assert digests[1:] == (None, None)  # not encodable; an archive
-
-
-def test_forget_removes_entries_for_archives(sim, cache_config):
-    messages = contacts_with_states(20, 20)
-    first = run_in_process(cache_config, messages)
-    assert first.error is None
-    tracker = first.target.runtime.changes
-    cache = ChangeCache(cache_config["change_cache_path"], 12345678)
-    try:
-        assert len(cache.lookup([object_key("contacts", "email", f"user{i}@example.com") for i in range(20)])) == 20
-        tracker._cache = cache  # the closed run's tracker, pointed at the file again
-        tracker.forget("contacts", "email", ["user3@example.com", "USER4@example.com"])
-    finally:
-        cache.close()
-    mark = len(sim.requests)
-    assert run_in_process(cache_config, messages).error is None
-    assert sorted(sent_ids(sim, mark)) == ["user3@example.com", "user4@example.com"]
 
 
 # --- deletes and associations --------------------------------------------------------------
@@ -589,7 +569,8 @@ def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tm
         assert cache.lookup([1, 2, 3, 4]) == {1: (11, 100), 2: (22, 100), 3: (33, 100)}
         cache.write((), [2], durable=True)  # a changed value is about to be sent
         assert cache.lookup([1, 2, 3]) == {1: (11, 100), 3: (33, 100)}
-        cache.commit()
+        with cache._lock:  # what the next COMMIT_ENTRIES-th entry or close would do
+            cache._commit_pending()
         assert in_file() == {1: (11, 100), 3: (33, 100)}  # the deleted entry is not resurrected
         cache.write([(1, 12, 101)])
         assert cache.lookup([1]) == {1: (12, 101)}  # the newer value, not the committed one

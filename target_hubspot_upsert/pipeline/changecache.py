@@ -32,20 +32,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from target_hubspot_upsert.core.errors import HubSpotAuthError, HubSpotFatalError, UserFacingError, brief
-from target_hubspot_upsert.core.mapping import resolve_stream
+from target_hubspot_upsert.core.mapping import ObjectTarget, resolve_stream
 from target_hubspot_upsert.core.model import CREATED, UPDATED, WRITE, Batch, BatchOutcome, PendingInput, match_key
 from target_hubspot_upsert.http.auth import StaticToken
 
 if TYPE_CHECKING:
     from target_hubspot_upsert.core.settings import Settings
     from target_hubspot_upsert.hubspot.client import ApiResponse, HubSpotClient
-    from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
 #: Inputs looked up before the change cache's CPU per input is logged at INFO (DEBUG below).
@@ -373,12 +373,6 @@ class ChangeCache:
         except sqlite3.Error as exc:
             raise self._error("write", exc) from None
 
-    def commit(self) -> None:
-        """Commit the entries noted so far."""
-        with self._lock:
-            if not self._closed and self._pending:
-                self._commit_pending()
-
     def close(self) -> None:
         """Commit what is pending, then close the connection.
 
@@ -407,10 +401,9 @@ class ChangeCache:
 class ChangeTracker:
     """The run's use of the cache: which inputs to skip, and what to write once HubSpot answers.
 
-    Hooks: each sink's `SinkChanges.triage` (main thread) decides; the runtime calls
+    Hooks: each stream buffer's `ObjectTriage.triage` (main thread) decides; the runtime calls
     `before_write`, `acknowledged` and `write_failed` on the worker that sends a batch (archives
-    included). `forget` removes objects' rows for any other path that changes objects; call it
-    before the request goes out.
+    included).
     """
 
     def __init__(
@@ -528,9 +521,9 @@ class ChangeTracker:
             return None
         return _portal_in(response, "hubId", "POST /oauth/v2/private-apps/get/access-token-info", asked)
 
-    def for_sink(self, sink: HubSpotSink) -> SinkChanges:
-        """The per-sink part: the look-up, and the changed inputs waiting to fill a batch."""
-        return SinkChanges(self, sink)
+    def for_object(self, target: ObjectTarget) -> ObjectTriage:
+        """The look-ups of one stream's object type and id property."""
+        return ObjectTriage(self, target)
 
     # --- hooks on the worker that sends a batch -----------------------------------------
 
@@ -621,16 +614,6 @@ class ChangeTracker:
         except (ChangeCacheError, HubSpotFatalError):
             logger.debug("Could not clear change cache entries of a failed batch.", exc_info=True)
 
-    def forget(self, object_type: str, id_property: str, ids: Iterable[str]) -> None:
-        """Remove the entries of these objects (archives): durable before it returns.
-
-        `object_type` is the canonical type (`ObjectTarget.canonical_type`) and `id_property`
-        the unique property the objects are upserted by, so the keys match those of upserts.
-        """
-        if self.read_only:
-            return
-        self.cache.write((), [object_key(object_type, id_property, record_id) for record_id in ids], durable=True)
-
     def close(self) -> None:
         """Close the file, if it was opened, and say what the cache cost."""
         if self._cache is None:
@@ -666,20 +649,26 @@ def _portal_in(response: ApiResponse, field: str, what: str, asked: list[str]) -
     return None
 
 
-class SinkChanges:
-    """One sink's look-ups, and its changed inputs held until they fill a batch.
+@dataclass(slots=True)
+class Triaged:
+    """What the cache decided for a buffer's ready inputs."""
 
-    Held inputs stay reserved in the dispatcher (a later record for the same id waits behind
-    them) and are covered by the checkpoint ledger under their own key.
+    unchanged: list[PendingInput]  # HubSpot has these values: not sent
+    changed: list[PendingInput]  # to send, each with its cache entry
+    passthrough: list[PendingInput]  # not looked up (archives, objects without unique property): sent as usual
+
+
+class ObjectTriage:
+    """The look-ups of one object type and id property: which inputs HubSpot already has.
+
+    It decides and notes each input's cache entry (`PendingInput.cache_entry`, for the worker that
+    sends it); the stream's buffer moves the inputs.
     """
 
-    def __init__(self, tracker: ChangeTracker, sink: HubSpotSink) -> None:
-        """Bind to a sink's object type and id property."""
+    def __init__(self, tracker: ChangeTracker, target: ObjectTarget) -> None:
+        """Bind to an object type and id property."""
         self.tracker = tracker
-        self.sink = sink
-        self.hasher = key_hasher(sink.object_target.canonical_type, sink.object_target.id_property)
-        self.held: list[PendingInput] = []
-        self.held_key = f"{sink._buffer_key}#changed"  # noqa: SLF001 - the sink's own ledger key
+        self.hasher = key_hasher(target.canonical_type, target.id_property)
 
     def _hashes(self, items: list[PendingInput]) -> list[tuple[int, int | None]]:
         """(row key, value hash) of each input: `object_key` and `input_digest`, inlined (per record)."""
@@ -717,12 +706,12 @@ class SinkChanges:
             return {}
         return {key: generation for key, (generation, _day) in self.tracker.cache.lookup(keys).items()}
 
-    def triage(self, ready: list[PendingInput]) -> list[PendingInput]:
-        """Skip the unchanged of the `ready` (reserved) inputs and hold the changed; return the rest.
+    def triage(self, ready: list[PendingInput]) -> Triaged:
+        """Sort the `ready` (reserved) inputs: unchanged, changed, and those sent as without the cache.
 
-        The rest (archives, and objects created without a unique property) go out as they would
-        without the cache; an archive's entry is deleted before the archive is sent. Each input
-        looked up keeps its cache entry (`PendingInput.cache_entry`) for the worker that sends it.
+        The last (archives, and objects created without a unique property) go out as usual; an
+        archive's entry is deleted before the archive is sent. Each input looked up keeps its
+        cache entry (`PendingInput.cache_entry`) for the worker that sends it.
         """
         started = time.thread_time()
         tracker = self.tracker
@@ -753,37 +742,4 @@ class SinkChanges:
         tracker.looked_up += len(cached_ids)
         tracker.skipped += len(unchanged)
         tracker.lookup_cpu += time.thread_time() - started
-        self._move(unchanged, changed)
-        self.send(everything=False)
-        return [item for item in ready if item.op != WRITE or not item.id]
-
-    def _move(self, unchanged: list[PendingInput], changed: list[PendingInput]) -> None:
-        """Out of the buffer: held inputs first registered with the ledger, so nothing slips."""
-        sink = self.sink
-        runtime = sink.runtime
-        ledger = runtime.ledger
-        if changed:
-            self.held.extend(changed)
-            ledger.set_buffer(self.held_key, min(item.records[0].seq for item in self.held))
-        buffer = sink._buffer  # noqa: SLF001 - this module is the sink's helper
-        for item in changed:
-            del buffer[item.key]
-        if unchanged:
-            merged = 0
-            for item in unchanged:
-                del buffer[item.key]
-                merged += len(item.records) - 1
-            with sink.stats.lock:
-                sink.stats.unchanged += len(unchanged)
-                sink.stats.merged += merged
-            runtime.dispatcher.release(sink.object_key, unchanged)
-        first = next(iter(buffer.values()), None)
-        ledger.set_buffer(sink._buffer_key, first.records[0].seq if first is not None else None)  # noqa: SLF001
-
-    def send(self, *, everything: bool) -> None:
-        """Submit held inputs a full batch at a time (with `everything`, the rest too)."""
-        size = self.sink.max_size_cached
-        while self.held and (everything or len(self.held) >= size):
-            chunk, self.held = self.held[:size], self.held[size:]
-            remaining_min = min((item.records[0].seq for item in self.held), default=None)
-            self.sink.submit_chunk(chunk, WRITE, self.held_key, remaining_min)
+        return Triaged(unchanged, changed, [item for item in ready if item.op != WRITE or not item.id])

@@ -11,13 +11,28 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from target_hubspot_upsert.core.errors import HubSpotFatalError
 from target_hubspot_upsert.core.model import Batch, BatchOutcome, PendingInput
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 
 logger = logging.getLogger("target_hubspot_upsert.pipeline.dispatch")
+
+
+class Flushable(Protocol):
+    """What the dispatcher knows of a stream's buffer."""
+
+    object_key: str
+
+    def __len__(self) -> int:
+        """Inputs held."""
+        ...
+
+    def flush(self, *, final: bool, cascade: bool = True, hold: bool = False) -> None:
+        """Hand over what it holds."""
+        ...
 
 
 class Dispatcher:
@@ -51,6 +66,7 @@ class Dispatcher:
         self._finished = 0
         self._next_batch_id = 0
         self.failure: BaseException | None = None
+        self._buffers: list[Flushable] = []  # every stream buffer of the run, by registration
 
     @property
     def in_flight(self) -> int:
@@ -148,6 +164,21 @@ class Dispatcher:
             if self.failure is not None:
                 msg = "The run is failing; not making associations."
                 raise HubSpotFatalError(msg)
+
+    def register(self, buffer: Flushable) -> None:
+        """Note a stream's buffer, so streams whose associations look up its objects can flush it first."""
+        self._buffers.append(buffer)
+
+    def flush_buffers(self, object_keys: Iterable[str], *, exclude: Flushable) -> None:
+        """Hand over everything other streams hold of these object types (on the main thread).
+
+        Whole buffers, waiting for ids still in flight: the look-ups of the batch about to go out
+        then see every write and archive of those objects received before it (`wait_for_earlier`
+        makes them wait for those batches), whatever the timing.
+        """
+        for buffer in self._buffers:
+            if buffer is not exclude and buffer.object_key in object_keys and len(buffer):
+                buffer.flush(final=True, cascade=False)
 
     def wait_for_types(self, object_keys: set[str]) -> None:
         """On the main thread: wait until no batch writing one of `object_keys` is in flight."""

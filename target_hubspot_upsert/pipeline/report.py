@@ -181,6 +181,12 @@ class StreamStats:
             "skipped": list(self.skipped_examples),
         }
 
+    def count_unchanged(self, inputs: int, merged: int) -> None:
+        """skip_unchanged: `inputs` inputs (holding `merged` more records) were not sent: HubSpot has them."""
+        with self.lock:
+            self.unchanged += inputs
+            self.merged += merged
+
     def add_outcomes(self, counts: Counter[str], inputs: list[PendingInput], associations: int) -> None:
         """Count a batch's outcomes; list its skipped records (up to SKIPPED_LISTED per stream)."""
         with self.lock:

@@ -29,8 +29,6 @@ from target_hubspot_upsert.core.model import (
     HUBSPOT_MAX_BATCH,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
-    WRITE,
-    Batch,
     LinkRequest,
     PendingInput,
     RecordRef,
@@ -38,15 +36,28 @@ from target_hubspot_upsert.core.model import (
     match_key,
 )
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
+from target_hubspot_upsert.pipeline.buffer import StreamBuffer
 from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE
 from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Target
     from singer_sdk.batch import BaseBatchFileEncoding
 
-    from target_hubspot_upsert.pipeline.changecache import SinkChanges
-    from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
+    from target_hubspot_upsert.pipeline.runtime import Runtime
+
+
+class SinkHost(t.Protocol):
+    """What a sink uses of its target (the Singer target that creates it)."""
+
+    runtime: Runtime
+    config: t.Mapping[str, t.Any]
+
+    @property
+    def current_line(self) -> int:
+        """The input line being processed."""
+        ...
 
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 _BAD_MARKER = (
@@ -116,15 +127,15 @@ class HubSpotSink(AdaptedSink):
 
     def __init__(
         self,
-        target: TargetHubSpotUpsert,
+        target: Target,
         stream_name: str,
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
         """Resolve the object and pre-flight the schema before any record is accepted."""
-        self._hub_target = target
-        self.runtime = target.runtime
-        self.object_target = resolve_stream(stream_name, target.config.get("object_mappings"))
+        self._hub_target = host = t.cast("SinkHost", target)
+        self.runtime = host.runtime
+        self.object_target = resolve_stream(stream_name, host.config.get("object_mappings"))
         self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
         if self.runtime.changes is not None:
@@ -138,23 +149,24 @@ class HubSpotSink(AdaptedSink):
         self._object_key = self.object_target.canonical_type
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
-        self._create_only = self.object_target.write_mode == "create"
         self._association_types = {spec.to_key for spec in self.object_target.associations}
         self.stats.shown.update(self._counters_shown())
-        self._buffer_key = f"{stream_name}#{id(self)}"
-        self._buffer: dict[str, PendingInput] = {}
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
-        # skip_unchanged: looks inputs up in the change cache and holds the changed ones.
-        self.changes = self.runtime.changes.for_sink(self) if self.runtime.changes is not None else None
+        changes = self.runtime.changes
         # Distinct ids buffered before a drain: a request's worth; with skip_unchanged and full-size
         # requests, a few requests' worth, looked up together (the changed ones still go out a
         # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
-        full_size = self.changes is not None and self.max_size_cached == HUBSPOT_MAX_BATCH
-        self.drain_size = TRIAGE_SIZE if full_size else self.max_size_cached
+        full_size = changes is not None and self.max_size_cached == HUBSPOT_MAX_BATCH
+        self.buffer = StreamBuffer(
+            stream_name, self.object_target, dispatcher=self.runtime.dispatcher, ledger=self.runtime.ledger,
+            stats=self.stats, batch_size=self.max_size_cached,
+            drain_size=TRIAGE_SIZE if full_size else self.max_size_cached,
+            triage=changes.for_object(self.object_target) if changes is not None else None,
+        )
 
     @property
     def object_key(self) -> str:
@@ -183,12 +195,12 @@ class HubSpotSink(AdaptedSink):
     @property
     def current_size(self) -> int:
         """Distinct ids waiting in the buffer (and changed inputs held to fill a batch)."""
-        return len(self._buffer) + (len(self.changes.held) if self.changes is not None else 0)
+        return len(self.buffer)
 
     @property
     def is_full(self) -> bool:
-        """The buffer holds `drain_size` distinct ids."""
-        return len(self._buffer) >= self.drain_size
+        """The buffer holds as many distinct ids as it drains at once."""
+        return self.buffer.is_full
 
     def get_sink_record_counter(self) -> metrics.Counter:
         """The SDK's `record_count` (records received), logged at most once per progress interval.
@@ -340,7 +352,7 @@ class HubSpotSink(AdaptedSink):
             record_id, key = "", f"#{seq}"  # created as its own object: never merged
         ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
         if deleted:
-            self._buffer_input(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
+            self.buffer.add(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
         else:
             properties, bad = self.plan.properties(record, record_id)
             if bad:
@@ -352,35 +364,7 @@ class HubSpotSink(AdaptedSink):
             links = self._links(record, ref, record_id) if self._association_types else []
             if links is None:
                 return  # a malformed association value: rejected
-            self._buffer_input(PendingInput(record_id, properties, [ref], key=key, links=links or None))
-
-    def _buffer_input(self, new: PendingInput) -> None:
-        """Merge `new` into the input buffered for its id (same operation), or buffer it."""
-        entry = self._buffer.get(new.key)
-        if entry is not None and (entry.op != new.op or self._create_only):
-            # The earlier operation on this id goes first. Under write_mode create a later record
-            # is never merged into the first: the first creates the object, the later ones are
-            # sent after it and skipped (exists), within a batch as across batches.
-            self._send_now(new.key)
-            entry = None
-        if entry is not None:
-            entry.properties.update(new.properties)
-            entry.records.extend(new.records)
-            if new.links:
-                entry.links = [*(entry.links or ()), *new.links]
-            return
-        if not self._buffer:
-            self.runtime.ledger.buffer_started(self._buffer_key, new.records[0].seq)
-        self._buffer[new.key] = new
-
-    def _send_now(self, key: str) -> None:
-        """Submit what is buffered, waiting until the input for `key` has left the buffer."""
-        dispatcher = self.runtime.dispatcher
-        while key in self._buffer:
-            mark = dispatcher.finished
-            self.flush(final=False)
-            if key in self._buffer:
-                dispatcher.wait_for_progress(since=mark)
+            self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None))
 
     def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
         """The associations a record asks for, or None when it was rejected for a malformed one."""
@@ -444,66 +428,9 @@ class HubSpotSink(AdaptedSink):
             ),
         )
 
-    def flush(self, *, final: bool, cascade: bool = True, hold: bool = False) -> None:
-        """Submit what can go now; ids still in flight wait in the buffer for the next batch.
-
-        With `final`, wait until the buffer is empty (end of input). With `hold` (a drain because
-        the buffer is full), skip_unchanged keeps changed inputs back until they fill a request.
-        """
-        dispatcher = self.runtime.dispatcher
-        changes = self.changes
-        while self._buffer:
-            mark = dispatcher.finished
-            ready = dispatcher.reserve(self._object_key, list(self._buffer.values()))
-            if ready:
-                if cascade and self._association_types:
-                    # Objects this stream associates with, buffered by other streams, go first.
-                    self._hub_target.flush_objects(self._association_types, exclude=self)
-                if changes is not None:
-                    ready = self._triage(changes, ready)
-                for op in (WRITE, ARCHIVE):
-                    self._submit(ready, op)
-            if not self._buffer or (not final and len(self._buffer) < self.drain_size):
-                break
-            if not ready:
-                if changes is not None:
-                    changes.send(everything=True)  # the ids waited for may be held here, not in flight
-                dispatcher.wait_for_progress(since=mark)
-        if changes is not None and not hold:
-            changes.send(everything=True)
-
-    def _triage(self, changes: SinkChanges, ready: list[PendingInput]) -> list[PendingInput]:
-        """Skip what HubSpot has; hold what changed; return what goes out as usual."""
-        if self._association_types:
-            # The targets' generations are compared once their writes and archives have landed.
-            self.runtime.dispatcher.wait_for_types(self._association_types - {self._object_key})
-        return changes.triage(ready)
-
-    def _submit(self, items: list[PendingInput], op: str) -> None:
-        """Submit reserved inputs of one operation, a request's worth at a time."""
-        items = [item for item in items if item.op == op]
-        for start in range(0, len(items), self.max_size):
-            chunk = items[start : start + self.max_size]
-            for item in chunk:
-                del self._buffer[item.key]
-            remaining = next(iter(self._buffer.values()), None)
-            self.submit_chunk(chunk, op, self._buffer_key, remaining.records[0].seq if remaining is not None else None)
-
-    def submit_chunk(self, chunk: list[PendingInput], op: str, ledger_key: str, remaining_min: int | None) -> None:
-        """Submit one request's worth of inputs taken from the ledger entry `ledger_key`.
-
-        `remaining_min` is the first record number still held under that entry (None: none).
-        """
-        batch_min = min(item.records[0].seq for item in chunk)
-        self.runtime.dispatcher.submit(
-            self._object_key,
-            functools.partial(self._make_batch, chunk=chunk, batch_min=batch_min, op=op),
-            ledger_key,
-            remaining_min,
-        )
-
-    def _make_batch(self, batch_id: int, *, chunk: list[PendingInput], batch_min: int, op: str) -> Batch:
-        return Batch(batch_id, self.stream_name, self.object_target, chunk, batch_min, op)
+    def flush(self, *, final: bool, hold: bool = False) -> None:
+        """Hand the buffer over to the dispatcher (see `StreamBuffer.flush`)."""
+        self.buffer.flush(final=final, hold=hold)
 
     def retire(self) -> None:
         """A new SCHEMA replaces this sink: send all it holds before any record of the new one.

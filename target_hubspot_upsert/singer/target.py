@@ -681,18 +681,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
         self._routes[stream_name] = routes
         return routes
 
-    def flush_objects(self, object_keys: set[str], *, exclude: HubSpotSink) -> None:
-        """Send everything other streams hold of these object types (a stream's associations look them up).
-
-        Whole buffers, waiting for ids still in flight: the look-ups of the batch about to go out
-        then see every write and archive of those objects received before it (the dispatcher
-        makes them wait for earlier batches of those types), whatever the timing.
-        """
-        for sink in self.all_sinks():
-            hub_sink = t.cast("HubSpotSink", sink)
-            if hub_sink is not exclude and hub_sink.object_key in object_keys and hub_sink.current_size:
-                hub_sink.flush(final=True, cascade=False)
-
     @override
     def get_sink(
         self,
