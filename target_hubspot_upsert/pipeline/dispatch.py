@@ -180,6 +180,12 @@ class Dispatcher:
             if buffer is not exclude and buffer.object_key in object_keys and len(buffer):
                 buffer.flush(final=True, cascade=False)
 
+    def flush_all(self) -> None:
+        """Hand over everything every stream holds (the rejection-limit stop)."""
+        for buffer in self._buffers:
+            if len(buffer):
+                buffer.flush(final=True)
+
     def wait_for_types(self, object_keys: set[str]) -> None:
         """On the main thread: wait until no batch writing one of `object_keys` is in flight."""
         with self._cond:

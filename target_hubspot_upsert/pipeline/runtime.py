@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import sys
 import threading
 import time
@@ -12,8 +13,9 @@ from typing import Any
 
 from singer_sdk import metrics
 
-from target_hubspot_upsert.core.errors import HubSpotFatalError, TooManyRejectedRecords
+from target_hubspot_upsert.core.errors import CheckFailed, HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.core.logs import install as install_one_line_logging
+from target_hubspot_upsert.core.mapping import resolve_stream
 from target_hubspot_upsert.core.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.core.redact import REDACTOR
 from target_hubspot_upsert.core.redact import install as install_redactor
@@ -24,7 +26,7 @@ from target_hubspot_upsert.http.requestmetrics import RequestMetrics
 from target_hubspot_upsert.http.transport import Transport
 from target_hubspot_upsert.hubspot.associations import Associator
 from target_hubspot_upsert.hubspot.client import HubSpotClient
-from target_hubspot_upsert.hubspot.dryrun import DryRunWriter, discard_state
+from target_hubspot_upsert.hubspot.dryrun import DryRunWriter, check_credentials, discard_state
 from target_hubspot_upsert.hubspot.preflight import Preflight
 from target_hubspot_upsert.hubspot.writer import BatchWriter
 from target_hubspot_upsert.pipeline.changecache import ChangeTracker
@@ -32,6 +34,11 @@ from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger, write_s
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.rejects import RejectionLog
 from target_hubspot_upsert.pipeline.report import Reporter, StreamStats
+
+logger = logging.getLogger("target_hubspot_upsert")
+
+#: How long a stopping run waits for the batches in flight to land (and be checkpointed).
+SHUTDOWN_GRACE_S = 30.0
 
 
 def make_token_provider(
@@ -99,8 +106,10 @@ class Runtime:
         )
         self.preflight = Preflight(self.client, settings)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
-        self.seq = 0  # records numbered in input order across streams
-        self.finished = False
+        self._seq = 0  # records numbered in input order across streams
+        self._finished = False  # the run is ending: summary, report and close are done or under way
+        self._input_done = False  # the input is read (the last drain is under way or done)
+        self._signalled = False
 
     @staticmethod
     def _make_client(settings: Settings, sleep: Callable[[float], None], clock: Callable[[], float]) -> HubSpotClient:
@@ -149,6 +158,114 @@ class Runtime:
         """The run is stopping: waits that would outlast `grace_s` end now, with a failure."""
         self.wait_deadline = time.monotonic() + grace_s
         self.draining.set()
+
+    # --- the run's life: numbering, the end of input, stops ---------------------------------
+
+    @property
+    def seq(self) -> int:
+        """The number of the last record received (records are numbered in input order)."""
+        return self._seq
+
+    def next_seq(self) -> int:
+        """Number the next record received."""
+        self._seq += 1
+        return self._seq
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is ending (its summary and report are written or being written)."""
+        return self._finished
+
+    def on_signal(self, name: str) -> bool:
+        """A SIGTERM or SIGINT arrived: True when reading must stop (raise), False to go on.
+
+        After the input is read and its last STATE written, the run finishes as the successful
+        run it is (the change cache's entries are committed at close). A second signal, or one
+        while the run is already stopping, cuts the wait for batches in flight short.
+        """
+        if self._input_done and not self._signalled and not self.ledger.holding():
+            self._signalled = True
+            logger.warning("Received %s after the last STATE: finishing the run.", name)
+            return False
+        if self._signalled or self._finished:
+            logger.warning("Received %s again: not waiting for the batches in flight.", name)
+            self.stop_now()
+            return False
+        self._signalled = True
+        return True
+
+    def input_read(self) -> None:
+        """The input is read; what follows is the last drain (the SDK's, then `finish`)."""
+        self._input_done = True
+
+    def finish(self) -> None:
+        """After the last drain: wait for every batch, summarize, report, close.
+
+        Raises:
+            CheckFailed: A dry run found more rejections than `max_rejected_records`.
+        """
+        self.dispatcher.join()
+        self.check()
+        settings = self.settings
+        if settings.dry_run:
+            self._check_mapped_objects()
+        self.report.log_summary()
+        self._finished = True
+        if settings.dry_run and self.rejects.count > settings.max_rejected_records:
+            msg = (
+                f"Dry run: {self.rejects.count} record(s) would be rejected, more than "
+                f"max_rejected_records ({settings.max_rejected_records}); a real run would stop. "
+                "Nothing was written to HubSpot."
+            )
+            self.report.write_report("failed", error=msg)
+            self.close()
+            raise CheckFailed(msg)
+        self.report.write_report("succeeded")
+        self.close()
+
+    def abort(self, error: BaseException, explained: str) -> None:
+        """Stop sending; give in-flight batches a bounded time to land and checkpoint.
+
+        After too many rejections the good records already read are all sent first (the
+        requests' own timeouts and retries bound that); a signal cuts the wait short.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        limit = isinstance(error, TooManyRejectedRecords)
+        if limit:
+            self._send_what_was_read()
+        else:
+            self.begin_stop(SHUTDOWN_GRACE_S)
+            if self.dispatcher.in_flight:
+                logger.info(
+                    "Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, self.dispatcher.in_flight,
+                )
+                self.dispatcher.join(timeout=SHUTDOWN_GRACE_S, stop=self.stopping)
+        self.report.log_summary(grouping=not limit, stopped=True)
+        self.report.write_report("failed", error=explained or type(error).__name__)
+        self.close()
+
+    def _send_what_was_read(self) -> None:
+        """Hand over every buffered record and wait for all batches (the rejection-limit stop)."""
+        try:
+            self.dispatcher.flush_all()
+        except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
+            logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
+        self.dispatcher.join(stop=self.stopping)
+
+    def _check_mapped_objects(self) -> None:
+        """Dry runs: every mapped stream's object, id property and read access, input or not."""
+        mappings = self.settings.object_mappings or {}
+        check_credentials(self.client)
+        streams = dict.fromkeys([*mappings, *self.report.stats])
+        for stream in streams:
+            target = resolve_stream(stream, mappings)
+            self.preflight.check_object(target)
+            self.associator.prepare(target)  # association labels
+        logger.info(
+            "Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams),
+        )
 
     def check(self) -> None:
         """On the main thread, before taking more input: stop if the run is failing."""

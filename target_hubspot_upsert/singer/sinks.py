@@ -324,9 +324,7 @@ class HubSpotSink(AdaptedSink):
         """Number the next record of this stream (and of the run); return the run's number."""
         self.stats.received += 1
         self._received_here += 1
-        runtime = self.runtime
-        runtime.seq += 1
-        return runtime.seq
+        return self.runtime.next_seq()
 
     def add_record(self, record: dict[str, Any], *, deleted: bool) -> None:
         """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally."""

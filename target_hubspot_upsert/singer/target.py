@@ -33,18 +33,15 @@ from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from target_hubspot_upsert.core.errors import (
-    CheckFailed,
     HubSpotConfigError,
     InputError,
     Interrupted,
-    TooManyRejectedRecords,
 )
-from target_hubspot_upsert.core.mapping import mapping_problems, resolve_stream
+from target_hubspot_upsert.core.mapping import mapping_problems
 from target_hubspot_upsert.core.model import HUBSPOT_MAX_BATCH
 from target_hubspot_upsert.core.redact import REDACTOR
 from target_hubspot_upsert.core.settings import SECRET_SETTINGS
 from target_hubspot_upsert.http.urls import check_url
-from target_hubspot_upsert.hubspot.dryrun import check_credentials
 from target_hubspot_upsert.pipeline.checkpoints import state_json
 from target_hubspot_upsert.pipeline.runtime import Runtime
 from target_hubspot_upsert.singer.messages import (
@@ -60,7 +57,6 @@ from target_hubspot_upsert.singer.sdk_adapter import AdaptedReader, AdaptedTarge
 from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
-SHUTDOWN_GRACE_S = 30.0
 AGE_CHECK_EVERY = 1024
 _API_VERSION = re.compile(r"^(v3|\d{4}-\d{2})$")
 
@@ -556,8 +552,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._records_seen = 0
-        self._signalled = False
-        self._input_done = False  # then, once the last STATE is written, a signal no longer stops the run
         self._routes: dict[str, list[tuple[bool, t.Any, str]]] = {}
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
@@ -742,22 +736,11 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     @override
     def handle_signal(self, signum: int) -> None:
-        """Unwind the main thread; `listen` then lets in-flight batches land and checkpoints them."""
+        """Unwind the main thread when the run must stop; `listen` then lets in-flight batches land."""
         name = signal.Signals(signum).name
-        if self._input_done and not self._signalled and not self.runtime.ledger.holding():
-            # The input is read and its last STATE written: finish (the change cache's entries
-            # are committed at close) and end as the successful run it is.
-            self._signalled = True
-            logger.warning("Received %s after the last STATE: finishing the run.", name)
-            return
-        if self._signalled or self.runtime.finished:
-            # Already stopping: cut the wait short; the summary and report are still written.
-            logger.warning("Received %s again: not waiting for the batches in flight.", name)
-            self.runtime.stop_now()
-            return
-        self._signalled = True
-        msg = f"Received {name}: stopped reading input."
-        raise Interrupted(msg, signum)
+        if self.runtime.on_signal(name):
+            msg = f"Received {name}: stopped reading input."
+            raise Interrupted(msg, signum)
 
     def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
         """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
@@ -779,67 +762,11 @@ class TargetHubSpotUpsert(AdaptedTarget):
         return exc
 
     def process_endofpipe(self) -> None:
-        """Flush every buffer, wait for every batch, write the last checkpoint, summarize."""
-        self._input_done = True
+        """Flush every buffer (the SDK's last drain), then let the runtime finish the run."""
+        self.runtime.input_read()
         super().process_endofpipe()
-        runtime = self.runtime
-        runtime.dispatcher.join()
-        runtime.check()
-        if runtime.settings.dry_run:
-            self._check_mapped_objects()
-        runtime.report.log_summary()
-        if runtime.settings.dry_run and runtime.rejects.count > runtime.settings.max_rejected_records:
-            msg = (
-                f"Dry run: {runtime.rejects.count} record(s) would be rejected, more than "
-                f"max_rejected_records ({runtime.settings.max_rejected_records}); a real run would stop. "
-                "Nothing was written to HubSpot."
-            )
-            runtime.report.write_report("failed", error=msg)
-            runtime.finished = True
-            runtime.close()
-            raise CheckFailed(msg)
-        runtime.report.write_report("succeeded")
-        runtime.close()
-
-    def _send_what_was_read(self) -> None:
-        """Submit every buffered record and wait for all batches (the rejection-limit stop)."""
-        runtime = self.runtime
-        sinks = self.all_sinks()
-        try:
-            for sink in sinks:
-                t.cast("HubSpotSink", sink).flush(final=True)
-        except Exception as exc:  # noqa: BLE001 - a failing pool: what was sent is checkpointed
-            logger.error("Could not send every buffered record: %s", exc)  # noqa: TRY400 - reported, not a bug
-        runtime.dispatcher.join(stop=runtime.stopping)
-
-    def _check_mapped_objects(self) -> None:
-        """Dry runs: every mapped stream's object, id property and read access, input or not."""
-        mappings = self.runtime.settings.object_mappings or {}
-        check_credentials(self.runtime.client)
-        streams = dict.fromkeys([*mappings, *self.runtime.report.stats])
-        for stream in streams:
-            target = resolve_stream(stream, mappings)
-            self.runtime.preflight.check_object(target)
-            self.runtime.associator.prepare(target)  # association labels
-        logger.info("Dry run: credentials and %d object mapping(s) checked; nothing was written to HubSpot.", len(streams))
+        self.runtime.finish()
 
     def abort(self, exc: BaseException) -> None:
-        """Stop sending; give in-flight batches a bounded time to land and checkpoint.
-
-        After too many rejections the good records already read are all sent first (the
-        requests' own timeouts and retries bound that); a signal cuts the wait short.
-        """
-        runtime = self.runtime
-        if runtime.finished:
-            return
-        runtime.finished = True
-        if isinstance(exc, TooManyRejectedRecords):
-            self._send_what_was_read()
-        else:
-            runtime.begin_stop(SHUTDOWN_GRACE_S)
-            if runtime.dispatcher.in_flight:
-                logger.info("Waiting up to %.0f s for %d batch(es) in flight.", SHUTDOWN_GRACE_S, runtime.dispatcher.in_flight)
-                runtime.dispatcher.join(timeout=SHUTDOWN_GRACE_S, stop=runtime.stopping)
-        runtime.report.log_summary(grouping=not isinstance(exc, TooManyRejectedRecords), stopped=True)
-        runtime.report.write_report("failed", error=str(self._explain(exc)) or type(exc).__name__)
-        runtime.close()
+        """Stop the run cleanly after `exc`: checkpoints up to what landed, summary and report."""
+        self.runtime.abort(exc, str(self._explain(exc)))
