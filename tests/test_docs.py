@@ -27,7 +27,8 @@ import jsonschema
 import pytest
 import yaml
 
-from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, config_problems, unknown_settings_warning
+from target_hubspot_upsert.singer.config import config_problems, unknown_settings_warning
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN
 from .helpers import FIXTURES, record, run_cli, run_in_process, schema, state

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, unknown_env_warnings
+from target_hubspot_upsert.singer.config import unknown_env_warnings
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .conftest import TOKEN
 from .helpers import contact, record, run_cli, run_in_process, schema, state

@@ -34,7 +34,8 @@ import pytest
 import yaml
 
 from target_hubspot_upsert.core.mapping import mapping_problems
-from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, config_problems
+from target_hubspot_upsert.singer.config import config_problems
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FILE = ROOT / "target-hubspot-upsert.plugin.yml"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from target_hubspot_upsert.core.errors import HubSpotConfigError
-from target_hubspot_upsert.singer.target import TargetHubSpotUpsert, unknown_settings_warning
+from target_hubspot_upsert.singer.config import unknown_settings_warning
+from target_hubspot_upsert.singer.target import TargetHubSpotUpsert
 
 from .helpers import contact, record, run_cli, schema, state
 

@@ -16,10 +16,13 @@ import re
 import stat
 import typing as t
 import zlib
+from collections import Counter
 
 import orjson
+from typing_extensions import override
 
 from target_hubspot_upsert.core.errors import InputError
+from target_hubspot_upsert.singer.sdk_adapter import AdaptedReader
 
 #: Digits of an integer Python converts from text (`sys.get_int_max_str_digits()`, 4,300 by default);
 #: longer ones are read as Decimal, which the serializer then refuses as out of range.
@@ -332,3 +335,72 @@ def batch_records(
                 yield record
     except (OSError, EOFError, ValueError, RecursionError, ImportError, zlib.error) as exc:
         raise InputError(f"{where} {_file_problem(exc, number)}.") from None
+
+
+class LineCountingReader(AdaptedReader):
+    """Singer reader that knows the input line number, for error messages."""
+
+    def __init__(self) -> None:
+        """Start at line 0."""
+        super().__init__()
+        self.line_number = 0
+        self.on_oversized: t.Callable[[OversizedLine], None] = self._oversized
+
+    def _oversized(self, line: OversizedLine) -> None:
+        raise oversized_error(self.line_number, line)
+
+    def deserialize_json(self, line: str) -> dict:
+        """Parse one line; a line that is not a JSON object is a clear input error."""
+        self.line_number += 1
+        if not line.strip():
+            return {"type": "_BLANK"}
+        # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
+        # and builds a new decoder for every line.
+        return decode_line(line, self.line_number)
+
+    def process_lines(
+        self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        """The SDK's reading loop, with the per-line checks done once per line, not twice."""
+        stats: dict[str, int] = {}
+        for line in bounded_lines(file_input or self.default_input):
+            if type(line) is OversizedLine:
+                self.line_number += 1
+                self.on_oversized(line)
+                stats["RECORD"] = stats.get("RECORD", 0) + 1
+                continue
+            message = self.deserialize_json(t.cast("str", line))
+            kind = message.get("type")
+            if not isinstance(kind, str):
+                msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
+                raise InputError(msg)
+            problem = message_problem(message) if kind != "RECORD" else None  # RECORD: checked by handle_record
+            if problem is not None:
+                msg = f"Input line {self.line_number}: {problem}."
+                raise InputError(msg)
+            callback = callbacks.get(kind)
+            if callback is not None:
+                callback(message)
+            else:
+                self.on_unknown(message)
+            stats[kind] = stats.get(kind, 0) + 1
+        return Counter(stats)
+
+    @override
+    def on_unknown(self, message_dict: dict) -> None:
+        """Blank lines are skipped; any other unknown type is an input error."""
+        if message_dict.get("type") == "_BLANK":
+            return
+        msg = (
+            f"Input line {self.line_number}: unknown Singer message type "
+            f"{message_dict.get('type')!r}."
+        )
+        raise InputError(msg)
+
+
+def oversized_error(line_number: int, line: OversizedLine) -> InputError:
+    """The error for a line over the cap that is not a RECORD of a stream with a SCHEMA."""
+    return InputError(
+        f"Input line {line_number} is {line.size:,} characters long, over the {MAX_LINE_CHARS:,} a line may hold, "
+        "and is not a RECORD of a stream whose SCHEMA came before it."
+    )
