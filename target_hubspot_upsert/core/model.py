@@ -124,6 +124,20 @@ class Rejection:
     safe_message: str = ""  # the same without any record value: for logs at the default level
 
 
+def rejection(
+    ref: RecordRef, stream: str, object_type: str, record_id: str | None, why: tuple[str, str, str, str],
+) -> Rejection:
+    """The one way to build a Rejection: a received record (`ref`) and `why` it will not land.
+
+    `why` is (category, code, message, message without record values).
+    """
+    category, code, message, safe = why
+    return Rejection(
+        seq=ref.seq, stream=stream, object_type=object_type, id=record_id, position=ref.position,
+        record=ref.record, category=category, code=code, message=message, line=ref.line, safe_message=safe,
+    )
+
+
 @dataclass
 class BatchOutcome:
     """What happened to every input of a batch (each input's `result`, or a rejection)."""

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import itertools
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 
-import backoff
-
 logger = logging.getLogger("target_hubspot_upsert.http.ratelimit")
-
-#: Answers worth asking again: rate limit, lock, HubSpot or gateway trouble.
-RETRIABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
-# Exponential delays from the `backoff` library (0.5, 1, 2, ... capped at 30 s).
-_BACKOFF_DELAYS = tuple(itertools.islice(backoff.expo(base=2, factor=0.5, max_value=30), 1, 40))
-
-
-def backoff_wait(attempt: int, rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after attempt number `attempt` (1-based), with "equal jitter".
-
-    The jitter spreads concurrent workers out; `rand` is injectable so tests stay deterministic.
-    """
-    base = _BACKOFF_DELAYS[min(attempt, len(_BACKOFF_DELAYS)) - 1]
-    return base * (0.5 + rand() / 2)
-
 
 # HubSpot counts a request when it arrives; we count it when we send. The margin keeps a slot
 # from being reused before HubSpot's window has really let go of it.

@@ -23,8 +23,22 @@ from target_hubspot_upsert.core.errors import (
     RetriesExhausted,
     brief,
 )
-from target_hubspot_upsert.http.ratelimit import RETRIABLE_STATUSES, backoff_wait
 from target_hubspot_upsert.http.transport import ResponseTooLarge, Transport
+
+#: Answers worth asking again: rate limit, lock, HubSpot or gateway trouble.
+RETRIABLE_STATUSES = frozenset({423, 429, 500, 502, 503, 504, 521, 522, 523, 524})
+#: The longest wait between two tries of one request.
+MAX_BACKOFF_S = 30.0
+
+
+def backoff_wait(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after attempt number `attempt` (1-based): 0.5, 1, 2, ... up to 30, with "equal jitter".
+
+    The jitter spreads concurrent workers out; `rand` is injectable so tests stay deterministic.
+    """
+    base = min(0.5 * 2.0 ** min(attempt - 1, 16), MAX_BACKOFF_S)
+    return base * (0.5 + rand() / 2)
+
 
 logger = logging.getLogger("target_hubspot_upsert.hubspot.client")
 

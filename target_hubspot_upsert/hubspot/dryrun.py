@@ -41,17 +41,10 @@ def check_object_access(client: HubSpotClient, target: ObjectTarget) -> None:
     first write of a real run.
     """
     # A stream without id property (created activities) is read by record id.
-    # propertiesWithHistory is required by HubSpot's model of the body, as in HubSpotClient.batch_read.
-    body: dict[str, Any] = {"inputs": [{"id": "0"}], "properties": [], "propertiesWithHistory": []}
     if target.id_property:
-        body = {
-            "idProperty": target.id_property, "inputs": [{"id": "target-hubspot-upsert-check"}],
-            "properties": [], "propertiesWithHistory": [],
-        }
-    response = client.request(
-        "POST", client.objects_path(target.object_type, "batch/read"), json=body,
-        endpoint=f"{target.object_type}/batch/read",
-    )
+        response = client.batch_read(target.object_type, target.id_property, ["target-hubspot-upsert-check"])
+    else:
+        response = client.batch_read(target.object_type, "hs_object_id", ["0"])
     if response.status in (200, 207, 404):
         return
     message = response.message

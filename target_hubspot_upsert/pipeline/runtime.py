@@ -16,7 +16,15 @@ from singer_sdk import metrics
 from target_hubspot_upsert.core.errors import CheckFailed, HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.core.logs import install as install_one_line_logging
 from target_hubspot_upsert.core.mapping import resolve_stream
-from target_hubspot_upsert.core.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
+from target_hubspot_upsert.core.model import (
+    WOULD_ARCHIVE,
+    WOULD_WRITE,
+    WRITE,
+    Batch,
+    BatchOutcome,
+    Rejection,
+    rejection,
+)
 from target_hubspot_upsert.core.redact import REDACTOR
 from target_hubspot_upsert.core.redact import install as install_redactor
 from target_hubspot_upsert.core.settings import SECRET_SETTINGS, Settings
@@ -313,35 +321,16 @@ class Runtime:
         if counts.get(WOULD_WRITE) or counts.get(WOULD_ARCHIVE):
             counts["would_requests"] = 1
         stats.add_outcomes(counts, batch.inputs, outcome.associations)
+        stream, object_type = batch.stream, batch.target.object_type
         for item, ref, code, message, safe in outcome.link_rejected:
-            self.reject(
-                stats,
-                Rejection(
-                    seq=ref.seq, stream=batch.stream, object_type=batch.target.object_type, id=item.id or None,
-                    position=ref.position, record=ref.record, category="ASSOCIATION", code=code,
-                    message=message, line=ref.line, safe_message=safe,
-                ),
-            )
+            why = ("ASSOCIATION", code, message, safe)
+            self.reject(stats, rejection(ref, stream, object_type, item.id or None, why))
         for item, category, code, message, safe in outcome.rejected:
             latest = item.records[-1]
             for ref in item.records:  # records merged into the input were not written either
                 note = "" if ref is latest else f" (merged with record #{latest.position} for the same id)"
-                self.reject(
-                    stats,
-                    Rejection(
-                        seq=ref.seq,
-                        stream=batch.stream,
-                        object_type=batch.target.object_type,
-                        id=item.id or None,
-                        position=ref.position,
-                        record=ref.record,
-                        category=category,
-                        code=code,
-                        message=message + note,
-                        line=ref.line,
-                        safe_message=safe + note,
-                    ),
-                )
+                why = (category, code, message + note, safe + note)
+                self.reject(stats, rejection(ref, stream, object_type, item.id or None, why))
 
     def close(self) -> None:
         """Release threads, files and metric counters."""

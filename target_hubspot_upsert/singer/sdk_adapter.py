@@ -56,6 +56,28 @@ class AdaptedReader(SingerReader):
 class AdaptedTarget(Target):
     """The SDK's Target with its private hooks as named methods."""
 
+    # --- listen: the SDK marks it final; the one override of a final method, and why --------
+
+    def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
+        """Read input through `before_listen`, and hand any failure to `stop_after` before it propagates.
+
+        `listen` is marked final in the SDK, but it is the only place that sees every way a run can
+        end (bad input, a signal, a failed batch, the rejection limit) while the input is still open;
+        checkpointing up to what landed needs that. The override only wraps the SDK's own `listen`.
+        """
+        self.before_listen(file_input if file_input is not None else self.message_reader.default_input)
+        try:
+            super().listen(file_input)  # type: ignore[misc]
+        except BaseException as exc:  # noqa: BLE001 - every way a run ends goes through stop_after
+            raise self.stop_after(exc) from None
+
+    def before_listen(self, source: t.IO[str]) -> None:
+        """Prepare to read `source` (stdin or the `--input` file)."""
+
+    def stop_after(self, exc: BaseException) -> BaseException:
+        """Stop the run cleanly after `exc`; return the error to raise in its place."""
+        return exc
+
     # --- hooks: the SDK calls these private names; subclasses implement the public ones ---
 
     def _process_record_message(self, message_dict: dict) -> None:

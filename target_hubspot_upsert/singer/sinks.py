@@ -32,8 +32,8 @@ from target_hubspot_upsert.core.model import (
     LinkRequest,
     PendingInput,
     RecordRef,
-    Rejection,
     match_key,
+    rejection,
 )
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
 from target_hubspot_upsert.pipeline.buffer import StreamBuffer
@@ -409,22 +409,10 @@ class HubSpotSink(AdaptedSink):
     def _reject(
         self, record: dict, record_id: str | None, position: int, code: str, message: str, safe: str | None = None,
     ) -> None:
-        self.runtime.reject(
-            self.stats,
-            Rejection(
-                seq=self.runtime.seq,
-                stream=self.stream_name,
-                object_type=self.object_target.object_type,
-                id=record_id,
-                position=position,
-                record=record,
-                category="LOCAL_VALIDATION",
-                code=code,
-                message=message,
-                line=self._hub_target.current_line,
-                safe_message=message if safe is None else safe,
-            ),
-        )
+        ref = RecordRef(self.runtime.seq, position, record, self._hub_target.current_line)
+        why = ("LOCAL_VALIDATION", code, message, message if safe is None else safe)
+        found = rejection(ref, self.stream_name, self.object_target.object_type, record_id, why)
+        self.runtime.reject(self.stats, found)
 
     def flush(self, *, final: bool, hold: bool = False) -> None:
         """Hand the buffer over to the dispatcher (see `StreamBuffer.flush`)."""

@@ -305,16 +305,17 @@ class TargetHubSpotUpsert(AdaptedTarget):
             msg = f"Received {name}: stopped reading input."
             raise Interrupted(msg, signum)
 
-    def listen(self, file_input: t.IO[str] | None = None) -> None:  # type: ignore[misc]
-        """Read input; on any failure, stop cleanly with checkpoints up to what landed."""
-        source = file_input if file_input is not None else self.message_reader.default_input
+    @override
+    def before_listen(self, source: t.IO[str]) -> None:
+        """Read input as UTF-8 (bad bytes become values to reject), and watch how much is read."""
         read_as_utf8(source)
         self.runtime.report.watch_input(fraction_read(source))
-        try:
-            super().listen(file_input)
-        except BaseException as exc:  # noqa: BLE001 - stop cleanly whatever ended the run, then re-raise
-            self.abort(exc)
-            raise self._explain(exc) from None
+
+    @override
+    def stop_after(self, exc: BaseException) -> BaseException:
+        """Whatever ended the run: checkpoints up to what landed, summary, report; a clear error."""
+        self.abort(exc)
+        return self._explain(exc)
 
     def _explain(self, exc: BaseException) -> BaseException:
         line = self.current_line
