@@ -9,14 +9,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from singer_sdk import metrics
 
 from target_hubspot_upsert.core.errors import CheckFailed, HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.core.logs import install as install_one_line_logging
-from target_hubspot_upsert.core.mapping import resolve_stream
+from target_hubspot_upsert.core.mapping import ObjectTarget, resolve_stream
 from target_hubspot_upsert.core.model import (
+    HUBSPOT_MAX_BATCH,
     WOULD_ARCHIVE,
     WOULD_WRITE,
     WRITE,
@@ -36,8 +38,10 @@ from target_hubspot_upsert.hubspot.associations import Associator
 from target_hubspot_upsert.hubspot.client import HubSpotClient
 from target_hubspot_upsert.hubspot.dryrun import DryRunWriter, check_credentials, discard_state
 from target_hubspot_upsert.hubspot.preflight import Preflight
+from target_hubspot_upsert.hubspot.serialization import StreamPlan
 from target_hubspot_upsert.hubspot.writer import BatchWriter
-from target_hubspot_upsert.pipeline.changecache import ChangeTracker
+from target_hubspot_upsert.pipeline.buffer import StreamBuffer
+from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE, ChangeTracker
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.rejects import RejectionLog
@@ -65,6 +69,14 @@ def make_token_provider(
         sleep=sleep,
         transport=transport,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParts:
+    """What a stream's sink is handed: its serialization plan and its buffer."""
+
+    plan: StreamPlan
+    buffer: StreamBuffer
 
 
 class Runtime:
@@ -166,6 +178,43 @@ class Runtime:
         """The run is stopping: waits that would outlast `grace_s` end now, with a failure."""
         self.wait_deadline = time.monotonic() + grace_s
         self.draining.set()
+
+    # --- streams --------------------------------------------------------------------------
+
+    def stream_stats(self, stream: str, object_type: str) -> StreamStats:
+        """The counters of a stream (shared by every SCHEMA of it)."""
+        return self.report.stream_stats(stream, object_type)
+
+    def open_stream(
+        self, target: ObjectTarget, schema: Mapping[str, Any], stats: StreamStats, batch_size: int,
+    ) -> StreamParts:
+        """Pre-flight a stream (before any of its records is accepted) and build its buffer.
+
+        With skip_unchanged the change cache is opened, and its account's write lock taken, before
+        anything is sent (properties included); the account look-up overlaps the catalogue read.
+        """
+        changes = self.changes
+        if changes is not None:
+            changes.prefetch()
+            self.preflight.catalog(target)
+            _ = changes.cache
+        plan = self.preflight.plan_for(target, schema)
+        if target.associations:
+            self.associator.prepare(target)
+        # Distinct ids buffered before a drain: a request's worth; with skip_unchanged and full-size
+        # requests, a few requests' worth, looked up together (the changed ones still go out a
+        # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
+        full_size = changes is not None and batch_size == HUBSPOT_MAX_BATCH
+        buffer = StreamBuffer(
+            target.stream, target, dispatcher=self.dispatcher, ledger=self.ledger, stats=stats,
+            batch_size=batch_size, drain_size=TRIAGE_SIZE if full_size else batch_size,
+            triage=changes.for_object(target) if changes is not None else None,
+        )
+        return StreamParts(plan, buffer)
+
+    def add_state(self, state: Any, line: int) -> None:  # noqa: ANN401 - Singer state is any JSON
+        """A STATE (input line `line`) arrived: written once every record received before it is resolved."""
+        self.ledger.add(state, self._seq + 1, line)
 
     # --- the run's life: numbering, the end of input, stops ---------------------------------
 

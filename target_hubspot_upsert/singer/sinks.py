@@ -36,8 +36,6 @@ from target_hubspot_upsert.core.model import (
     rejection,
 )
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
-from target_hubspot_upsert.pipeline.buffer import StreamBuffer
-from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE
 from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 
@@ -136,16 +134,13 @@ class HubSpotSink(AdaptedSink):
         self._hub_target = host = t.cast("SinkHost", target)
         self.runtime = host.runtime
         self.object_target = resolve_stream(stream_name, host.config.get("object_mappings"))
-        self.stats = self.runtime.report.stream_stats(stream_name, self.object_target.object_type)
+        self.stats = self.runtime.stream_stats(stream_name, self.object_target.object_type)
         super().__init__(target, stream_name, schema, key_properties)
-        if self.runtime.changes is not None:
-            self.runtime.changes.prefetch()  # the account look-up overlaps the catalogue read
-            self.runtime.preflight.catalog(self.object_target)
-            # Opened (and its account's write lock taken) before anything is sent, properties included.
-            _ = self.runtime.changes.cache
-        self.plan = self.runtime.preflight.plan_for(self.object_target, self.schema)
-        if self.object_target.associations:
-            self.runtime.associator.prepare(self.object_target)
+        # Read once: the SDK computes these from the config on every access.
+        self.max_size_cached = self.max_size
+        self.sdc_metadata = self.include_sdc_metadata_properties
+        parts = self.runtime.open_stream(self.object_target, self.schema, self.stats, self.max_size_cached)
+        self.plan, self.buffer = parts.plan, parts.buffer
         self._object_key = self.object_target.canonical_type
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
@@ -153,20 +148,6 @@ class HubSpotSink(AdaptedSink):
         self.stats.shown.update(self._counters_shown())
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
-        # Read once: the SDK computes these from the config on every access.
-        self.max_size_cached = self.max_size
-        self.sdc_metadata = self.include_sdc_metadata_properties
-        changes = self.runtime.changes
-        # Distinct ids buffered before a drain: a request's worth; with skip_unchanged and full-size
-        # requests, a few requests' worth, looked up together (the changed ones still go out a
-        # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
-        full_size = changes is not None and self.max_size_cached == HUBSPOT_MAX_BATCH
-        self.buffer = StreamBuffer(
-            stream_name, self.object_target, dispatcher=self.runtime.dispatcher, ledger=self.runtime.ledger,
-            stats=self.stats, batch_size=self.max_size_cached,
-            drain_size=TRIAGE_SIZE if full_size else self.max_size_cached,
-            triage=changes.for_object(self.object_target) if changes is not None else None,
-        )
 
     @property
     def object_key(self) -> str:

@@ -275,7 +275,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
             )
             raise InputError(msg) from None
         self.runtime.check()
-        self.runtime.ledger.add(message_dict["value"], self.runtime.seq + 1, self.current_line)
+        self.runtime.add_state(message_dict["value"], self.current_line)
 
     @override
     def handle_batch(self, message_dict: dict) -> None:
