@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -25,7 +26,9 @@ import orjson
 import urllib3
 
 BATCH = 100
-EXACT_DIGITS = 15  # a decimal literal of at most 15 significant digits survives a float: repr gives it back
+#: 16 digits in a row, or 17 digits and points: any decimal literal of 15 significant digits or fewer
+#: survives a double (repr gives it back), so only a line with such a run is read again exactly.
+LONG_NUMBER = re.compile(rb"\d{16}|[\d.]{17}")
 
 
 def number(value: Any) -> str:
@@ -68,10 +71,8 @@ def parse(line: bytes) -> Any:
         message = orjson.loads(line)
     except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
         return json.loads(line, parse_float=Decimal)
-    record = message.get("record")
-    if record and any(type(v) is float and len(repr(v).lstrip("-0.").replace(".", "")) > EXACT_DIGITS
-                      for v in record.values()):
-        message = json.loads(line, parse_float=Decimal)
+    if LONG_NUMBER.search(line):  # maybe a float of 16+ digits: a double would round it
+        return json.loads(line, parse_float=Decimal)
     return message
 
 
