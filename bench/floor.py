@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -26,9 +25,11 @@ import orjson
 import urllib3
 
 BATCH = 100
-#: 16 digits in a row, or 17 digits and points: any decimal literal of 15 significant digits or fewer
-#: survives a double (repr gives it back), so only a line with such a run is read again exactly.
-LONG_NUMBER = re.compile(rb"\d{16}|[\d.]{17}")
+#: Any decimal literal of 15 significant digits or fewer survives a double (repr gives it back), so
+#: only a line with a run of 16 digits and points is read again exactly. Digits and points become
+#: "0", the rest " ": a translate and a substring search (~0.5 µs a line; a regular expression ~10).
+DIGITS = bytes(0x30 if chr(b) in "0123456789." else 0x20 for b in range(256))
+LONG_RUN = b"0" * 16
 
 
 def number(value: Any) -> str:
@@ -71,7 +72,7 @@ def parse(line: bytes) -> Any:
         message = orjson.loads(line)
     except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
         return json.loads(line, parse_float=Decimal)
-    if LONG_NUMBER.search(line):  # maybe a float of 16+ digits: a double would round it
+    if LONG_RUN in line.translate(DIGITS):  # maybe a float of 16+ digits: a double would round it
         return json.loads(line, parse_float=Decimal)
     return message
 
