@@ -628,7 +628,7 @@ def run_cache_case(case: CacheCase, records: int, workdir: Path,
 
 
 def _remove_cache(cache_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
 
 
