@@ -62,7 +62,7 @@ def converter(prop: dict[str, Any]) -> Callable[[Any], str]:
         return lambda v: "true" if v else "false"
     if kind == "enumeration" and not prop.get("externalOptions"):
         options = frozenset(o["value"] for o in prop["options"])
-        return lambda v: v if v in options else sys.exit(f"{v!r} is not an option of {prop['name']}")
+        return lambda v: v if v in options else sys.exit(f"a value of {prop['name']} is not one of its options")
     return str
 
 
