@@ -75,6 +75,7 @@ class Case:
     cpu_goal_us: float | None = None  # goal: CPU µs per record at most this
     rss_goal_mb: float | None = None  # goal: peak RSS below this
     companies: int = 0  # > 0: loaded first; each contact is associated with company i % companies
+    steady_goal: float | None = None  # goal: steady ratio at least this, with no 429
 
     @property
     def bound(self) -> float | None:
@@ -94,6 +95,7 @@ CASES: dict[str, Case] = {
             {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"},
         ]},
     }}),
+    "7": Case("7", 60_000, 250, 50, sim_limit=100, steady_goal=0.985),  # the steady ratio over six windows
 }
 #: Endpoints HubSpot exempts from the ten-secondly window (the simulator too): the v4 association batches.
 EXEMPT_ENDPOINTS = frozenset({"associations_create", "associations_default", "associations_archive",
@@ -204,6 +206,82 @@ def write_companies(path: Path, n: int) -> None:
             fh.write(json.dumps({"type": "RECORD", "stream": "companies", "record": rec}) + "\n")
 
 
+#: The realistic contact: 11 fields as a tap emits them, each a different HubSpot property type
+#: of the simulator's catalogue (string, phone number, date-time, date, number, bool, enumeration).
+CONTACTS_11 = {
+    "type": "SCHEMA", "stream": "contacts", "key_properties": ["email"],
+    "schema": {"type": "object", "properties": {
+        "email": {"type": "string"},
+        "firstname": {"type": ["string", "null"]},
+        "lastname": {"type": ["string", "null"]},
+        "phone": {"type": ["string", "null"]},
+        "company": {"type": ["string", "null"]},
+        "last_order_at": {"type": ["string", "null"], "format": "date-time"},
+        "date_of_birth": {"type": ["string", "null"], "format": "date"},
+        "num_orders": {"type": ["integer", "null"]},
+        "lifetime_value": {"type": ["number", "null"]},
+        "is_vip": {"type": ["boolean", "null"]},
+        "lifecyclestage": {"type": ["string", "null"]},
+    }},
+}
+COMPANIES_9 = {
+    "type": "SCHEMA", "stream": "companies", "key_properties": ["company_external_id"],
+    "schema": {"type": "object", "properties": {
+        "company_external_id": {"type": "string"},
+        "name": {"type": ["string", "null"]},
+        "domain": {"type": ["string", "null"]},
+        "industry": {"type": ["string", "null"]},
+        "numberofemployees": {"type": ["integer", "null"]},
+        "annualrevenue": {"type": ["number", "null"]},
+        "founded_on": {"type": ["string", "null"], "format": "date"},
+        "is_public": {"type": ["boolean", "null"]},
+        "description": {"type": ["string", "null"]},
+    }},
+}
+_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer")
+_INDUSTRIES = ("ACCOUNTING", "COMPUTER_SOFTWARE", "FINANCIAL_SERVICES", "RETAIL", "OTHER")
+
+
+def contact_11(i: int, tag: str) -> dict[str, Any]:
+    """Realistic contact ``i``: mixed-case e-mail, date-times with and without an offset, a decimal."""
+    zone = "+02:00" if i % 2 else "Z"
+    return {
+        "email": f"User{i}.{tag}@Example.COM", "firstname": f"First{i}", "lastname": "Lastname",
+        "phone": f"+1 555 01{i % 100:02d} {i % 10_000:04d}", "company": f"Company {i % 1000}",
+        "last_order_at": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}"
+                         f".{i % 1000:03d}{zone}",
+        "date_of_birth": f"19{50 + i % 50}-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
+        "num_orders": i % 500, "lifetime_value": float(f"{i % 100_000}.{i % 97 + 1:02d}"),
+        "is_vip": i % 7 == 0, "lifecyclestage": _STAGES[i % len(_STAGES)],
+    }
+
+
+def company_9(i: int, tag: str) -> dict[str, Any]:
+    """Realistic company ``i``: integers, a decimal, a date, a bool, an enumeration."""
+    return {
+        "company_external_id": f"co-{tag}-{i}", "name": f"Company {i}", "domain": f"company{i}.example.com",
+        "industry": _INDUSTRIES[i % len(_INDUSTRIES)], "numberofemployees": i % 5000 + 1,
+        "annualrevenue": float(f"{i * 37 % 10_000_000}.{i % 89 + 10}"),
+        "founded_on": f"{1900 + i % 120}-{i % 12 + 1:02d}-{i % 28 + 1:02d}", "is_public": i % 3 == 0,
+        "description": f"Company {i} makes things and sells them to other companies.",
+    }
+
+
+def write_realistic(path: Path, n: int, tag: str, stream: str) -> dict[str, Any]:
+    """Write a realistic ``contacts`` or ``companies`` input (STATE every 10,000); return the last STATE."""
+    schema, make = (CONTACTS_11, contact_11) if stream == "contacts" else (COMPANIES_9, company_9)
+    state: dict[str, Any] = {"bookmark": 0}
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(schema) + "\n")
+        for i in range(1, n + 1):
+            rec = json.dumps(make(i, tag), separators=(",", ":"))
+            fh.write('{"type":"RECORD","stream":"' + stream + '","record":' + rec + "}\n")
+            if i % STATE_EVERY == 0 or i == n:
+                state = {"bookmark": i}
+                fh.write(json.dumps({"type": "STATE", "value": state}) + "\n")
+    return state
+
+
 # --- simulator ---------------------------------------------------------------------------
 
 #: Counts the objects of ``GET /_sim/objects/...`` (the simulator has no count endpoint). It
@@ -220,7 +298,7 @@ COUNT_OBJECTS = (
 class Simulator:
     """The HubSpot simulator as a child process, started with one case's flags."""
 
-    def __init__(self, workdir: Path, case: Case | CacheCase, cpus: set[int] | None) -> None:
+    def __init__(self, workdir: Path, case: Case | CacheCase | FloorCase, cpus: set[int] | None) -> None:
         """Start it and wait until it has written its URL."""
         url_file = workdir / f"sim-{case.name}.url"
         url_file.unlink(missing_ok=True)
@@ -286,6 +364,11 @@ class TargetRun:
 def run_target(config: Path, input_path: Path, out: Path, err: Path, cpus: set[int] | None) -> TargetRun:
     """Run the target on ``input_path``; measure wall time and ``os.wait4`` resource usage."""
     args = [sys.executable, "-m", "target_hubspot_upsert", "--config", str(config)]
+    return run_program(args, input_path, out, err, cpus)
+
+
+def run_program(args: list[str], input_path: Path, out: Path, err: Path, cpus: set[int] | None) -> TargetRun:
+    """Run ``args`` on ``input_path``; measure wall time and ``os.wait4`` resource usage."""
     inherited = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # a floor of the child's ru_maxrss
     with input_path.open("rb") as stdin, out.open("wb") as stdout, err.open("wb") as stderr:
         start = time.perf_counter()
@@ -546,7 +629,7 @@ def run_cache_case(case: CacheCase, records: int, workdir: Path,
 
 
 def _remove_cache(cache_path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{cache_path}{suffix}").unlink(missing_ok=True)
 
 
@@ -607,6 +690,161 @@ def cache_notes(results: dict[str, list[CacheRun]], plain: dict[str, Result]) ->
                 f"run 2 (every record unchanged) {min(r.cpu_us_per_record for r in resyncs):.1f} µs/record"
             )
         lines += [f"FAIL case {name} run {r.label}: {msg}" for r in runs for msg in r.failures]
+    return lines
+
+
+# --- the realistic cases and their floor --------------------------------------------------
+
+FLOOR = Path(__file__).resolve().parent / "floor.py"
+REPEATS = 5  # interleaved runs of the target and the floor per realistic case
+
+
+@dataclass(frozen=True)
+class FloorCase:
+    """A realistic input, loaded by the target and by the floor program (``floor.py``) in turn.
+
+    Both run on the same input against the same simulator (no latency, no limit), pinned to the
+    same CPU, ``repeats`` times interleaved; CPU per record is net of each program's start-up
+    (the median of a 1-record run of each, measured in every repetition).
+    """
+
+    name: str
+    records: int
+    stream: str  # contacts (11 fields) or companies (9 fields)
+    id_property: str
+    resync: bool = False  # also time a skip_unchanged re-sync in which nothing changed
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    sim_limit: int | None = None
+    ratio_goal: float = 1.5  # target ÷ floor, medians
+    resync_goal_us: float = 5.0
+
+
+FLOOR_CASES: dict[str, FloorCase] = {
+    "r": FloorCase("r", 100_000, "contacts", "email", resync=True),
+    "rc": FloorCase("rc", 50_000, "companies", "company_external_id"),
+}
+
+
+@dataclass
+class FloorResult:
+    """CPU per record (net of start-up) of each repetition, and what went wrong."""
+
+    case: FloorCase
+    records: int
+    target_us: list[float] = field(default_factory=list)
+    floor_us: list[float] = field(default_factory=list)
+    resync_us: list[float] = field(default_factory=list)
+    startup_s: dict[str, float] = field(default_factory=dict)  # median start-up CPU per program
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        """Median target ÷ median floor."""
+        if not self.target_us or not self.floor_us:
+            return None
+        return statistics.median(self.target_us) / statistics.median(self.floor_us)
+
+
+def _cpu(run: TargetRun) -> float:
+    return float(run.rusage.ru_utime + run.rusage.ru_stime)
+
+
+def run_floor_case(case: FloorCase, records: int, workdir: Path, cpus: tuple[set[int] | None, set[int] | None],
+                   repeats: int) -> FloorResult:
+    """Run the target, the floor (and the target's re-sync) ``repeats`` times, interleaved, on one input."""
+    result = FloorResult(case, records)
+    tag = f"c{case.name}"
+    input_path, one = workdir / f"case-{case.name}.singer", workdir / f"case-{case.name}.one.singer"
+    expected = write_realistic(input_path, records, tag, case.stream)
+    write_realistic(one, 1, tag, case.stream)  # the first record again: start-up, nothing new
+    sim = Simulator(workdir, case, cpus[1])
+    cache = workdir / f"case-{case.name}.sqlite"
+    try:
+        mapping = {"object_mappings": {case.stream: {"id_property": case.id_property}}}
+        plain, resync = workdir / f"case-{case.name}.config.json", workdir / f"case-{case.name}.resync.json"
+        write_config(plain, sim.url, {**UNLIMITED, **mapping})
+        write_config(resync, sim.url, {**UNLIMITED, **mapping, "skip_unchanged": True,
+                                       "change_cache_path": str(cache)})
+        target = [sys.executable, "-m", "target_hubspot_upsert", "--config"]
+        programs = {"target": [*target, str(plain)],
+                    "floor": [sys.executable, str(FLOOR), "--url", sim.url, "--token", TOKEN,
+                              "--object", case.stream, "--id-property", case.id_property]}
+        if case.resync:
+            programs["re-sync"] = [*target, str(resync)]
+            _floor_run(result, "first-sync", programs["re-sync"], input_path, expected, workdir, cpus[0])
+        full: dict[str, list[float]] = {name: [] for name in programs}
+        startup: dict[str, list[float]] = {name: [] for name in programs}
+        for repeat in range(repeats):
+            order = list(programs) if repeat % 2 == 0 else list(reversed(programs))
+            for name in order:
+                full[name].append(_floor_run(result, name, programs[name], input_path, expected, workdir, cpus[0]))
+            for name in order:
+                startup[name].append(_floor_run(result, name, programs[name], one, {"bookmark": 1}, workdir, cpus[0]))
+        result.startup_s = {name: statistics.median(v) for name, v in startup.items()}
+        net = {name: [1e6 * (cpu - result.startup_s[name]) / (records - 1) for cpu in v] for name, v in full.items()}
+        result.target_us, result.floor_us = net["target"], net["floor"]
+        result.resync_us = net.get("re-sync", [])
+        if (held := sim.count_objects(case.stream)) != records:
+            result.failures.append(f"simulator holds {held} {case.stream}, expected {records}")
+    finally:
+        sim.stop()
+    for path in (input_path, one):
+        path.unlink(missing_ok=True)
+    _remove_cache(cache)
+    return result
+
+
+def _floor_run(result: FloorResult, name: str, args: list[str], input_path: Path, expected: Any,
+               workdir: Path, cpus: set[int] | None) -> float:
+    """One run of one program; its CPU seconds (failures appended to ``result``)."""
+    out, err = workdir / f"case-{result.case.name}-{name}.stdout", workdir / f"case-{result.case.name}-{name}.stderr"
+    run = run_program(args, input_path, out, err, cpus)
+    if run.returncode != 0:
+        result.failures.append(f"{name} exited with {run.returncode} (stderr: {err})")
+    if (got := last_state(out)) != expected:
+        result.failures.append(f"{name}: last STATE written {got!r}, expected {expected!r}")
+    return _cpu(run)
+
+
+FLOOR_HEADERS = ["case", "records", "runs", "target µs/rec", "floor µs/rec", "target ÷ floor",
+                 "re-sync µs/rec", "check"]
+
+
+def _spread(values: list[float]) -> str:
+    """min / median / max."""
+    if not values:
+        return "-"
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
+
+
+def floor_rows(results: Iterable[FloorResult]) -> list[list[str]]:
+    """One row per realistic case, in FLOOR_HEADERS order (µs: min / median / max)."""
+    return [[f"{r.case.name}: {r.case.stream}", f"{r.records:,}", str(len(r.target_us)), _spread(r.target_us),
+             _spread(r.floor_us), _fmt(r.ratio, ".2f"), _spread(r.resync_us), "FAIL" if r.failures else "ok"]
+            for r in results]
+
+
+def floor_notes(results: Iterable[FloorResult]) -> list[str]:
+    """Goals, start-ups and failures of the realistic cases."""
+    lines: list[str] = []
+    for r in results:
+        case = r.case
+        starts = ", ".join(f"{name} {s:.2f} s" for name, s in r.startup_s.items())
+        lines.append(f"case {case.name}: CPU per record net of start-up (median CPU of a 1-record run: {starts}), "
+                     f"all threads, every program on the same CPU; min / median / max of {len(r.target_us)} "
+                     f"interleaved runs")
+        if r.ratio is not None:
+            per_run = [t / f for t, f in zip(r.target_us, r.floor_us, strict=True) if f > 0]
+            verdict = "met" if r.ratio <= case.ratio_goal else "MISSED"
+            lines.append(f"case {case.name}: target ÷ floor {r.ratio:.2f} (medians; per run {_spread(per_run)}), "
+                         f"goal <= {case.ratio_goal:g}: {verdict}")
+        if r.resync_us:
+            median = statistics.median(r.resync_us)
+            verdict = "met" if median <= case.resync_goal_us else "MISSED"
+            lines.append(f"case {case.name}: skip_unchanged re-sync, nothing changed: {median:.1f} µs/record "
+                         f"(median), goal <= {case.resync_goal_us:g}: {verdict}")
+        lines += [f"FAIL case {case.name}: {msg}" for msg in r.failures]
     return lines
 
 
@@ -691,6 +929,11 @@ def notes(results: list[Result], startup: Result | None) -> list[str]:
             if startup is not None and r.records > startup.records:
                 net = 1e6 * (r.cpu_s - startup.cpu_s) / (r.records - startup.records)
                 lines.append(f"case {r.case.name}: CPU excluding start-up {net:.1f} µs/record")
+        goal = r.case.steady_goal
+        if goal is not None and r.steady_ratio is not None:
+            verdict = "met" if r.steady_ratio >= goal and not r.rate_limited else "MISSED"
+            lines.append(f"case {r.case.name}: steady ratio {r.steady_ratio:.3f} of the bound over {r.records:,} "
+                         f"records, {r.rate_limited} 429s, goal >= {goal:g} with no 429: {verdict}")
         goal = r.case.rss_goal_mb
         if goal is not None:
             verdict = "met" if r.rss_mb < goal else "MISSED"
@@ -704,10 +947,12 @@ def notes(results: list[Result], startup: Result | None) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    every = [*CASES, *CACHE_CASES]
+    every = [*CASES, *CACHE_CASES, *FLOOR_CASES]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", default=",".join(every), help=f"comma-separated cases (default {','.join(every)})")
     p.add_argument("--quick", action="store_true", help="scale record counts down 10x (smoke run)")
+    p.add_argument("--repeats", type=int, default=REPEATS, metavar="N",
+                   help=f"interleaved runs of target and floor per realistic case (default {REPEATS})")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="also write the table as Markdown")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory (logs, outputs); kept anyway when a case fails")
@@ -719,27 +964,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_selected(
-    args: argparse.Namespace, workdir: Path, cpus: tuple[set[int] | None, set[int] | None],
-) -> tuple[list[Result], dict[str, list[CacheRun]], Result | None]:
+@dataclass
+class Selected:
+    """What the selected cases measured."""
+
+    results: list[Result] = field(default_factory=list)
+    cached: dict[str, list[CacheRun]] = field(default_factory=dict)
+    floors: list[FloorResult] = field(default_factory=list)
+    startup: Result | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether any case failed."""
+        return (any(r.failures for r in self.results) or bool(self.startup and self.startup.failures)
+                or any(r.failures for runs in self.cached.values() for r in runs)
+                or any(r.failures for r in self.floors))
+
+
+def run_selected(args: argparse.Namespace, workdir: Path, cpus: tuple[set[int] | None, set[int] | None]) -> Selected:
     """Run every selected case, then the start-up run when a note needs it."""
     scale = 10 if args.quick else 1
-    results: list[Result] = []
-    cached: dict[str, list[CacheRun]] = {}
+    selected = Selected()
+    results, cached = selected.results, selected.cached
     for name in args.case_list:
-        records = max(1, (CASES[name].records if name in CASES else CACHE_CASES[name].records) // scale)
+        spec = CASES.get(name) or CACHE_CASES.get(name) or FLOOR_CASES[name]
+        records = max(2, spec.records // scale)
         print(f"case {name}: {records:,} records ...", file=sys.stderr, flush=True)
-        if name in CACHE_CASES:
+        if name in FLOOR_CASES:
+            start = time.perf_counter()
+            selected.floors.append(run_floor_case(FLOOR_CASES[name], records, workdir, cpus, args.repeats))
+            failed, wall = bool(selected.floors[-1].failures), time.perf_counter() - start
+        elif name in CACHE_CASES:
             cached[name] = run_cache_case(CACHE_CASES[name], records, workdir, cpus)
             failed, wall = any(r.failures for r in cached[name]), sum(r.wall_s for r in cached[name])
         else:
             results.append(run_case(CASES[name], records, workdir, cpus))
             failed, wall = bool(results[-1].failures), results[-1].wall_s
         print(f"case {name}: {wall:.1f} s{' FAIL' if failed else ''}", file=sys.stderr, flush=True)
-    startup = None
     if any(r.case.cpu_goal_us is not None or r.case.sim_limit is not None for r in results):
-        startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
-    return results, cached, startup
+        selected.startup = run_case(STARTUP, STARTUP.records, workdir, cpus)
+    return selected
 
 
 def compile_bytecode() -> None:
@@ -769,26 +1033,31 @@ def main(argv: list[str] | None = None) -> int:
     pinning = (f"target on CPU {sorted(target_cpus)}, simulator on {sorted(sim_cpus)}"
                if target_cpus is not None and sim_cpus is not None else "no CPU pinning")
     print(f"work dir {workdir}; {pinning}", file=sys.stderr)
-    results, cached, startup = run_selected(args, workdir, cpus)
-    rows, crows = table_rows(results), cache_rows(cached)
-    extra = notes(results, startup) + cache_notes(cached, {r.case.name: r for r in results})
+    selected = run_selected(args, workdir, cpus)
+    results, cached = selected.results, selected.cached
+    rows, crows, frows = table_rows(results), cache_rows(cached), floor_rows(selected.floors)
+    extra = (notes(results, selected.startup) + cache_notes(cached, {r.case.name: r for r in results})
+             + floor_notes(selected.floors))
     if rows:
         print(text_table(rows))
     if crows:
         print(text_table(crows, CACHE_HEADERS))
+    if frows:
+        print(text_table(frows, FLOOR_HEADERS))
     print("\n".join(extra))
     if args.markdown:
-        every = args.case_list == [*CASES, *CACHE_CASES]
+        every = args.case_list == [*CASES, *CACHE_CASES, *FLOOR_CASES]
         title = "quick run (records / 10)" if args.quick else "full run" if every else f"cases {args.cases}"
         command = "uv run python bench/run.py" + ("" if every else f" --cases {args.cases}")
         body = [f"Benchmark, {title}: `{command}{' --quick' if args.quick else ''}`", ""]
         body += [markdown_table(rows), ""] if rows else []
         body += ["Change cache (`skip_unchanged`): run 1 loads the records, run 2 re-syncs the same ids.", "",
                  markdown_table(crows, CACHE_HEADERS), ""] if crows else []
+        body += [("Realistic inputs: the target and the floor program (`bench/floor.py`), CPU µs per record "
+                 "net of start-up, min / median / max."), "", markdown_table(frows, FLOOR_HEADERS), ""] if frows else []
         body += [f"- {line}" for line in extra]
         args.markdown.write_text("\n".join(body) + "\n", encoding="utf-8")
-    failed = (any(r.failures for r in results) or bool(startup and startup.failures)
-              or any(r.failures for runs in cached.values() for r in runs))
+    failed = selected.failed
     if args.keep or failed:
         print(f"work dir kept: {workdir}", file=sys.stderr)
     else:
