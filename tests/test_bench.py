@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from target_hubspot_upsert.serialization import number_text
+from target_hubspot_upsert.hubspot.serialization import number_text
 
 from .conftest import TOKEN
 
