@@ -252,9 +252,10 @@ def test_a_per_input_error_named_by_id_value_rejects_that_input():
     assert rejected_codes(outcome) == {"b@x.io": "BAD_THING"}
 
 
-def test_a_whole_request_400_is_isolated_by_bisection():
+@pytest.mark.parametrize("bad_index", [0, 11, 15])
+def test_a_whole_request_400_is_isolated_by_bisection(bad_index):
     emails = [f"p{n}@x.io" for n in range(16)]
-    bad = "p11@x.io"
+    bad = emails[bad_index]
 
     def reply(inputs: list[dict[str, Any]]) -> Answer:
         if any(i["id"] == bad for i in inputs):
@@ -266,7 +267,11 @@ def test_a_whole_request_400_is_isolated_by_bisection():
     outcome = BatchWriter(client).write(batch)
     assert rejected_codes(outcome) == {bad: "VALIDATION_ERROR"}
     assert all(i.result == UPDATED for i in batch.inputs if i.id != bad)
-    assert len(client.writes) <= 1 + 2 * 4  # about 2 requests per halving of 16
+    assert len(client.writes) <= 1 + 2 * 4  # at most 2 requests per halving of 16
+    if bad_index == 15:
+        # The whole, then one left half per level: a right half whose left half landed is split
+        # further without being sent whole.
+        assert [len(inputs) for _, inputs in client.writes] == [16, 8, 4, 2, 1]
     sent_ok = [i["id"] for _, inputs in client.writes for i in inputs if i["id"] != bad]
     assert sorted(set(sent_ok)) == sorted(e for e in emails if e != bad)
 
