@@ -143,6 +143,17 @@ def test_records_for_one_id_merge_property_by_property_later_values_winning(make
     assert rig.sent[0].seqs == [[1, 3], [2]]  # both records of a@x.io ride with its input
 
 
+def test_merged_records_keep_every_association_asked_for(make):
+    rig = make()
+    first, second = record(1, "a@x.io"), record(2, "a@x.io")
+    first.links = ["link-1"]  # type: ignore[list-item]
+    second.links = ["link-2"]  # type: ignore[list-item]
+    rig.buffer.add(first)
+    rig.buffer.add(record(3, "a@x.io"))  # asks for none
+    rig.buffer.add(second)
+    assert rig.buffer.inputs()[0].links == ["link-1", "link-2"]
+
+
 def test_a_different_operation_on_an_id_sends_what_is_buffered_first(make):
     rig = make(drain_size=10)
     rig.buffer.add(record(1, "a@x.io", firstname="Ann"))
