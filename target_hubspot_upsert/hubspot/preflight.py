@@ -64,6 +64,11 @@ class Preflight:
         self._warned: set[tuple[str, str, str]] = set()
         self.would_create: list[str] = []  # dry runs: what a real run would create in HubSpot
 
+    def property_type(self, target: ObjectTarget, name: str) -> str | None:
+        """HubSpot's type of a property already in the catalogue (`number`, `datetime`, ...), or None."""
+        spec = self._catalogs.get(target.canonical_type, {}).get(name)
+        return spec.type if spec is not None else None
+
     def catalog(self, target: ObjectTarget) -> dict[str, PropertySpec]:
         """The object's property catalogue, fetched once per object type per run."""
         key = target.canonical_type

@@ -10,6 +10,7 @@ one bad input in 100 that costs at most 2·log2(100) extra requests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.core.model import (
     ARCHIVE,
     CREATED,
@@ -78,15 +80,18 @@ class BatchWriter:
 
     def __init__(
         self, client: HubSpotClient, *, max_resends: int = 2, on_archived: Callable[[str], None] | None = None,
-        log_values: bool = False,
+        log_values: bool = False, property_type: Callable[[ObjectTarget, str], str | None] | None = None,
     ) -> None:
         """`max_resends`: how often inputs missing from a 2xx answer are sent again.
 
         `on_archived(object type)` is told when objects of a type were archived. `log_values` (the
         `log_record_values` setting): fatal errors quote HubSpot's message, which may hold record
-        values; otherwise they name its error code and properties only.
+        values; otherwise they name its error code and properties only. `property_type(target,
+        name)` is a property's HubSpot type, so read-backs compare values in HubSpot's spelling for
+        that type (without it, only the same text counts).
         """
         self.client = client
+        self.property_type = property_type
         self.max_resends = max_resends
         self.archiver = Archiver(client, on_archived=on_archived, log_values=log_values)
         self.log_values = log_values
@@ -328,9 +333,10 @@ class BatchWriter:
             if value is not None and result.get("id") not in (None, ""):
                 held.setdefault(match_key(id_property, str(value)), result)
         unconfirmed = []
+        kind_of = functools.partial(self.property_type, target) if self.property_type else lambda _name: None
         for item in items:
             result = held.get(match_key(id_property, item.id))
-            if result is None or not holds_values(result.get("properties"), item.properties):
+            if result is None or not holds_values(result.get("properties"), item.properties, kind_of):
                 unconfirmed.append(item)
                 continue
             item.object_id = str(result["id"])
@@ -434,34 +440,44 @@ def not_acknowledged(message: str) -> Failure:
     return Failure(status=200, category="NOT_ACKNOWLEDGED", code="NOT_ACKNOWLEDGED", message=message)
 
 
-def holds_values(held: Any, sent: dict[str, str]) -> bool:  # noqa: ANN401 - parsed JSON
-    """Whether the properties HubSpot returned hold every value that was sent (in HubSpot's spelling)."""
+def holds_values(
+    held: Any, sent: dict[str, str], kind_of: Callable[[str], str | None] = lambda _name: None,  # noqa: ANN401
+) -> bool:
+    """Whether the properties HubSpot returned hold every value that was sent (in HubSpot's spelling).
+
+    `kind_of(name)` is the property's HubSpot type when known (`number`, `date`, `datetime`...).
+    """
     if not isinstance(held, dict):
         return False
-    return all(same_value(value, held.get(name)) for name, value in sent.items())
+    return all(same_value(value, held.get(name), kind_of(name), name) for name, value in sent.items())
 
 
-def same_value(sent: str, held: Any) -> bool:  # noqa: ANN401 - parsed JSON
+def same_value(sent: str, held: Any, kind: str | None = None, name: str = "") -> bool:  # noqa: ANN401 - parsed JSON
     """`sent` (a wire value) and what HubSpot returned are the same value.
 
-    HubSpot answers with its own spelling of some values: numbers (`1.50` as `1.5`), date-times
-    (ISO with milliseconds, or epoch milliseconds), emails in lower case, a cleared value as
-    null or "".
+    HubSpot answers with its own spelling of some values, by the property's type: numbers
+    (`1.50` as `1.5`), dates and date-times (ISO with milliseconds, or epoch milliseconds), the
+    contact's email in lower case, and a cleared value as null or "". Any other value must be the
+    same text: a text property holding `1234` does not hold `01234`.
     """
     if held is None:
         return sent == ""
     text = str(held)
-    if text == sent:
+    if text == sent or (name == "email" and text == sent.strip().lower()):
         return True
-    if "@" in sent and text == sent.strip().lower():
-        return True
+    if kind == "number":
+        return _same_number(text, sent)
+    if kind in ("date", "datetime"):
+        instants = _instant(text), _instant(sent)
+        return instants[0] is not None and instants[0] == instants[1]
+    return False
+
+
+def _same_number(a: str, b: str) -> bool:
     try:
-        if Decimal(text) == Decimal(sent):
-            return True
+        return Decimal(a) == Decimal(b)
     except (InvalidOperation, ValueError):
-        pass
-    instants = _instant(text), _instant(sent)
-    return instants[0] is not None and instants[0] == instants[1]
+        return False
 
 
 def _instant(text: str) -> datetime | None:

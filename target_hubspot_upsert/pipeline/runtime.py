@@ -120,11 +120,14 @@ class Runtime:
         self.associator = Associator(
             self.client, wait_for_earlier=self.dispatcher.wait_for_earlier, log_values=settings.log_record_values,
         )
+        self.preflight = Preflight(self.client, settings)
         self.writer: BatchWriter | DryRunWriter = (
             DryRunWriter() if settings.dry_run
-            else BatchWriter(self.client, on_archived=self.associator.forget, log_values=settings.log_record_values)
+            else BatchWriter(
+                self.client, on_archived=self.associator.forget, log_values=settings.log_record_values,
+                property_type=self.preflight.property_type,
+            )
         )
-        self.preflight = Preflight(self.client, settings)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self._seq = 0  # records numbered in input order across streams
         self._finished = False  # the run is ending: summary, report and close are done or under way
