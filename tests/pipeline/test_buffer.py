@@ -7,7 +7,6 @@ in the order they were handed over.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,16 +28,7 @@ from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.report import StreamStats
 
-WAIT = 5.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
+from .waiting import WAIT, wait_until
 
 
 def record(seq: int, key: str, op: str = WRITE, **properties: str) -> PendingInput:

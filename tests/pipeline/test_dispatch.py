@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,17 +18,10 @@ from target_hubspot_upsert.core.model import UPDATED, Batch, BatchOutcome, Pendi
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 
-WAIT = 5.0  # upper bound for anything that should happen promptly
+from .waiting import WAIT, wait_until
+
 TARGET = ObjectTarget("people", "contacts", "email")
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def pending(seq: int, key: str) -> PendingInput:
