@@ -175,6 +175,8 @@ class Preflight:
         """HubSpot writes by a property with unique values only (or a contact's email)."""
         id_property = target.id_property
         id_spec = catalog.get(id_property)
+        if target.match_property:
+            return  # found through search: need not be unique
         if id_spec is None or _finds_objects(target.canonical_type, id_property, id_spec):
             return
         msg = (

@@ -21,6 +21,8 @@ from target_hubspot_upsert.dispatch import Dispatcher
 from target_hubspot_upsert.dryrun import DryRunWriter, discard_state
 from target_hubspot_upsert.errors import HubSpotFatalError, TooManyRejectedRecords
 from target_hubspot_upsert.logs import install as install_one_line_logging
+from target_hubspot_upsert.matcher import MatchMemory
+from target_hubspot_upsert.matching import MatchWriter
 from target_hubspot_upsert.model import WOULD_ARCHIVE, WOULD_WRITE, WRITE, Batch, BatchOutcome, Rejection
 from target_hubspot_upsert.preflight import Preflight
 from target_hubspot_upsert.ratelimit import RateLimiter
@@ -29,6 +31,7 @@ from target_hubspot_upsert.redact import install as install_redactor
 from target_hubspot_upsert.rejects import RejectionLog
 from target_hubspot_upsert.report import Reporter, StreamStats
 from target_hubspot_upsert.requestmetrics import RequestMetrics
+from target_hubspot_upsert.search import Searcher, SearchPacer
 from target_hubspot_upsert.settings import SECRET_SETTINGS, Settings
 from target_hubspot_upsert.transport import Transport
 from target_hubspot_upsert.writer import BatchWriter
@@ -95,7 +98,10 @@ class Runtime:
         )
         self.writer: BatchWriter | DryRunWriter = (
             DryRunWriter() if settings.dry_run
-            else BatchWriter(self.client, on_archived=self.associator.forget, log_values=settings.log_record_values)
+            else BatchWriter(
+                self.client, on_archived=self.associator.forget, log_values=settings.log_record_values,
+                matcher=MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory()),
+            )
         )
         self.preflight = Preflight(self.client, settings)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)

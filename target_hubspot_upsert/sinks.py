@@ -40,6 +40,7 @@ from target_hubspot_upsert.model import (
     match_key,
 )
 from target_hubspot_upsert.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
+from target_hubspot_upsert.search import match_value
 from target_hubspot_upsert.serialization import BadValue, number_text
 
 if t.TYPE_CHECKING:
@@ -328,7 +329,8 @@ class HubSpotSink(AdaptedSink):
                 shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
                 self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
                 return
-            key = record_id
+            # match_property: values match in any case (search's IN takes them lowercase).
+            key = match_value(record_id) if self.object_target.match_property else record_id
         elif deleted:
             message = (
                 f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "

@@ -1,0 +1,216 @@
+"""Companies by domain: `match_property` streams through the command line, against the simulator's search.
+
+The simulator plays HubSpot's search with a 2 s index lag and its per-second limit: objects this
+run creates are not found by search for 2 s, so only the run's own memory keeps a domain from
+being created twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter, defaultdict
+
+import pytest
+import requests
+
+from target_hubspot_upsert.errors import HubSpotConfigError
+from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
+
+from .conftest import TOKEN
+from .helpers import record, run_cli, schema, state, summary
+
+STREAM = "accounts"
+FIELDS = {"domain": {"type": "string"}, "name": {"type": ["string", "null"]}}
+EXISTING = [f"old{n}.example.com" for n in range(960)]
+AMBIGUOUS = [f"twice{n}.example.org" for n in range(20)]
+NEW = [f"new{n}.example.net" for n in range(900)]
+
+
+def seed(sim) -> dict[str, list[str]]:
+    """1,000 companies: 960 domains held once, 20 held twice (the second copy created later). Domain -> ids."""
+    companies = [{"domain": d, "name": f"seed {d}"} for d in EXISTING + AMBIGUOUS]
+    later = [{"domain": d, "name": f"seed copy {d}"} for d in AMBIGUOUS]
+    ids: dict[str, list[str]] = defaultdict(list)
+    with requests.Session() as http:
+        for group in [companies[i : i + 100] for i in range(0, len(companies), 100)] + [later]:
+            if group is later:
+                time.sleep(0.01)  # a later createdAt than the first copies
+            r = http.post(
+                sim.base_url + "/crm/v3/objects/companies/batch/create",
+                json={"inputs": [{"properties": p, "associations": []} for p in group]},
+                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10,
+            )
+            assert r.status_code == 201, r.text
+            for result in r.json()["results"]:
+                ids[result["properties"]["domain"]].append(result["id"])
+    assert sum(len(v) for v in ids.values()) == 1000
+    return ids
+
+
+def scenario(rng: random.Random) -> tuple[list[dict], dict[str, dict]]:
+    """3,000 records and a STATE every 100: updates of existing domains, the 20 ambiguous ones, and
+    900 new domains each appearing 1-3 times close together. Returns the messages and the last
+    record per domain (lowercase)."""
+    new_repeats = [1 + (n % 3) for n in range(len(NEW))]  # 1,800 records
+    updates = 3000 - sum(new_repeats) - len(AMBIGUOUS)
+    existing = EXISTING + rng.sample(EXISTING, updates - len(EXISTING))
+    rng.shuffle(existing)
+    singles: list[str] = existing + AMBIGUOUS
+    rng.shuffle(singles)
+    # New domains come in runs: a domain's repeats within a few records of each other.
+    stream: list[str] = []
+    new_iter = iter(zip(NEW, new_repeats, strict=True))
+    pending: list[str] = []
+    while singles or pending:
+        if rng.random() < 0.4:
+            nxt = next(new_iter, None)
+            if nxt is not None:
+                pending.extend([nxt[0]] * nxt[1])
+                rng.shuffle(pending)
+        if pending and rng.random() < 0.6:
+            stream.append(pending.pop())
+        elif singles:
+            stream.append(singles.pop())
+        elif pending:
+            stream.append(pending.pop())
+    for domain, times in new_iter:
+        stream.extend([domain] * times)
+    assert len(stream) == 3000
+    messages: list[dict] = [schema(STREAM, FIELDS)]
+    last: dict[str, dict] = {}
+    for seq, domain in enumerate(stream):
+        shown = domain.upper() if seq % 7 == 0 else domain  # any case matches
+        rec = {"domain": shown, "name": f"{domain} #{seq}"}
+        messages.append(record(STREAM, rec))
+        last[domain] = rec
+        if (seq + 1) % 100 == 0:
+            messages.append(state({"n": seq + 1}))
+    return messages, last
+
+
+def run_scenario(sim, config, tmp_path, **mapping):
+    ids = seed(sim)
+    sim.configure(search_index_lag_seconds=2, search_rate_limit_per_second=4)
+    messages, last = scenario(random.Random(25))
+    rejected_path, report_path = tmp_path / "rejected.jsonl", tmp_path / "run.json"
+    cfg = {
+        **config, "rejected_records_path": str(rejected_path), "run_report_path": str(report_path), "max_rejected_records": 100,
+        "object_mappings": {STREAM: {"object_type": "companies", "match_property": "domain", **mapping}},
+    }
+    run = run_cli(cfg, messages, tmp_path=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rejected = [json.loads(line) for line in rejected_path.read_text().splitlines()] if rejected_path.exists() else []
+    companies: dict[str, list[dict]] = defaultdict(list)
+    for company in sim.objects("companies"):
+        companies[company["properties"]["domain"].lower()].append(company)
+    stats = sim.stats
+    # Searches: about one per 100 distinct values, well under one per 20 records; few 429s.
+    assert stats["searches"] <= 3000 / 20, stats
+    assert stats["rate_limited_secondly"] <= 0.05 * stats["searches"], stats
+    # STATE: only values the input sent, in order, the last one last (earlier ones may be coalesced).
+    ns = [s["n"] for s in run.states]
+    assert ns == sorted(set(ns))
+    assert set(ns) <= set(range(100, 3001, 100))
+    assert ns[-1] == 3000
+    print(summary(run.stderr, STREAM), stats)  # noqa: T201 - shown with -s
+    return run, ids, last, companies, rejected, json.loads(report_path.read_text())["streams"][STREAM]
+
+
+def _ambiguous_rejections(rejected: list[dict]) -> None:
+    codes = Counter(r["error"]["code"] for r in rejected)
+    assert codes == Counter({"AMBIGUOUS_MATCH": len(AMBIGUOUS)}), codes
+    assert {r["record"]["domain"].lower() for r in rejected} == set(AMBIGUOUS)
+    for r in rejected:
+        assert "2 HubSpot 'companies' objects hold domain" in r["error"]["message"]
+        assert "on_multiple_matches" in r["error"]["message"]
+
+
+def test_upsert_by_domain_updates_existing_creates_new_once_and_rejects_ambiguous(sim, config, tmp_path):
+    run, ids, last, companies, rejected, report = run_scenario(sim, config, tmp_path)
+    _ambiguous_rejections(rejected)
+    for domain in EXISTING + NEW:
+        held = companies[domain]
+        assert len(held) == 1, (domain, held)  # no domain gained a second company
+        assert held[0]["properties"]["name"] == last[domain]["name"]  # the last record's values
+    for domain in EXISTING:
+        assert [c["id"] for c in companies[domain]] == ids[domain]  # updated in place
+    for domain in AMBIGUOUS:
+        assert sorted(c["properties"]["name"] for c in companies[domain]) == [f"seed copy {domain}", f"seed {domain}"]
+    assert len(sim.objects("companies")) == 1000 + len(NEW)
+    # Counted per request input: later records of a domain in later batches are updates.
+    assert report["created"] == len(NEW)
+    assert report["received"] == 3000
+    assert report["rejected"] == len(AMBIGUOUS)
+    assert report["created"] + report["updated"] + report["merged"] + report["rejected"] == 3000
+    # Updates went by record id, creates without idProperty: no batch upsert by a non-unique property.
+    endpoints = Counter(e.endpoint for e in sim.requests)
+    assert endpoints["batch_upsert"] == 0
+    assert endpoints["batch_update"] > 0
+    assert endpoints["batch_create"] > 0
+    assert "AMBIGUOUS_MATCH" in run.stderr or "rejected 20" in summary(run.stderr, STREAM)
+    assert "old1.example.com" not in run.stderr  # no record values in the logs
+
+
+def test_update_mode_updates_existing_and_skips_new_domains(sim, config, tmp_path):
+    _, _ids, last, companies, rejected, report = run_scenario(sim, config, tmp_path, write_mode="update")
+    _ambiguous_rejections(rejected)
+    assert len(sim.objects("companies")) == 1000  # nothing created
+    for domain in EXISTING:
+        assert [c["properties"]["name"] for c in companies[domain]] == [last[domain]["name"]]
+    assert report["created"] == 0
+    assert report["updated"] + report["merged"] + report["skipped_not_found"] + report["rejected"] == 3000
+
+
+def test_create_mode_creates_new_domains_once_and_skips_existing(sim, config, tmp_path):
+    _, _ids, _last, companies, rejected, report = run_scenario(sim, config, tmp_path, write_mode="create")
+    assert rejected == []  # a domain held twice exists: skipped, not ambiguous
+    for domain in EXISTING:
+        assert [c["properties"]["name"] for c in companies[domain]] == [f"seed {domain}"]  # untouched
+    for domain in NEW:
+        assert len(companies[domain]) == 1
+    assert len(sim.objects("companies")) == 1000 + len(NEW)
+    assert report["created"] == len(NEW)
+    assert report["updated"] == 0
+    assert report["skipped_exists"] == 3000 - len(NEW)  # create mode merges nothing: later records are skipped
+
+
+@pytest.mark.parametrize("policy", ["update_all", "oldest"])
+def test_on_multiple_matches(sim, config, tmp_path, policy):
+    _, ids, last, companies, rejected, report = run_scenario(sim, config, tmp_path, on_multiple_matches=policy)
+    assert rejected == []
+    for domain in EXISTING + NEW:
+        assert [c["properties"]["name"] for c in companies[domain]] == [last[domain]["name"]]
+    for domain in AMBIGUOUS:
+        names = {c["id"]: c["properties"]["name"] for c in companies[domain]}
+        first, second = ids[domain]  # the first was created earlier
+        assert names[first] == last[domain]["name"]
+        expected = last[domain]["name"] if policy == "update_all" else f"seed copy {domain}"
+        assert names[second] == expected
+    assert report["created"] == len(NEW)
+    assert report["rejected"] == 0
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"object_type": "companies", "match_property": "domain", "id_property": "company_external_id"},
+         "id_property and match_property exclude each other"),
+        ({"object_type": "companies", "match_property": "domain", "on_multiple_matches": "newest"},
+         "on_multiple_matches: must be one of reject, update_all or oldest"),
+        ({"object_type": "companies", "on_multiple_matches": "oldest"}, "applies only with match_property"),
+        ({"object_type": "companies", "match_property": "hs_object_id"}, "other than hs_object_id"),
+    ],
+)
+def test_mapping_problems_name_the_setting(entry, expected):
+    problems = mapping_problems({STREAM: entry})
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_match_stream_resolves_to_its_property():
+    target = resolve_stream(STREAM, {STREAM: {"object_type": "companies", "match_property": "domain",
+                                              "on_multiple_matches": "oldest"}})
+    assert (target.match_property, target.id_property, target.on_multiple_matches) == ("domain", "domain", "oldest")
+    with pytest.raises(HubSpotConfigError):
+        resolve_stream("accounts", {})
