@@ -181,7 +181,9 @@ def _match_problems(where: str, entry: dict[str, Any]) -> list[str]:
         if not _is_property_name(match_property):
             problems.append(f"{where}.match_property: must be a HubSpot property name")
         elif match_property == "hs_object_id":
-            problems.append(f"{where}.match_property: use a property other than hs_object_id (record ids need no search)")
+            problems.append(
+                f"{where}.match_property: use a property other than hs_object_id (record ids need no search)"
+            )
         if entry.get("id_property") is not None:
             problems.append(
                 f"{where}: id_property and match_property exclude each other; use id_property for a property "
