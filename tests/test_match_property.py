@@ -214,3 +214,80 @@ def test_a_match_stream_resolves_to_its_property():
     assert (target.match_property, target.id_property, target.on_multiple_matches) == ("domain", "domain", "oldest")
     with pytest.raises(HubSpotConfigError):
         resolve_stream("accounts", {})
+
+
+# --- search: pace, body size, memory, unconfirmed creates -------------------------------------------
+
+
+def _accounts(domains: list[str]) -> list[dict]:
+    return [schema(STREAM, FIELDS)] + [record(STREAM, {"domain": d, "name": f"n{i}"}) for i, d in enumerate(domains)] + [
+        state({"done": True}),
+    ]
+
+
+def _match_config(config: dict, tmp_path, **extra) -> dict:
+    return {
+        **config, "rejected_records_path": str(tmp_path / "rejected.jsonl"),
+        "object_mappings": {STREAM: {"object_type": "companies", "match_property": "domain"}}, **extra,
+    }
+
+
+def test_long_values_are_split_to_keep_each_search_body_within_3000_characters(sim, config, tmp_path):
+    domains = [f"{n:03d}-{'x' * 50}.example.com" for n in range(150)]
+    run = run_cli(_match_config(config, tmp_path), _accounts(domains), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    searches = [e for e in sim.requests if e.endpoint == "search"]
+    assert len(searches) >= 3  # 150 values of ~65 characters: about 40 a request
+    assert all(e.status == 200 for e in searches)
+    assert all(len(json.dumps(e.request_body)) <= 3000 for e in searches if e.request_body is not None)
+    assert len(sim.objects("companies")) == 150
+
+
+def test_a_secondly_429_slows_searches_down_without_waiting_out_the_ten_second_window(sim, config, tmp_path):
+    sim.configure(search_rate_limit_per_second=1)
+    # 800 distinct values in batches of 10: 80 searches, at HubSpot's 1 a second here.
+    domains = [f"d{n}.example.com" for n in range(60)]
+    started = time.monotonic()
+    run = run_cli(_match_config(config, tmp_path, batch_size_rows=10), _accounts(domains), tmp_path=tmp_path)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-2000:]
+    stats = sim.stats
+    assert stats["searches"] - stats["rate_limited_secondly"] == 6
+    assert 1 <= stats["rate_limited_secondly"] <= 6  # learned from the first 429s: the pace came down
+    assert stats["rate_limited_ten_secondly"] == 0
+    assert elapsed < 60  # generous: a 429 SECONDLY costs about a second, never the ten-second window
+    assert len(sim.objects("companies")) == 60
+
+
+def test_an_unconfirmed_create_is_never_repeated_for_the_same_value(sim, config, tmp_path):
+    sim.configure(search_index_lag_seconds=30)
+    # The first create answers CANCELED with no results (nothing written): the creates are unconfirmed.
+    sim.script_rewrites("batch_create", ["canceled"])
+    domains = ["a.example.com", "b.example.com"]
+    messages = [schema(STREAM, FIELDS), record(STREAM, {"domain": "a.example.com", "name": "1"}),
+                record(STREAM, {"domain": "b.example.com", "name": "1"})]
+    messages += [record(STREAM, {"domain": d, "name": "2"}) for d in domains]
+    run = run_cli(_match_config(config, tmp_path, batch_size_rows=2), messages, tmp_path=tmp_path)
+    assert run.returncode == 1  # rejections over max_rejected_records (0)
+    rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    codes = Counter(r["error"]["code"] for r in rejected)
+    assert codes == Counter({"NOT_ACKNOWLEDGED": 2, "UNCONFIRMED_CREATE": 2}), codes
+    # No second create for a value whose first was unconfirmed (search cannot tell, it lags).
+    assert sim.objects("companies") == []
+    assert [e.endpoint for e in sim.requests].count("batch_create") == 1
+
+
+def test_memory_is_bounded_but_keeps_recent_values():
+    from target_hubspot_upsert.matcher import MatchMemory  # noqa: PLC0415
+    from target_hubspot_upsert.search import Match  # noqa: PLC0415
+
+    now = [0.0]
+    memory = MatchMemory(max_values=3, keep_s=10, clock=lambda: now[0])
+    for n in range(5):
+        memory.put("companies", "domain", f"v{n}", [Match(str(n), "")])
+    assert len(memory) == 5  # all learned within keep_s: none forgotten
+    now[0] = 20.0
+    memory.put("companies", "domain", "v5", [])
+    assert len(memory) == 3
+    assert set(memory.get("companies", "domain", [f"v{n}" for n in range(6)])) == {"v3", "v4", "v5"}
+    assert memory.get("companies", "domain", ["v5"]) == {"v5": ()}  # known: no object holds it
