@@ -22,9 +22,13 @@ import dataclasses
 from collections.abc import Callable
 
 from target_hubspot_upsert.client import RequestTally
+from target_hubspot_upsert.deletes import Archiver
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.matcher import UNCERTAIN, MatchMemory
 from target_hubspot_upsert.model import (
+    ALREADY_ABSENT,
+    ARCHIVE,
+    ARCHIVED,
     CREATED,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
@@ -198,6 +202,51 @@ class MatchWriter:
             if sub.result == CREATED and sub.object_id:
                 memory.put(key, prop, item.key, [Match(sub.object_id, "")])
 
+    def archive(self, batch: Batch, outcome: BatchOutcome, tally: RequestTally | None, archiver: Archiver) -> None:
+        """Deletes (`hard_delete`): archive the object the value matches (every one under `update_all`).
+
+        A value no object holds is already absent; several under `reject` are AMBIGUOUS_MATCH.
+        """
+        target = batch.target
+        matched = self.lookup(batch, [item.key for item in batch.inputs], tally)
+        chosen: list[tuple[PendingInput, list[Match]]] = []
+        for item in batch.inputs:
+            matches = matched[item.key]
+            if matches == UNCERTAIN:
+                self._reject(outcome, item, UNCONFIRMED, _uncertain_message(target.match_property))
+            elif not matches:
+                item.result = ALREADY_ABSENT
+            elif (picked := pick(matches, target.on_multiple_matches)) is None:
+                message, safe = _ambiguous_message(batch, item, len(matches), "archived")
+                self._reject(outcome, item, AMBIGUOUS, message, safe)
+            else:
+                chosen.append((item, picked))
+        if not chosen:
+            return
+        sub_target = dataclasses.replace(target, id_property="hs_object_id")
+        subs = [
+            (item, [PendingInput(m.object_id, {}, item.records, key=item.key, op=ARCHIVE) for m in picked])
+            for item, picked in chosen
+        ]
+        flat = [sub for _, mine in subs for sub in mine]
+        sub_outcome = BatchOutcome(write_mode=target.write_mode)
+        for start in range(0, len(flat), CHUNK):
+            sub_batch = Batch(
+                batch.batch_id, batch.stream, sub_target, flat[start : start + CHUNK], batch.min_seq, op=ARCHIVE,
+            )
+            archiver.archive(sub_batch, sub_outcome, tally)
+        rejected = {id(entry[0]): entry for entry in sub_outcome.rejected}
+        key, prop = target.canonical_type, target.match_property
+        for (item, mine), (_, picked) in zip(subs, chosen, strict=True):
+            failed = [rejected[id(s)] for s in mine if id(s) in rejected]
+            if failed:
+                outcome.rejected.append((item, *failed[0][1:]))
+                self.memory.forget(key, prop, item.key)
+                continue
+            item.result = ARCHIVED if any(s.result == ARCHIVED for s in mine) else ALREADY_ABSENT
+            left = [m for m in matched[item.key] if m not in picked]
+            self.memory.put(key, prop, item.key, left)
+
     @staticmethod
     def _reject(outcome: BatchOutcome, item: PendingInput, code: str, message: str, safe: str | None = None) -> None:
         outcome.rejected.append((item, code, code, message, message if safe is None else safe))
@@ -218,10 +267,10 @@ def _matches_of(subs: list[PendingInput]) -> list[Match]:
     return [Match(s.id, "") for s in subs]
 
 
-def _ambiguous_message(batch: Batch, item: PendingInput, count: int) -> tuple[str, str]:
+def _ambiguous_message(batch: Batch, item: PendingInput, count: int, what_not: str = "written") -> tuple[str, str]:
     target = batch.target
     fix = (
-        f"nothing was written. Merge the duplicates in HubSpot, or set object_mappings.{batch.stream}."
+        f"nothing was {what_not}. Merge the duplicates in HubSpot, or set object_mappings.{batch.stream}."
         "on_multiple_matches to update_all or oldest"
     )
     what = f"{count} HubSpot '{target.object_type}' objects hold {target.match_property}"

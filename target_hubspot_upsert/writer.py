@@ -102,7 +102,9 @@ class BatchWriter:
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
         batch.sent_at = time.time()
-        if batch.op == ARCHIVE:
+        if batch.op == ARCHIVE and batch.target.match_property and self.matcher is not None:
+            self.matcher.archive(batch, outcome, tally, self.archiver)
+        elif batch.op == ARCHIVE:
             self.archiver.archive(batch, outcome, tally)
         elif batch.target.match_property and self.matcher is not None:
             self.matcher.write(batch, outcome, tally, lambda b, g, o, t: self._settle(b, g, o, t, resends=0))

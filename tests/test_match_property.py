@@ -291,3 +291,39 @@ def test_memory_is_bounded_but_keeps_recent_values():
     assert len(memory) == 3
     assert set(memory.get("companies", "domain", [f"v{n}" for n in range(6)])) == {"v3", "v4", "v5"}
     assert memory.get("companies", "domain", ["v5"]) == {"v5": ()}  # known: no object holds it
+
+
+def _seed_companies(sim, *domains: str) -> list[str]:
+    with requests.Session() as http:
+        r = http.post(sim.base_url + "/crm/v3/objects/companies/batch/create",
+                      json={"inputs": [{"properties": {"domain": d, "name": "seed"}, "associations": []} for d in domains]},
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert r.status_code == 201, r.text
+    return [res["id"] for res in r.json()["results"]]
+
+
+DELETED = {**FIELDS, "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"}}
+
+
+@pytest.mark.parametrize(("policy", "left"), [("reject", 3), ("update_all", 1), ("oldest", 2)])
+def test_deletes_archive_the_matched_objects(sim, config, tmp_path, policy, left):
+    once, twice_a, _twice_b, _kept = _seed_companies(sim, "once.com", "twice.com", "twice.com", "kept.com")
+    gone = "2024-03-01T10:00:00Z"
+    messages = [schema(STREAM, DELETED)] + [
+        record(STREAM, {"domain": d, "_sdc_deleted_at": gone}) for d in ("ONCE.com", "twice.com", "never.com")
+    ] + [state({"n": 3})]
+    cfg = _match_config(config, tmp_path, hard_delete=True, max_rejected_records=5)
+    cfg["object_mappings"][STREAM]["on_multiple_matches"] = policy
+    run = run_cli(cfg, messages, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    archived = {c["id"] for c in sim.objects("companies", archived=True)}
+    assert once in archived
+    assert len(sim.objects("companies")) == left
+    if policy == "oldest":
+        assert twice_a in archived
+    line = summary(run.stderr, STREAM)
+    assert "already absent 1" in line
+    if policy == "reject":
+        assert "rejected 1" in line
+        assert "AMBIGUOUS_MATCH" in (tmp_path / "rejected.jsonl").read_text()
+    assert run.states == [{"n": 3}]
