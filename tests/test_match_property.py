@@ -19,7 +19,7 @@ from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
 
 from .conftest import TOKEN
-from .helpers import record, run_cli, schema, state, summary
+from .helpers import FIXTURES, record, run_cli, schema, state, summary
 
 STREAM = "accounts"
 FIELDS = {"domain": {"type": "string"}, "name": {"type": ["string", "null"]}}
@@ -327,3 +327,28 @@ def test_deletes_archive_the_matched_objects(sim, config, tmp_path, policy, left
         assert "rejected 1" in line
         assert "AMBIGUOUS_MATCH" in (tmp_path / "rejected.jsonl").read_text()
     assert run.states == [{"n": 3}]
+
+
+# --- the README's example ---------------------------------------------------------------------------
+
+
+def test_readme_companies_by_domain_example_agrees_and_runs_on_its_fixture(sim, config, tmp_path):
+    from .test_docs import readme_examples  # noqa: PLC0415
+
+    (pair,) = readme_examples("Companies by domain (`match_property`)")
+    from_yaml, from_json = pair
+    assert from_yaml == from_json
+    assert from_json["object_mappings"]["accounts"]["match_property"] == "domain"
+    acme, _ = _seed_companies(sim, "acme.com", "acme.com")  # acme.com held twice: oldest wins
+    sim.configure(search_index_lag_seconds=2)
+    run = run_cli({**config, **from_json}, (FIXTURES / "companies_by_domain.singer").read_text(), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    by_domain = defaultdict(list)
+    for company in sim.objects("companies"):
+        by_domain[company["properties"]["domain"].lower()].append(company)
+    assert {d: len(c) for d, c in by_domain.items()} == {"acme.com": 2, "globex.com": 1, "initech.com": 1}
+    oldest = next(c for c in by_domain["acme.com"] if c["id"] == acme)
+    assert oldest["properties"]["name"] == "Acme Inc."  # the last record for acme.com, in any case
+    globex = by_domain["globex.com"][0]["properties"]
+    assert (globex["name"], globex["industry"]) == ("Globex", "RETAIL")  # created once, then updated
+    assert run.states == [{"bookmarks": {"accounts": {"updated_at": "2024-03-05T00:00:00Z"}}}]
