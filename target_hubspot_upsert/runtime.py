@@ -96,11 +96,13 @@ class Runtime:
         self.associator = Associator(
             self.client, wait_for_earlier=self.dispatcher.wait_for_earlier, log_values=settings.log_record_values,
         )
+        # match_property streams: one search pace and one memory of values for the run.
+        matcher = MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory())
         self.writer: BatchWriter | DryRunWriter = (
-            DryRunWriter() if settings.dry_run
+            DryRunWriter(matcher) if settings.dry_run
             else BatchWriter(
                 self.client, on_archived=self.associator.forget, log_values=settings.log_record_values,
-                matcher=MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory()),
+                matcher=matcher,
             )
         )
         self.preflight = Preflight(self.client, settings)

@@ -33,7 +33,7 @@ from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from target_hubspot_upsert.checkpoints import state_json
-from target_hubspot_upsert.dryrun import check_credentials
+from target_hubspot_upsert.dryrun import DryRunWriter, check_credentials
 from target_hubspot_upsert.errors import (
     CheckFailed,
     HubSpotConfigError,
@@ -805,6 +805,9 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if runtime.settings.dry_run:
             self._check_mapped_objects()
         runtime.report.log_summary()
+        if isinstance(runtime.writer, DryRunWriter):  # match_property streams: what the search found
+            for line in runtime.writer.match_lines():
+                logger.info(line)
         if runtime.settings.dry_run and runtime.rejects.count > runtime.settings.max_rejected_records:
             msg = (
                 f"Dry run: {runtime.rejects.count} record(s) would be rejected, more than "

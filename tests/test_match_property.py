@@ -352,3 +352,15 @@ def test_readme_companies_by_domain_example_agrees_and_runs_on_its_fixture(sim, 
     globex = by_domain["globex.com"][0]["properties"]
     assert (globex["name"], globex["industry"]) == ("Globex", "RETAIL")  # created once, then updated
     assert run.states == [{"bookmarks": {"accounts": {"updated_at": "2024-03-05T00:00:00Z"}}}]
+
+
+def test_check_reports_how_many_values_match_one_object_none_or_several_without_writing(sim, config, tmp_path):
+    _seed_companies(sim, "one.com", "two.com", "two.com")
+    sim.configure(read_only=True)  # a write would be refused, and counted
+    domains = ["one.com", "ONE.com", "two.com", "new1.com", "new2.com"]
+    run = run_cli(_match_config(config, tmp_path), _accounts(domains), tmp_path=tmp_path, args=["--check"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Dry run, stream 'accounts': 1 value(s) match one object, 2 match none, 1 match several" in run.stderr
+    assert sim.stats["writes_refused"] == 0
+    assert len(sim.objects("companies")) == 3
+    assert run.states == []
