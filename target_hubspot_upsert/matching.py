@@ -37,7 +37,7 @@ from target_hubspot_upsert.model import (
     BatchOutcome,
     PendingInput,
 )
-from target_hubspot_upsert.search import Match, Searcher
+from target_hubspot_upsert.search import Match, Searcher, match_value
 
 #: Sends a group of inputs of a batch and accounts for them in an outcome (BatchWriter._settle).
 Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None"], None]
@@ -64,22 +64,54 @@ class MatchWriter:
         """One searcher (its pace) and one memory for the whole run."""
         self.searcher = searcher
         self.memory = memory
+        # on_multiple_matches of the match streams by (object type, property): associations follow it.
+        self.policies: dict[tuple[str, str], str] = {}
+        # (object type, property) that associations find objects by through search (not unique).
+        self.searched_links: set[tuple[str, str]] = set()
 
     def lookup(
         self, batch: Batch, values: list[str], tally: RequestTally | None,
     ) -> dict[str, tuple[Match, ...]]:
         """The objects holding each value: remembered, else searched (and then remembered)."""
         target = batch.target
-        key, prop = target.canonical_type, target.match_property
-        known = self.memory.get(key, prop, values)
+        self.policies[(target.canonical_type, target.match_property)] = target.on_multiple_matches
+        return self.find(target.object_type, target.canonical_type, target.match_property, values, batch.stream, tally)
+
+    def find(
+        self, object_type: str, object_key: str, prop: str, values: list[str], stream: str,
+        tally: RequestTally | None,
+    ) -> dict[str, tuple[Match, ...]]:
+        """The objects of a type holding each value of `prop` (values as `match_value` gives them)."""
+        known = self.memory.get(object_key, prop, values)
         unknown = [v for v in dict.fromkeys(values) if v not in known]
         if unknown:
-            found = self.searcher.find(target.object_type, prop, unknown, stream=batch.stream, tally=tally)
+            found = self.searcher.find(object_type, prop, unknown, stream=stream, tally=tally)
             for value in unknown:
                 matches = tuple(found.get(value, ()))
-                self.memory.put(key, prop, value, matches)
+                self.memory.put(object_key, prop, value, matches)
                 known[value] = matches
         return known
+
+    def link_targets(
+        self, object_type: str, object_key: str, prop: str, values: list[str], stream: str,
+        tally: RequestTally | None,
+    ) -> dict[str, list[str] | int]:
+        """Associations to objects found by a property that need not be unique: record ids per value.
+
+        A value several objects hold follows `on_multiple_matches` of the stream of this run that
+        matches that object type by `prop` (every one, the oldest); otherwise, or under `reject`,
+        it maps to how many objects hold it (the association is rejected AMBIGUOUS_MATCH).
+        """
+        found = self.find(object_type, object_key, prop, [match_value(v) for v in values], stream, tally)
+        policy = self.policies.get((object_key, prop), "reject")
+        out: dict[str, list[str] | int] = {}
+        for value in values:
+            matches = found[match_value(value)]
+            if matches == UNCERTAIN:
+                continue  # not known to exist: not found
+            chosen = pick(matches, policy)
+            out[value] = len(matches) if chosen is None else [m.object_id for m in chosen]
+        return out
 
     def write(self, batch: Batch, outcome: BatchOutcome, tally: RequestTally | None, settle: Settle) -> None:
         """Write a batch of a match stream; each input ends with a result or in `outcome.rejected`."""

@@ -55,10 +55,17 @@ def _verb(target: ObjectTarget) -> str:
 class Preflight:
     """Catalogues, per-stream plans and property creation for one run."""
 
-    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
-        """Nothing is read until a stream needs it."""
+    def __init__(
+        self, client: HubSpotClient, settings: Settings, searched_links: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """Nothing is read until a stream needs it.
+
+        `searched_links` gets the (object type, property) of associations whose `to_id_property`
+        is not unique: those objects are found through search (see matching.py).
+        """
         self.client = client
         self.settings = settings
+        self.searched_links = searched_links
         self._catalogs: dict[str, dict[str, PropertySpec]] = {}
         self._groups_checked: set[str] = set()
         self._warned: set[tuple[str, str, str]] = set()
@@ -240,6 +247,10 @@ class Preflight:
             if spec.to_id_property == "hs_object_id":
                 continue  # the field holds HubSpot record ids
             prop = catalog.get(spec.to_id_property)
+            finds = prop is not None and _finds_objects(other.canonical_type, spec.to_id_property, prop)
+            if prop is not None and not finds and self.searched_links is not None:
+                self.searched_links.add((other.canonical_type, spec.to_id_property))  # found through search
+                continue
             if prop is None or not _finds_objects(other.canonical_type, spec.to_id_property, prop):
                 what = "is not a property" if prop is None else "does not have unique values"
                 msg = (

@@ -92,12 +92,14 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
         )
+        # match_property streams (and associations to objects found by search): one search pace and
+        # one memory of values for the run.
+        matcher = MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory())
         # Associations wait for earlier batches writing the objects they look up.
         self.associator = Associator(
             self.client, wait_for_earlier=self.dispatcher.wait_for_earlier, log_values=settings.log_record_values,
+            matcher=matcher,
         )
-        # match_property streams: one search pace and one memory of values for the run.
-        matcher = MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory())
         self.writer: BatchWriter | DryRunWriter = (
             DryRunWriter(matcher) if settings.dry_run
             else BatchWriter(
@@ -105,7 +107,7 @@ class Runtime:
                 matcher=matcher,
             )
         )
-        self.preflight = Preflight(self.client, settings)
+        self.preflight = Preflight(self.client, settings, searched_links=matcher.searched_links)
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
         self.seq = 0  # records numbered in input order across streams
         self.finished = False

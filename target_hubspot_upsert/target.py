@@ -401,7 +401,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
                         th.ArrayType(th.ObjectType(
                             th.Property("field", th.StringType, description="Record field holding the other object's unique value, or a list of values."),
                             th.Property("to_object_type", th.StringType, description="Object type of the other object (`companies`, `0-2`, `p_widgets`)."),
-                            th.Property("to_id_property", th.StringType, description="Unique property the other object is found by (`hs_object_id` when the field holds record ids)."),
+                            th.Property("to_id_property", th.StringType, description="Property the other object is found by: a unique one, one that need not be unique (found through search, as with `match_property`), or `hs_object_id` when the field holds record ids."),
                             th.Property("label", th.CustomType({"type": ["string", "integer"]}), description="Association label name or type id; default: HubSpot's default association of the pair."),
                         )),
                         description="Associations made after each record's object is written (only added, never removed).",

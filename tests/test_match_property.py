@@ -364,3 +364,32 @@ def test_check_reports_how_many_values_match_one_object_none_or_several_without_
     assert sim.stats["writes_refused"] == 0
     assert len(sim.objects("companies")) == 3
     assert run.states == []
+
+
+# --- associations to objects found by a property that need not be unique -----------------------------
+
+
+def test_associations_to_companies_matched_by_domain(sim, config, tmp_path):
+    """Contacts name their company by domain: companies created moments ago in the same run are found
+    (search lags 2 s; the run's memory knows them), a domain held twice is AMBIGUOUS_MATCH under reject."""
+    _seed_companies(sim, "old.com", "twice.com", "twice.com")
+    sim.configure(search_index_lag_seconds=2, search_rate_limit_per_second=4)
+    contact_fields = {"email": {"type": "string"}, "company_domain": {"type": ["string", "null"]}}
+    messages = [schema(STREAM, FIELDS)] + [record(STREAM, {"domain": d, "name": d}) for d in ("new.com", "old.com")]
+    messages += [schema("contacts", contact_fields)] + [
+        record("contacts", {"email": f"{n}@x.com", "company_domain": d})
+        for n, d in enumerate(["new.com", "OLD.com", "twice.com", "nowhere.com"])
+    ] + [state({"n": 6})]
+    cfg = _match_config(config, tmp_path, max_rejected_records=5)
+    cfg["object_mappings"]["contacts"] = {"associations": [
+        {"field": "company_domain", "to_object_type": "companies", "to_id_property": "domain"}]}
+    run = run_cli(cfg, messages, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    company_of = {c["id"]: c["properties"]["domain"] for c in sim.objects("companies")}
+    email_of = {c["id"]: c["properties"]["email"] for c in sim.objects("contacts")}
+    links = {(email_of[a["fromId"]], company_of[a["toId"]]) for a in sim.associations("contacts", "companies")}
+    assert links == {("0@x.com", "new.com"), ("1@x.com", "old.com")}
+    assert len([d for d in company_of.values() if d == "new.com"]) == 1
+    codes = Counter(json.loads(line)["error"]["code"] for line in (tmp_path / "rejected.jsonl").read_text().splitlines())
+    assert codes == Counter({"AMBIGUOUS_MATCH": 1, "ASSOCIATION_TARGET_NOT_FOUND": 1})
+    assert run.states == [{"n": 6}]
