@@ -46,6 +46,8 @@ AMBIGUOUS = "AMBIGUOUS_MATCH"
 UNCONFIRMED = "UNCONFIRMED_CREATE"
 #: Inputs a request carries.
 CHUNK = 100
+#: Values a batch of a match_property stream takes (a few requests' worth: see HubSpotSink.submit_size).
+MATCH_BATCH = 500
 
 
 def pick(matches: tuple[Match, ...], policy: str) -> list[Match] | None:

@@ -9,7 +9,6 @@ and slows down when HubSpot answers 429 `SECONDLY`.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -33,7 +32,9 @@ MAX_RESULTS = 10_000
 #: Searches a second the target starts at: HubSpot's changelog says 4 per token, its guide 5 per account.
 SEARCHES_PER_SECOND = 4
 # A search counts when HubSpot receives it; the margin keeps a slot from being reused too early.
-SECOND_MARGIN_S = 0.15
+SECOND_MARGIN_S = 0.05
+#: Seconds without a 429 SECONDLY after which the search pace goes back up by one.
+RECOVER_S = 60.0
 
 
 def match_value(value: str) -> str:
@@ -52,8 +53,10 @@ class Match:
 class SearchPacer:
     """At most `per_second` searches in any second, shared by every worker of a run.
 
-    After a 429 `SECONDLY` every search waits a second and the pace drops by one (never below
-    one a second).
+    A search holds its slot from when it is sent until a second after its answer came (HubSpot
+    counts it on arrival, somewhere in between), so delays on the way never make two seconds'
+    worth arrive within one. After a 429 `SECONDLY` every search waits a second and the pace drops
+    by one (never below one a second); a minute without one brings it back up by one, to the start.
     """
 
     def __init__(
@@ -61,36 +64,47 @@ class SearchPacer:
         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`clock` and `sleep` are injectable so tests need not wait."""
-        self.per_second = per_second
+        self.start_pace = self.per_second = per_second
         self._clock = clock
         self._sleep = sleep
-        self._sent: collections.deque[float] = collections.deque()
+        self._slots: list[list[float]] = []  # [time the slot counts from] per search of the last second
         self._paused_until = 0.0
+        self._last_429 = 0.0
         self._lock = threading.Lock()
         self.rate_limited = 0
 
-    def acquire(self) -> None:
-        """Block until a search may be sent, and count it."""
+    def acquire(self) -> list[float]:
+        """Block until a search may be sent; return its slot (hand it to `done` with the answer)."""
         while True:
             with self._lock:
                 now = self._clock()
                 window = 1.0 + SECOND_MARGIN_S
-                while self._sent and self._sent[0] <= now - window:
-                    self._sent.popleft()
+                self._slots = [slot for slot in self._slots if slot[0] > now - window]
+                if self.per_second < self.start_pace and now - self._last_429 > RECOVER_S:
+                    self.per_second += 1
+                    self._last_429 = now
                 if self._paused_until > now:
                     wait = self._paused_until - now
-                elif len(self._sent) < self.per_second:
-                    self._sent.append(now)
-                    return
+                elif len(self._slots) < self.per_second:
+                    slot = [now]
+                    self._slots.append(slot)
+                    return slot
                 else:
-                    wait = self._sent[0] + window - now
+                    wait = min(slot[0] for slot in self._slots) + window - now
             self._sleep(max(wait, 0.001))
+
+    def done(self, slot: list[float]) -> None:
+        """The answer to the search of `slot` came: its second counts from now."""
+        with self._lock:
+            slot[0] = self._clock()
 
     def on_rate_limited(self) -> None:
         """HubSpot answered 429 `SECONDLY`: pause searches for a second and slow down."""
         with self._lock:
             self.rate_limited += 1
-            self._paused_until = max(self._paused_until, self._clock() + 1.0 + SECOND_MARGIN_S)
+            now = self._clock()
+            self._last_429 = now
+            self._paused_until = max(self._paused_until, now + 1.0 + SECOND_MARGIN_S)
             if self.per_second > 1:
                 self.per_second -= 1
                 logger.info("HubSpot's search limit was reached; searching at most %d times a second.", self.per_second)
@@ -106,13 +120,16 @@ class _SearchAttempts(_ApiAttempts):
         super().__init__(client, endpoint, stream, tally)
         self.pacer = pacer
         self.secondly = False
+        self.slot: list[float] | None = None
 
     def before(self) -> dict[str, str]:
-        self.pacer.acquire()
+        self.slot = self.pacer.acquire()
         with self.client.limiter.exempt():  # search takes no slot of the ten-second window
             return super().before()
 
     def observed(self, attempt: Attempt, decision: Decision) -> None:
+        if self.slot is not None:
+            self.pacer.done(self.slot)
         body = attempt.body if isinstance(attempt.body, dict) else {}
         self.secondly = attempt.status == 429 and body.get("policyName") == "SECONDLY"
         super().observed(attempt, decision)

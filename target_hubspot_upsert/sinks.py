@@ -23,6 +23,7 @@ from typing_extensions import override
 from target_hubspot_upsert.changecache import TRIAGE_SIZE
 from target_hubspot_upsert.errors import InputError, brief
 from target_hubspot_upsert.mapping import resolve_stream
+from target_hubspot_upsert.matching import MATCH_BATCH
 from target_hubspot_upsert.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.model import (
     ALREADY_ABSENT,
@@ -156,6 +157,12 @@ class HubSpotSink(AdaptedSink):
         # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
         full_size = self.changes is not None and self.max_size_cached == HUBSPOT_MAX_BATCH
         self.drain_size = TRIAGE_SIZE if full_size else self.max_size_cached
+        # Inputs per batch handed to the writer (each of its requests still carries at most 100). A
+        # match_property batch takes a few requests' worth of values: its updates and its creates then
+        # each fill requests, where a batch of 100 mixed values would take two half-full ones.
+        self.submit_size = self.max_size_cached
+        if self.object_target.match_property and self.max_size_cached == HUBSPOT_MAX_BATCH:
+            self.drain_size = self.submit_size = MATCH_BATCH
 
     @property
     def object_key(self) -> str:
@@ -484,8 +491,8 @@ class HubSpotSink(AdaptedSink):
     def _submit(self, items: list[PendingInput], op: str) -> None:
         """Submit reserved inputs of one operation, a request's worth at a time."""
         items = [item for item in items if item.op == op]
-        for start in range(0, len(items), self.max_size):
-            chunk = items[start : start + self.max_size]
+        for start in range(0, len(items), self.submit_size):
+            chunk = items[start : start + self.submit_size]
             for item in chunk:
                 del self._buffer[item.key]
             remaining = next(iter(self._buffer.values()), None)
