@@ -16,6 +16,7 @@ from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import ObjectTarget
 from target_hubspot_upsert.matching import MatchWriter
 from target_hubspot_upsert.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
+from target_hubspot_upsert.search import searchable
 
 
 class DryRunWriter:
@@ -34,11 +35,9 @@ class DryRunWriter:
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:
         """Count the records that would be sent (or archived), and the request."""
         if batch.target.match_property and self.matcher is not None:
-            found = self.matcher.lookup(batch, [item.key for item in batch.inputs], tally)
-            counts = Counter(
-                "none" if not found[item.key] else "one" if len(found[item.key]) == 1 else "several"
-                for item in batch.inputs
-            )
+            keys = [item.key for item in batch.inputs if searchable(batch.target.match_property, item.key)]
+            found = self.matcher.lookup(batch, keys, tally)
+            counts = Counter("none" if not found[k] else "one" if len(found[k]) == 1 else "several" for k in keys)
             with self._lock:
                 self.matches.setdefault(batch.stream, Counter()).update(counts)
         for item in batch.inputs:

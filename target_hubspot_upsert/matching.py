@@ -37,7 +37,7 @@ from target_hubspot_upsert.model import (
     BatchOutcome,
     PendingInput,
 )
-from target_hubspot_upsert.search import Match, Searcher, match_value
+from target_hubspot_upsert.search import Match, Searcher, match_value, searchable
 
 #: Sends a group of inputs of a batch and accounts for them in an outcome (BatchWriter._settle).
 Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None"], None]
@@ -115,14 +115,30 @@ class MatchWriter:
             out[value] = len(matches) if chosen is None else [m.object_id for m in chosen]
         return out
 
+    def _searchable(self, batch: Batch, outcome: BatchOutcome) -> list[PendingInput]:
+        """The inputs whose value a search can carry; the others are rejected (values too long)."""
+        prop = batch.target.match_property
+        ok = []
+        for item in batch.inputs:
+            if searchable(prop, item.key):
+                ok.append(item)
+            else:
+                message = (
+                    f"the {prop} value is too long to search for (a search body holds at most 3,000 characters); "
+                    "fix the source value"
+                )
+                self._reject(outcome, item, "INVALID_VALUE", message)
+        return ok
+
     def write(self, batch: Batch, outcome: BatchOutcome, tally: RequestTally | None, settle: Settle) -> None:
         """Write a batch of a match stream; each input ends with a result or in `outcome.rejected`."""
         target = batch.target
         mode = target.write_mode
-        matched = self.lookup(batch, [item.key for item in batch.inputs], tally)
+        inputs = self._searchable(batch, outcome)
+        matched = self.lookup(batch, [item.key for item in inputs], tally)
         updates: list[tuple[PendingInput, list[Match]]] = []
         creates: list[PendingInput] = []
-        for item in batch.inputs:
+        for item in inputs:
             matches = matched[item.key]
             if matches == UNCERTAIN:
                 self._reject(outcome, item, UNCONFIRMED, _uncertain_message(target.match_property))
@@ -242,9 +258,10 @@ class MatchWriter:
         A value no object holds is already absent; several under `reject` are AMBIGUOUS_MATCH.
         """
         target = batch.target
-        matched = self.lookup(batch, [item.key for item in batch.inputs], tally)
+        inputs = self._searchable(batch, outcome)
+        matched = self.lookup(batch, [item.key for item in inputs], tally)
         chosen: list[tuple[PendingInput, list[Match]]] = []
-        for item in batch.inputs:
+        for item in inputs:
             matches = matched[item.key]
             if matches == UNCERTAIN:
                 self._reject(outcome, item, UNCONFIRMED, _uncertain_message(target.match_property))

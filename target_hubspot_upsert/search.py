@@ -143,6 +143,11 @@ class _SearchAttempts(_ApiAttempts):
         return super().retrying(decision)
 
 
+def searchable(property_name: str, value: str) -> bool:
+    """Whether one search request can carry `value` (its body within HubSpot's 3,000 characters)."""
+    return len(_body(property_name, [value], "10000")) <= MAX_BODY_CHARS
+
+
 def value_chunks(property_name: str, values: list[str]) -> list[list[str]]:
     """`values` in groups one search request can carry: at most 100, the body within 3,000 characters."""
     base = len(_body(property_name, [], None))

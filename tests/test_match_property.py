@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from target_hubspot_upsert.errors import HubSpotConfigError
 from target_hubspot_upsert.mapping import mapping_problems, resolve_stream
@@ -393,3 +395,37 @@ def test_associations_to_companies_matched_by_domain(sim, config, tmp_path):
     codes = Counter(json.loads(line)["error"]["code"] for line in (tmp_path / "rejected.jsonl").read_text().splitlines())
     assert codes == Counter({"AMBIGUOUS_MATCH": 1, "ASSOCIATION_TARGET_NOT_FOUND": 1})
     assert run.states == [{"n": 6}]
+
+
+def test_skip_unchanged_skips_values_whose_records_did_not_change(sim, config, tmp_path):
+    cfg = _match_config(config, tmp_path, skip_unchanged=True, change_cache_path=str(tmp_path / "changes.sqlite"))
+    for names in ("first", "first", "second"):
+        messages = [schema(STREAM, FIELDS)] + [record(STREAM, {"domain": f"d{i}.com", "name": names}) for i in range(5)]
+        run = run_cli(cfg, [*messages, state({"n": 5})], tmp_path=tmp_path)
+        assert run.returncode == 0, run.stderr[-2000:]
+    endpoints = [e.endpoint for e in sim.requests if e.endpoint in ("search", "batch_create", "batch_update")]
+    assert endpoints == ["search", "batch_create", "search", "batch_update"]  # the second run sent nothing
+    assert sorted(c["properties"]["name"] for c in sim.objects("companies")) == ["second"] * 5
+
+
+@given(st.lists(st.text(min_size=1, max_size=300), max_size=400))
+@settings(max_examples=60, deadline=None)
+def test_search_bodies_stay_within_3000_characters_and_100_values(values):
+    from target_hubspot_upsert.search import MAX_BODY_CHARS, _body, value_chunks  # noqa: PLC0415
+
+    chunks = value_chunks("domain", values)
+    assert [v for chunk in chunks for v in chunk] == values  # every value once, in order
+    for chunk in chunks:
+        assert 1 <= len(chunk) <= 100
+        body = _body("domain", chunk, "9800")
+        assert len(body.decode()) <= MAX_BODY_CHARS or len(chunk) == 1  # a single huge value goes alone
+
+
+def test_a_value_too_long_to_search_for_is_a_rejected_record(sim, config, tmp_path):
+    domains = ["ok.com", "x" * 3000 + ".com", "fine.com"]
+    run = run_cli(_match_config(config, tmp_path, max_rejected_records=1), _accounts(domains), tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (rejected,) = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert rejected["error"]["code"] == "INVALID_VALUE"
+    assert "too long to search for" in rejected["error"]["message"]
+    assert sorted(c["properties"]["domain"] for c in sim.objects("companies")) == ["fine.com", "ok.com"]
