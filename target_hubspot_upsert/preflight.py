@@ -139,10 +139,11 @@ class Preflight:
         policy = self.settings.unknown_properties
         id_property = target.id_property
         if id_property and id_property not in properties:
+            setting = "match_property" if target.match_property else "id_property"
             msg = (
-                f"Stream '{target.stream}' has no field '{id_property}', the id property it "
+                f"Stream '{target.stream}' has no field '{id_property}', the {setting.replace('_', ' ')} it "
                 f"{_verb(target)} '{target.object_type}' by. Add the field, rename one with stream_maps, "
-                f"or set object_mappings.{target.stream}.id_property."
+                f"or set object_mappings.{target.stream}.{setting}."
             )
             raise HubSpotConfigError(msg)
         self._check_associations(target, properties)
@@ -165,6 +166,13 @@ class Preflight:
     def check_object(self, target: ObjectTarget) -> None:
         """A stream's object type, id property, associations and read access, before any record (dry runs)."""
         catalog = self.catalog(target)
+        if target.match_property and target.match_property not in catalog:
+            msg = (
+                f"HubSpot object '{target.object_type}' has no property '{target.match_property}', the "
+                f"match_property of stream '{target.stream}'. Set object_mappings.{target.stream}.match_property "
+                "to one of its properties."
+            )
+            raise HubSpotConfigError(msg)
         if target.id_property and target.id_property not in catalog:
             msg = (
                 f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
@@ -189,7 +197,8 @@ class Preflight:
         msg = (
             f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
             f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
-            f"object_mappings.{target.stream}.id_property to a unique property. "
+            f"object_mappings.{target.stream}.id_property to a unique property, or use match_property "
+            f"instead of id_property to find objects by '{id_property}' through search. "
             + Preflight.unique_properties(target, catalog)
         )
         raise HubSpotConfigError(msg)

@@ -429,3 +429,22 @@ def test_a_value_too_long_to_search_for_is_a_rejected_record(sim, config, tmp_pa
     assert rejected["error"]["code"] == "INVALID_VALUE"
     assert "too long to search for" in rejected["error"]["message"]
     assert sorted(c["properties"]["domain"] for c in sim.objects("companies")) == ["fine.com", "ok.com"]
+
+
+def test_a_non_unique_id_property_points_to_match_property(sim, config, tmp_path):
+    cfg = {**config, "object_mappings": {STREAM: {"object_type": "companies", "id_property": "domain"}}}
+    run = run_cli(cfg, _accounts(["a.com"]), tmp_path=tmp_path)
+    assert run.returncode != 0
+    assert "does not have unique values" in run.stderr
+    assert "use match_property instead of id_property" in run.stderr
+
+
+def test_a_match_property_the_object_lacks_is_named(sim, config, tmp_path):
+    cfg = {**config, "object_mappings": {STREAM: {"object_type": "companies", "match_property": "website"}}}
+    run = run_cli(cfg, "", tmp_path=tmp_path, args=["--check"])  # no input: the mapping alone is checked
+    assert run.returncode != 0
+    assert "no property 'website', the match_property of stream 'accounts'" in run.stderr
+    fields = {"website": {"type": "string"}}
+    run = run_cli(cfg, [schema(STREAM, fields), record(STREAM, {"website": "a.com"})], tmp_path=tmp_path)
+    assert run.returncode != 0
+    assert "'website'" in run.stderr
