@@ -448,3 +448,54 @@ def test_a_match_property_the_object_lacks_is_named(sim, config, tmp_path):
     run = run_cli(cfg, [schema(STREAM, fields), record(STREAM, {"website": "a.com"})], tmp_path=tmp_path)
     assert run.returncode != 0
     assert "'website'" in run.stderr
+
+
+def test_the_3000_record_run_with_contacts_associated_to_companies_by_domain(sim, config, tmp_path):
+    """The acceptance run, with 500 contacts among the accounts naming their company by domain."""
+    ids = seed(sim)
+    sim.configure(search_index_lag_seconds=2, search_rate_limit_per_second=4)
+    rng = random.Random(2525)
+    accounts, last = scenario(rng)
+    contact_fields = {"email": {"type": "string"}, "company_domain": {"type": "string"}}
+    messages: list[dict] = [accounts[0], schema("contacts", contact_fields)]
+    seen: list[str] = []
+    wanted: dict[str, str] = {}
+    n = 0
+    for message in accounts[1:]:
+        messages.append(message)
+        if message["type"] == "RECORD":
+            seen.append(message["record"]["domain"].lower())
+            if len(seen) % 6 == 0 and n < 500:
+                domain = rng.choice(seen[-50:])  # often a company created moments ago
+                email = f"c{n}@example.com"
+                messages.append(record("contacts", {"email": email, "company_domain": domain.upper()}))
+                wanted[email] = domain
+                n += 1
+    cfg = {
+        **config, "rejected_records_path": str(tmp_path / "rejected.jsonl"), "max_rejected_records": 1000,
+        "object_mappings": {
+            STREAM: {"object_type": "companies", "match_property": "domain"},
+            "contacts": {"associations": [
+                {"field": "company_domain", "to_object_type": "companies", "to_id_property": "domain"}]},
+        },
+    }
+    run = run_cli(cfg, messages, tmp_path=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    companies: dict[str, list[dict]] = defaultdict(list)
+    for company in sim.objects("companies"):
+        companies[company["properties"]["domain"].lower()].append(company)
+    for domain in EXISTING + NEW:
+        assert [c["properties"]["name"] for c in companies[domain]] == [last[domain]["name"]]  # one company each
+    company_of = {c["id"]: c["properties"]["domain"].lower() for c in sim.objects("companies")}
+    email_of = {c["id"]: c["properties"]["email"] for c in sim.objects("contacts")}
+    links = {(email_of[a["fromId"]], company_of[a["toId"]]) for a in sim.associations("contacts", "companies")}
+    expected = {(e, d) for e, d in wanted.items() if d not in AMBIGUOUS}
+    assert links == expected
+    assert [ids[d] for d in EXISTING[:5]] == [[c["id"] for c in companies[d]] for d in EXISTING[:5]]
+    rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    ambiguous_contacts = sum(1 for d in wanted.values() if d in AMBIGUOUS)
+    assert Counter(r["error"]["code"] for r in rejected) == Counter(
+        {"AMBIGUOUS_MATCH": len(AMBIGUOUS) + ambiguous_contacts})
+    assert sim.stats["searches"] <= (3000 + n) / 20
+    assert sim.stats["rate_limited_secondly"] <= 0.05 * sim.stats["searches"]
+    assert [s["n"] for s in run.states][-1] == 3000
