@@ -22,7 +22,7 @@ from target_hubspot_upsert.search import Match
 #: A value whose create HubSpot did not confirm: whether the object exists is unknown.
 UNCERTAIN: tuple[Match, ...] = (Match("", ""),)
 
-MAX_VALUES = 500_000
+MAX_VALUES = 50_000  # about 20 MB; searches find at most ~400 values a second, 48,000 in KEEP_S
 KEEP_S = 120.0
 
 
@@ -56,9 +56,12 @@ class MatchMemory:
     def put(self, object_key: str, property_name: str, value: str, matches: Iterable[Match]) -> None:
         """Remember the objects holding `value` now (replacing what was known)."""
         key = (object_key, property_name, value)
+        found = tuple(matches)
+        if len(found) == 1 and found[0].created_at:
+            found = (Match(found[0].object_id, ""),)  # createdAt tells apart several holders only
         with self._lock:
             self._known.pop(key, None)
-            self._known[key] = (self._clock(), tuple(matches))
+            self._known[key] = (self._clock(), found)
             self._bound()
 
     def forget(self, object_key: str, property_name: str, value: str) -> None:
