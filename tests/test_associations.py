@@ -173,7 +173,6 @@ def test_an_unknown_label_stops_before_anything_is_sent(sim, config):
 @pytest.mark.parametrize(
     ("association", "expected"),
     [
-        ({"to_object_type": "companies", "to_id_property": "name"}, "associations[0].to_id_property: 'name' does not have unique values"),
         ({"to_object_type": "companies", "to_id_property": "nope"}, "associations[0].to_id_property: 'nope' is not a property"),
         ({"to_object_type": "p_gadgets", "to_id_property": "x"}, "associations[0].to_object_type: HubSpot has no object type 'p_gadgets'"),
     ],

@@ -81,6 +81,15 @@ def skip_unchanged_feature(sim, config, tmp_path):
     return cfg, contacts({"email": "a@x.com", "firstname": "A"}), looked_up
 
 
+def match_property_feature(sim, config):
+    cfg = {**config, "object_mappings": {"contacts": {"match_property": "email"}}}
+    found = lambda: (  # noqa: E731 - found by search, updated by record id
+        sim.find("contacts", "email", "seeded@x.com")["properties"]["firstname"] == "Matched"
+        and not any(e.endpoint == "batch_upsert" for e in sim.requests[-3:])
+    )
+    return cfg, contacts({"email": "seeded@x.com", "firstname": "Matched"}), found
+
+
 def check_feature(sim, config):
     read = lambda: any(e.endpoint == "batch_read" and e.status in (200, 207) for e in sim.requests)  # noqa: E731
     return {**config, "dry_run": True}, contacts({"email": "a@x.com"}), read
@@ -94,6 +103,7 @@ FEATURES = {
     "associations with a `label` (without labels, `crm.objects.<object>.read` is not needed)": associations_feature,
     "`unknown_properties: create`": unknown_properties_feature,
     "`skip_unchanged` (its account look-up needs no scope of its own)": skip_unchanged_feature,
+    "`match_property` (objects found through search)": match_property_feature,
     "`--check` (`dry_run`)": check_feature,
 }
 

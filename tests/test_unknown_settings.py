@@ -78,5 +78,5 @@ def test_unknown_keys_in_an_object_mapping_are_errors_with_the_closest_key(confi
         TargetHubSpotUpsert(config={**config, "object_mappings": {"accounts": {"object_type": "companies", "id_propery": "x"}}})
     assert excinfo.value.errors == [
         "object_mappings['accounts']: unknown key(s) id_propery (did you mean id_property?); "
-        "allowed keys are object_type, id_property, write_mode and associations"
+        "allowed keys are object_type, id_property, match_property, on_multiple_matches, write_mode and associations"
     ]

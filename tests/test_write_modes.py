@@ -141,7 +141,7 @@ def test_update_when_no_id_exists_skips_every_record(sim, config):
          "object_mappings.s.associations[0].label: must be a label name (text) or an association type id"),
         ({"associations": [{"field": "c", "to_object_type": "companies", "to_id_property": "x", "label": 0}]},
          "object_mappings.s.associations[0].label: an association type id is a whole number of at least 1"),
-        ({"object_type": "contacts", "color": "red"}, "allowed keys are object_type, id_property, write_mode and associations"),
+        ({"object_type": "contacts", "color": "red"}, "allowed keys are object_type, id_property, match_property, on_multiple_matches, write_mode and associations"),
     ],
 )
 def test_mapping_problems_name_the_setting(entry, expected):

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--rate-limit", type=int, default=None, help="requests per rolling window (default: none)")
     add("--rate-limit-interval-ms", type=float, default=10000, help="rolling window length")
     add("--daily-limit", type=int, default=None, help="requests per day (default: none)")
+    add("--search-rate-limit", type=int, default=None, help="searches per second (default: none; HubSpot: 4-5)")
+    add("--search-index-lag", type=float, default=0, help="seconds search results trail writes (default 0)")
     add("--error-rate", type=float, default=0.0, help="probability of a 5xx on object batch requests")
     add("--drop-rate", type=float, default=0.0, help="probability of a dropped connection")
     add("--validation-error-mode", choices=("batch", "multi_status"), default="batch")
@@ -71,6 +73,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "rate_limit_per_10s": args.rate_limit,
         "rate_limit_interval_ms": args.rate_limit_interval_ms,
         "daily_limit": args.daily_limit,
+        "search_rate_limit_per_second": args.search_rate_limit,
+        "search_index_lag_seconds": args.search_index_lag,
         "error_rate": args.error_rate,
         "drop_rate": args.drop_rate,
         "validation_error_mode": args.validation_error_mode,

@@ -369,6 +369,9 @@ OPERATIONS: list[Operation] = [
     # 207: only with the simulator's archive_unknown_ids "error" (unconfirmed HubSpot behaviour).
     _op("objects batch/archive", "POST", _objects("archive"),
         (OBJECTS, "BatchInputSimplePublicObjectId"), {200: _OBJECTS, 204: None, 207: _OBJECTS}),
+    _op("objects search", "POST", rf"/crm/(?:v3/objects|objects/{DATED})/[^/]+/search/?",
+        (OBJECTS, "PublicObjectSearchRequest"),
+        {200: (OBJECTS, "CollectionResponseWithTotalSimplePublicObjectForwardPaging")}, null_values=["properties"]),
     _op("associations batch/create", "POST", _associations("batch/create"),
         (ASSOCIATIONS, "BatchInputPublicAssociationMultiPost"), {200: _LABELLED, 201: _LABELLED, 207: _LABELLED},
         (ASSOCIATIONS, "Error")),

@@ -47,6 +47,10 @@ OPTION_DEFAULTS: dict[str, Any] = {
     # A misbehaving server instead of HubSpot (see hostile.py): None, or {"mode": ..., ...}.
     "hostile": None,
     "read_only": False,
+    # Search (POST .../search): its own per-second limit (None: none), and how many seconds its
+    # index trails writes (objects written more recently are found as they were, or not at all).
+    "search_rate_limit_per_second": None,
+    "search_index_lag_seconds": 0,
 }
 
 #: Named (non-integer) items accepted by :meth:`HubSpotSimulator.script_faults`.
@@ -169,6 +173,8 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "ui_domain": _text,
     "hostile": hostile.normalize,
     "read_only": _bool,
+    "search_rate_limit_per_second": _int_or_none,
+    "search_index_lag_seconds": _number,
 }
 
 

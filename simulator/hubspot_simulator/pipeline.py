@@ -8,7 +8,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import account, associations, contract, hostile, oauth, objects, properties, rewrite, schemas
+from . import account, associations, contract, hostile, oauth, objects, properties, rewrite, schemas, search
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
 from .responses import Response, correlation_id, error, fault_response, fmt_number, not_found, now_iso, rate_limited
@@ -17,6 +17,7 @@ from .state import SimState
 
 ROUTES: list[Route] = [
     *objects.ROUTES, *associations.ROUTES, *properties.ROUTES, *oauth.ROUTES, *account.ROUTES, *schemas.ROUTES,
+    *search.ROUTES,
 ]
 
 
@@ -180,6 +181,7 @@ _ACCESS: dict[str, tuple[str, str]] = {
     "associations_archive": ("objects", "write"),
     "associations_read": ("objects", "read"),
     "association_labels": ("objects", "read"),
+    "search": ("objects", "read"),
 }
 
 

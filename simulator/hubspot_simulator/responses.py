@@ -126,9 +126,11 @@ def method_not_allowed(method: str) -> Response:
 
 
 def rate_limited(policy: str) -> Response:
-    """The 429 body of the ``TEN_SECONDLY_ROLLING`` or ``DAILY`` policy."""
+    """The 429 body of the ``TEN_SECONDLY_ROLLING``, ``DAILY`` or ``SECONDLY`` (search) policy."""
     if policy == "DAILY":
         message = "You have reached your daily limit."
+    elif policy == "SECONDLY":
+        message = "You have reached your secondly limit."
     else:
         message, policy = "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
     body = {

@@ -83,7 +83,8 @@ def answer(mode: str | Rewrite, call: Any, handler: Callable[[], Response]) -> R
         return _custom(mode, call, handler)
     started = now_iso()
     if mode == "canceled":
-        return Response(200, {"status": "CANCELED", "results": [], "startedAt": started, "completedAt": now_iso()})
+        ok = 201 if call.entry.endpoint == "batch_create" else 200  # batch/create answers 201
+        return Response(ok, {"status": "CANCELED", "results": [], "startedAt": started, "completedAt": now_iso()})
     kept = inputs
     if mode in ("duplicate_result", "extra_result", "anonymous_results"):
         kept = inputs[:-1]

@@ -149,6 +149,9 @@ class HubSpotSimulator:
         state = self._state
         with state.lock:
             state.opts.update(normalized)
+            if "search_index_lag_seconds" in normalized:
+                with state.db.store_lock:
+                    state.db.set_search_history(normalized["search_index_lag_seconds"] > 0)
             if "seed" in normalized:
                 state.faults.rng.seed(normalized["seed"])
 

@@ -14,6 +14,7 @@ from .ratelimit import RateLimiter
 from .requestlog import RequestLogEntry
 from .responses import Response
 from .rewrite import Rewrites
+from .search import SearchLimiter
 from .store import Database
 
 
@@ -33,6 +34,8 @@ def empty_stats() -> dict[str, Any]:
         "token_grants": 0,
         "properties_created": 0,
         "writes_refused": 0,
+        "searches": 0,
+        "rate_limited_secondly": 0,
     }
 
 
@@ -49,9 +52,10 @@ class SimState:
         self.sleep = sleep
         self.lock = threading.Lock()
         self.opts: dict[str, Any] = dict(OPTION_DEFAULTS)
-        self.db = Database()
+        self.db = Database(clock)
         self.tokens = IssuedTokens()
         self.limiter = RateLimiter(clock)
+        self.search_limiter = SearchLimiter()
         self.faults = FaultInjector(OPTION_DEFAULTS["seed"])
         self.rewrites = Rewrites()
         self.in_flight = 0  # requests may be in flight across a reset
@@ -68,6 +72,7 @@ class SimState:
             self.faults.reset(self.opts["seed"])
             self.rewrites.clear()
             self.limiter.reset()
+            self.search_limiter = SearchLimiter()
 
     def count(self, counter: str, n: int = 1) -> None:
         """Add to one of the stats counters."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .associations_store import AssociationLinks, AssociationType, AssociationTypes
 from .catalog import ObjectTypeSpec, default_object_types
 from .responses import now_iso
+from .search import note_write
 from .validation import K_MULTI, compile_validator
 
 Conflict = tuple[int, str, str]  # (input index, property, message)
@@ -99,12 +101,15 @@ class StoredObject:
 class Store:
     """Objects of one type, with an index per unique (idProperty-capable) property."""
 
-    __slots__ = ("archived", "index", "objects")
+    __slots__ = ("archived", "clock", "history", "index", "objects")
 
-    def __init__(self) -> None:
+    def __init__(self, history: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.objects: dict[str, StoredObject] = {}
         self.archived: dict[str, StoredObject] = {}
         self.index: dict[str, dict[str, str]] = {}
+        # Search index lag: record id -> [(monotonic time, properties)] of recent writes (None: no lag).
+        self.history: dict[str, list[tuple[float, dict[str, str]]]] | None = {} if history else None
 
     def lookup(self, ot: ObjectType, id_property: str, value: str) -> StoredObject | None:
         """The live object whose ``id_property`` holds ``value`` (record id for ``hs_object_id``)."""
@@ -121,10 +126,21 @@ class Database:
     ``store_lock`` guards the objects and indexes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.store_lock = threading.Lock()
         self.catalog_lock = threading.Lock()
+        self.search_history = False  # keep recent writes for search's index lag
+        self.clock = clock  # the simulator's clock (search's index lag)
         self.reset()
+
+    def set_search_history(self, on: bool) -> None:
+        """Start (or stop) keeping recent writes, which search's index lag shows (callers hold store_lock)."""
+        self.search_history = on
+        for store in self.stores.values():
+            if on and store.history is None:
+                store.history = {}
+            elif not on:
+                store.history = None
 
     def reset(self) -> None:
         """Back to the default object types, with no objects (callers hold both locks)."""
@@ -143,7 +159,7 @@ class Database:
         self.types[spec.name] = ObjectType(spec)
         for alias in spec.all_names:
             self.aliases[alias.lower()] = spec.name
-        self.stores.setdefault(spec.name, Store())
+        self.stores.setdefault(spec.name, Store(self.search_history, self.clock))
 
     def resolve(self, ref: str) -> ObjectType | None:
         """The object type of a name, type id or alias."""
@@ -372,6 +388,7 @@ def apply_properties(
     kept as the key (emails lowercased) and its index is the caller's business.
     """
     props = obj.properties
+    search_before = dict(props) if store.history is not None and not new else None
     # Other unique values this input sets: their indexes must follow (rare).
     before = None
     if not ot.id_props.isdisjoint(in_props):
@@ -396,6 +413,8 @@ def apply_properties(
     obj.updated_at = now
     if before:
         _reindex(store, obj, before)
+    if store.history is not None:
+        note_write(store, obj, new=new, before=search_before)
 
 
 def _assign_each(props: dict[str, str], in_props: dict[str, str], multi: frozenset[str], is_contacts: bool) -> None:

@@ -49,6 +49,7 @@ _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 WRITE_MODES = ("upsert", "update", "create")
+ON_MULTIPLE_MATCHES = ("reject", "update_all", "oldest")
 ASSOCIATION_KEYS = ("field", "to_object_type", "to_id_property", "label")
 
 
@@ -87,6 +88,10 @@ class ObjectTarget:
     id_property: str  # "" for a `create` stream of an object without unique property
     write_mode: str = "upsert"
     associations: tuple[AssociationSpec, ...] = ()
+    # match_property: objects are found by a property that need not be unique, through search
+    # (`id_property` then names the same property: the record field the values come from).
+    match_property: str = ""
+    on_multiple_matches: str = "reject"
 
     @property
     def canonical_type(self) -> str:
@@ -111,7 +116,7 @@ def object_type_problem(object_type: Any) -> str | None:  # noqa: ANN401 - confi
     )
 
 
-_ENTRY_KEYS = ("object_type", "id_property", "write_mode", "associations")
+_ENTRY_KEYS = ("object_type", "id_property", "match_property", "on_multiple_matches", "write_mode", "associations")
 
 
 def mapping_problems(object_mappings: Any) -> list[str]:  # noqa: ANN401 - raw config
@@ -150,7 +155,8 @@ def _entry_problems(stream: str, entry: dict[str, Any]) -> list[str]:
             shown.append(f"{key} (did you mean {close[0]}?)" if close else key)
         problems.append(
             f"{where}: unknown key(s) {', '.join(shown)}; "
-            "allowed keys are object_type, id_property, write_mode and associations"
+            "allowed keys are object_type, id_property, match_property, on_multiple_matches, write_mode "
+            "and associations"
         )
     object_type = entry.get("object_type", stream)
     if (why := object_type_problem(object_type)) is not None:
@@ -163,6 +169,35 @@ def _entry_problems(stream: str, entry: dict[str, Any]) -> list[str]:
             f"{where}.id_property: HubSpot rejects hs_object_id as an upsert id "
             "property; use a property with unique values"
         )
+    problems.extend(_match_problems(where, entry))
+    return problems
+
+
+def _match_problems(where: str, entry: dict[str, Any]) -> list[str]:
+    """`match_property` and `on_multiple_matches` of one stream's entry."""
+    problems: list[str] = []
+    match_property = entry.get("match_property")
+    if match_property is not None:
+        if not _is_property_name(match_property):
+            problems.append(f"{where}.match_property: must be a HubSpot property name")
+        elif match_property == "hs_object_id":
+            problems.append(
+                f"{where}.match_property: use a property other than hs_object_id (record ids need no search)"
+            )
+        if entry.get("id_property") is not None:
+            problems.append(
+                f"{where}: id_property and match_property exclude each other; use id_property for a property "
+                "with unique values (HubSpot's batch upsert), match_property for one that need not be unique "
+                "(objects found through search)"
+            )
+    policy = entry.get("on_multiple_matches")
+    if policy is not None:
+        if policy not in ON_MULTIPLE_MATCHES:
+            problems.append(
+                f"{where}.on_multiple_matches: must be one of reject, update_all or oldest; got {policy!r}"
+            )
+        elif match_property is None:
+            problems.append(f"{where}.on_multiple_matches: applies only with match_property")
     return problems
 
 
@@ -248,7 +283,8 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
         )
         raise HubSpotConfigError(msg)
     canonical = canonical_type(object_type)
-    id_property = entry.get("id_property") or DEFAULT_ID_PROPERTIES.get(canonical)
+    match_property = entry.get("match_property") or ""
+    id_property = match_property or entry.get("id_property") or DEFAULT_ID_PROPERTIES.get(canonical)
     write_mode = entry.get("write_mode") or "upsert"
     known = (
         canonical in STANDARD_OBJECTS or _OBJECT_TYPE_ID.match(object_type) or _CUSTOM_NAME.match(object_type)
@@ -274,5 +310,6 @@ def resolve_stream(stream: str, object_mappings: Mapping[str, Mapping[str, Any]]
         raise HubSpotConfigError(msg)
     return ObjectTarget(
         stream=stream, object_type=object_type, id_property=id_property or "", write_mode=write_mode,
-        associations=_association_specs(entry),
+        associations=_association_specs(entry), match_property=match_property,
+        on_multiple_matches=entry.get("on_multiple_matches") or "reject",
     )

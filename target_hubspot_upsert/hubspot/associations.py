@@ -31,6 +31,7 @@ from target_hubspot_upsert.core.model import (
 )
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.hubspot.failures import ISOLATABLE_STATUSES, Failure, bisect_failures
+from target_hubspot_upsert.hubspot.matching import MatchWriter
 
 logger = logging.getLogger("target_hubspot_upsert.hubspot.associations")
 
@@ -101,7 +102,7 @@ class Associator:
 
     def __init__(
         self, client: HubSpotClient, *, wait_for_earlier: Callable[[int, set[str]], None] | None = None,
-        cache: IdCache | None = None, log_values: bool = False,
+        cache: IdCache | None = None, log_values: bool = False, matcher: MatchWriter | None = None,
     ) -> None:
         """`wait_for_earlier(batch id, object types)` waits for earlier batches writing those types.
 
@@ -111,6 +112,7 @@ class Associator:
         self.log_values = log_values
         self.wait_for_earlier = wait_for_earlier
         self.ids = cache or IdCache()
+        self.matcher = matcher  # associations by a property that need not be unique: through search
         self._labels: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._labels_lock = threading.Lock()
 
@@ -214,6 +216,9 @@ class Associator:
     ) -> dict[Pair, list[tuple[PendingInput, LinkRequest]]]:
         """The other objects' record ids (cache, then `batch/read`); values without an object are rejected."""
         values = list(dict.fromkeys(req.value for _, req in wanted))
+        matcher = self.matcher
+        if matcher is not None and (spec.to_key, spec.to_id_property) in matcher.searched_links:
+            return self._resolve_searched(batch, spec, wanted, values, rejections, tally)
         if spec.to_id_property == "hs_object_id":
             ids, failures = {v: v for v in values}, dict[str, Failure]()
         else:
@@ -243,6 +248,38 @@ class Associator:
                 f"{head}: no {spec.to_object_type} object has the {spec.to_id_property} value given "
                 "(the value is in rejected_records_path); " + _written(object_type),
             )
+        return pairs
+
+    def _resolve_searched(
+        self, batch: Batch, spec: AssociationSpec, wanted: list[tuple[PendingInput, LinkRequest]], values: list[str],
+        rejections: _LinkRejections, tally: RequestTally | None,
+    ) -> dict[Pair, list[tuple[PendingInput, LinkRequest]]]:
+        """Pairs to objects found by search (`to_id_property` not unique), by the ambiguity rule of matching.py."""
+        assert self.matcher is not None  # noqa: S101 - checked by the caller
+        found = self.matcher.link_targets(
+            spec.to_object_type, spec.to_key, spec.to_id_property, values, batch.stream, tally,
+        )
+        pairs: dict[Pair, list[tuple[PendingInput, LinkRequest]]] = {}
+        head = f"association {spec.where} (field '{spec.field}')"
+        written = _written(batch.target.object_type)
+        for item, req in wanted:
+            ids = found.get(req.value, [])
+            if isinstance(ids, int):
+                what = f"{ids} {spec.to_object_type} objects hold {spec.to_id_property}"
+                fix = "merge them in HubSpot, or set on_multiple_matches of the stream matching them"
+                rejections.add(
+                    item, req.ref, "AMBIGUOUS_MATCH", f"{head}: {what} {req.value!r}; {fix}; " + written,
+                    f"{head}: {what} given; {fix}; " + written,
+                )
+            elif not ids:
+                rejections.add(
+                    item, req.ref, "ASSOCIATION_TARGET_NOT_FOUND",
+                    f"{head}: no {spec.to_object_type} object has {spec.to_id_property} = {req.value!r}; " + written,
+                    f"{head}: no {spec.to_object_type} object has the {spec.to_id_property} value given "
+                    "(the value is in rejected_records_path); " + written,
+                )
+            for to_id in ids if isinstance(ids, list) else ():
+                pairs.setdefault((str(item.object_id), to_id), []).append((item, req))
         return pairs
 
     def _lookup(

@@ -172,8 +172,11 @@ class HubSpotClient:
         endpoint: str | None = None,
         stream: str | None = None,
         tally: RequestTally | None = None,
+        attempts: Callable[[HubSpotClient, str, str | None, RequestTally | None], _ApiAttempts] | None = None,
     ) -> ApiResponse:
         """Send a request with rate limiting and retries; return 2xx/4xx answers.
+
+        `attempts` builds other hooks around each attempt (search paces itself: see search.py).
 
         Raises:
             HubSpotAuthError: on 401/403.
@@ -188,7 +191,8 @@ class HubSpotClient:
             {"Content-Type": "application/json"} if json is not None else {},
             setting="api_base_url", label=f"HubSpot request {method} {endpoint}",
         )
-        attempt = self._loop.run(request, _ApiAttempts(self, endpoint, stream, tally))
+        hooks = (attempts or _ApiAttempts)(self, endpoint, stream, tally)
+        attempt = self._loop.run(request, hooks)
         assert attempt.status is not None  # noqa: S101 - the loop returns answers only
         return ApiResponse(attempt.status, attempt.body, attempt.headers)
 

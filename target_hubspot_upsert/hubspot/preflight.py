@@ -55,10 +55,17 @@ def _verb(target: ObjectTarget) -> str:
 class Preflight:
     """Catalogues, per-stream plans and property creation for one run."""
 
-    def __init__(self, client: HubSpotClient, settings: Settings) -> None:
-        """Nothing is read until a stream needs it."""
+    def __init__(
+        self, client: HubSpotClient, settings: Settings, searched_links: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """Nothing is read until a stream needs it.
+
+        `searched_links` gets the (object type, property) of associations whose `to_id_property`
+        is not unique: those objects are found through search (see matching.py).
+        """
         self.client = client
         self.settings = settings
+        self.searched_links = searched_links
         self._catalogs: dict[str, dict[str, PropertySpec]] = {}
         self._groups_checked: set[str] = set()
         self._warned: set[tuple[str, str, str]] = set()
@@ -137,10 +144,11 @@ class Preflight:
         policy = self.settings.unknown_properties
         id_property = target.id_property
         if id_property and id_property not in properties:
+            setting = "match_property" if target.match_property else "id_property"
             msg = (
-                f"Stream '{target.stream}' has no field '{id_property}', the id property it "
+                f"Stream '{target.stream}' has no field '{id_property}', the {setting.replace('_', ' ')} it "
                 f"{_verb(target)} '{target.object_type}' by. Add the field, rename one with stream_maps, "
-                f"or set object_mappings.{target.stream}.id_property."
+                f"or set object_mappings.{target.stream}.{setting}."
             )
             raise HubSpotConfigError(msg)
         self._check_associations(target, properties)
@@ -163,6 +171,13 @@ class Preflight:
     def check_object(self, target: ObjectTarget) -> None:
         """A stream's object type, id property, associations and read access, before any record (dry runs)."""
         catalog = self.catalog(target)
+        if target.match_property and target.match_property not in catalog:
+            msg = (
+                f"HubSpot object '{target.object_type}' has no property '{target.match_property}', the "
+                f"match_property of stream '{target.stream}'. Set object_mappings.{target.stream}.match_property "
+                "to one of its properties."
+            )
+            raise HubSpotConfigError(msg)
         if target.id_property and target.id_property not in catalog:
             msg = (
                 f"HubSpot object '{target.object_type}' has no property '{target.id_property}', the id "
@@ -180,12 +195,15 @@ class Preflight:
         """HubSpot writes by a property with unique values only (or a contact's email)."""
         id_property = target.id_property
         id_spec = catalog.get(id_property)
+        if target.match_property:
+            return  # found through search: need not be unique
         if id_spec is None or _finds_objects(target.canonical_type, id_property, id_spec):
             return
         msg = (
             f"HubSpot property '{id_property}' of '{target.object_type}' does not have unique "
             f"values, so HubSpot cannot {target.write_mode} by it (stream '{target.stream}'). Set "
-            f"object_mappings.{target.stream}.id_property to a unique property. "
+            f"object_mappings.{target.stream}.id_property to a unique property, or use match_property "
+            f"instead of id_property to find objects by '{id_property}' through search. "
             + Preflight.unique_properties(target, catalog)
         )
         raise HubSpotConfigError(msg)
@@ -243,6 +261,10 @@ class Preflight:
             if spec.to_id_property == "hs_object_id":
                 continue  # the field holds HubSpot record ids
             prop = catalog.get(spec.to_id_property)
+            finds = prop is not None and _finds_objects(other.canonical_type, spec.to_id_property, prop)
+            if prop is not None and not finds and self.searched_links is not None:
+                self.searched_links.add((other.canonical_type, spec.to_id_property))  # found through search
+                continue
             if prop is None or not _finds_objects(other.canonical_type, spec.to_id_property, prop):
                 what = "is not a property" if prop is None else "does not have unique values"
                 msg = (

@@ -36,6 +36,7 @@ from target_hubspot_upsert.core.model import (
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.hubspot.deletes import Archiver
 from target_hubspot_upsert.hubspot.failures import Failure, isolatable_or_raise, reject_into
+from target_hubspot_upsert.hubspot.matching import MatchWriter
 
 logger = logging.getLogger("target_hubspot_upsert.hubspot.writer")
 
@@ -68,6 +69,9 @@ def skip_kind(write_mode: str, failure: Failure) -> str | None:
 
 def wire(batch: Batch, item: PendingInput) -> dict[str, Any]:
     """One input in the body of the batch's endpoint."""
+    if batch.target.id_property == "hs_object_id":
+        # An object a search found (match_property): addressed by its record id, without idProperty.
+        return {"id": item.id, "properties": item.properties, "objectWriteTraceId": item.trace}
     if batch.target.write_mode == "create":
         # `associations` is required by HubSpot's model (SimplePublicObjectBatchInputForCreate): none here,
         # associations are written afterwards through the v4 endpoints.
@@ -81,6 +85,7 @@ class BatchWriter:
     def __init__(
         self, client: HubSpotClient, *, max_resends: int = 2, on_archived: Callable[[str], None] | None = None,
         log_values: bool = False, property_type: Callable[[ObjectTarget, str], str | None] | None = None,
+        matcher: MatchWriter | None = None,
     ) -> None:
         """`max_resends`: how often inputs missing from a 2xx answer are sent again.
 
@@ -95,6 +100,7 @@ class BatchWriter:
         self.max_resends = max_resends
         self.archiver = Archiver(client, on_archived=on_archived, log_values=log_values)
         self.log_values = log_values
+        self.matcher = matcher  # streams with match_property (objects found through search)
 
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:
         """Write (or archive) `batch` and return what happened to each of its inputs."""
@@ -102,8 +108,12 @@ class BatchWriter:
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
         batch.sent_at = time.time()
-        if batch.op == ARCHIVE:
+        if batch.op == ARCHIVE and batch.target.match_property and self.matcher is not None:
+            self.matcher.archive(batch, outcome, tally, self.archiver)
+        elif batch.op == ARCHIVE:
             self.archiver.archive(batch, outcome, tally)
+        elif batch.target.match_property and self.matcher is not None:
+            self.matcher.write(batch, outcome, tally, lambda b, g, o, t: self._settle(b, g, o, t, resends=0))
         else:
             self._settle(batch, list(batch.inputs), outcome, tally, resends=0)
         return outcome

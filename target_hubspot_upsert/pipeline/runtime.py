@@ -37,7 +37,10 @@ from target_hubspot_upsert.http.transport import Transport
 from target_hubspot_upsert.hubspot.associations import Associator
 from target_hubspot_upsert.hubspot.client import HubSpotClient
 from target_hubspot_upsert.hubspot.dryrun import DryRunWriter, check_credentials, discard_state
+from target_hubspot_upsert.hubspot.matcher import MatchMemory
+from target_hubspot_upsert.hubspot.matching import MATCH_BATCH, MatchWriter
 from target_hubspot_upsert.hubspot.preflight import Preflight
+from target_hubspot_upsert.hubspot.search import Searcher, SearchPacer
 from target_hubspot_upsert.hubspot.serialization import StreamPlan
 from target_hubspot_upsert.hubspot.writer import BatchWriter
 from target_hubspot_upsert.pipeline.buffer import StreamBuffer
@@ -116,16 +119,20 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self._write, self._on_outcome, self.ledger, max_concurrent=settings.max_concurrent_requests,
         )
+        # match_property streams (and associations to objects found by search): one search pace and
+        # one memory of values for the run.
+        matcher = MatchWriter(Searcher(self.client, SearchPacer(sleep=sleep or self._sleep)), MatchMemory())
         # Associations wait for earlier batches writing the objects they look up.
         self.associator = Associator(
             self.client, wait_for_earlier=self.dispatcher.wait_for_earlier, log_values=settings.log_record_values,
+            matcher=matcher,
         )
-        self.preflight = Preflight(self.client, settings)
+        self.preflight = Preflight(self.client, settings, searched_links=matcher.searched_links)
         self.writer: BatchWriter | DryRunWriter = (
-            DryRunWriter() if settings.dry_run
+            DryRunWriter(matcher) if settings.dry_run
             else BatchWriter(
                 self.client, on_archived=self.associator.forget, log_values=settings.log_record_values,
-                property_type=self.preflight.property_type,
+                property_type=self.preflight.property_type, matcher=matcher,
             )
         )
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
@@ -208,9 +215,15 @@ class Runtime:
         # requests, a few requests' worth, looked up together (the changed ones still go out a
         # request's worth at a time). A lower batch_size_rows is kept: it asks for small drains.
         full_size = changes is not None and batch_size == HUBSPOT_MAX_BATCH
+        drain_size = TRIAGE_SIZE if full_size else batch_size
+        if target.match_property and batch_size == HUBSPOT_MAX_BATCH:
+            # A match_property batch takes a few requests' worth of values (each request still
+            # carries at most 100): its updates and its creates then each fill requests, where a
+            # batch of 100 mixed values would take two half-full ones.
+            batch_size = drain_size = MATCH_BATCH
         buffer = StreamBuffer(
             target.stream, target, dispatcher=self.dispatcher, ledger=self.ledger, stats=stats,
-            batch_size=batch_size, drain_size=TRIAGE_SIZE if full_size else batch_size,
+            batch_size=batch_size, drain_size=drain_size,
             triage=changes.for_object(target) if changes is not None else None,
         )
         return StreamParts(plan, buffer)
@@ -270,6 +283,9 @@ class Runtime:
         if settings.dry_run:
             self._check_mapped_objects()
         self.report.log_summary()
+        if isinstance(self.writer, DryRunWriter):  # match_property streams: what the search found
+            for line in self.writer.match_lines():
+                logger.info(line)
         self._finished = True
         if settings.dry_run and self.rejects.count > settings.max_rejected_records:
             msg = (

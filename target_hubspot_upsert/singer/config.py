@@ -268,7 +268,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.ObjectType(
             additional_properties=th.ObjectType(
                 th.Property("object_type", th.StringType, description="HubSpot object name (`contacts`), object type id (`0-1`, `2-1234567`) or custom object name (`p_widgets`)."),
-                th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts). Optional for a `create` stream of an object without unique property (notes, calls, tasks)."),
+                th.Property("id_property", th.StringType, description="Unique property the upsert matches on (`email` by default for contacts). Optional for a `create` stream of an object without unique property (notes, calls, tasks). Use it when the property has unique values in HubSpot; otherwise use `match_property`."),
+                th.Property("match_property", th.StringType, description="A property that need not be unique (companies by `domain`, contacts by `phone`): objects are found through HubSpot's search API, then updated by record id or created. Exclusive with `id_property`; use `id_property` whenever the property has unique values (one request per 100 records, no search). Needs `crm.objects.<object>.read` besides write."),
+                th.Property(
+                    "on_multiple_matches", th.StringType, allowed_values=["reject", "update_all", "oldest"],
+                    description="With `match_property`, when several objects hold a record's value: `reject` (default: the record is rejected `AMBIGUOUS_MATCH`, nothing written), `update_all` (update every one), `oldest` (update the one created first).",
+                ),
                 th.Property(
                     "write_mode", th.StringType, allowed_values=["upsert", "update", "create"],
                     description="`upsert` (default): create or update. `update`: only objects that exist (others are skipped, not found). `create`: only new objects (existing ones are skipped).",
@@ -278,14 +283,14 @@ CONFIG_SCHEMA = th.PropertiesList(
                     th.ArrayType(th.ObjectType(
                         th.Property("field", th.StringType, description="Record field holding the other object's unique value, or a list of values."),
                         th.Property("to_object_type", th.StringType, description="Object type of the other object (`companies`, `0-2`, `p_widgets`)."),
-                        th.Property("to_id_property", th.StringType, description="Unique property the other object is found by (`hs_object_id` when the field holds record ids)."),
+                        th.Property("to_id_property", th.StringType, description="Property the other object is found by: a unique one, one that need not be unique (found through search, as with `match_property`), or `hs_object_id` when the field holds record ids."),
                         th.Property("label", th.CustomType({"type": ["string", "integer"]}), description="Association label name or type id; default: HubSpot's default association of the pair."),
                     )),
                     description="Associations made after each record's object is written (only added, never removed).",
                 ),
             ),
         ),
-        description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`). `write_mode`: `upsert`, `update` (only objects that exist) or `create` (only new objects); `associations`: links to other objects found by a unique value (README: Write modes, deletes and associations).',
+        description='Per stream: `{"<stream>": {"object_type": "...", "id_property": "...", "write_mode": "upsert", "associations": [...]}}`. A stream named after a HubSpot object needs no entry, except for its id property (contacts default to `email`). `write_mode`: `upsert`, `update` (only objects that exist) or `create` (only new objects); `associations`: links to other objects found by a unique value (README: Write modes, deletes and associations); `match_property` (instead of `id_property`): find objects by a property that need not be unique, such as the `domain` of companies, through the search API, with `on_multiple_matches` for a value several objects hold (README: Companies by domain).',
     ),
     th.Property(
         "unknown_properties", th.StringType, default="fail", allowed_values=["fail", "ignore", "create"],

@@ -35,6 +35,7 @@ from target_hubspot_upsert.core.model import (
     match_key,
     rejection,
 )
+from target_hubspot_upsert.hubspot.search import match_value
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
 from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
@@ -319,7 +320,8 @@ class HubSpotSink(AdaptedSink):
                 shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
                 self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
                 return
-            key = record_id
+            # match_property: values match in any case (search's IN takes them lowercase).
+            key = match_value(record_id) if self.object_target.match_property else record_id
         elif deleted:
             message = (
                 f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "
