@@ -173,6 +173,7 @@ def test_timeouts_are_retried(sim, config):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not sim.upsert_requests():
             time.sleep(0.01)
+        time.sleep(0.5)  # the first upsert has read its 1.5 s latency and timed out (0.3 s) by now
         sim.configure(latency_ms=0)
 
     threading.Thread(target=speed_up, daemon=True).start()

@@ -21,12 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from target_hubspot_upsert.client import RequestTally
-from target_hubspot_upsert.deletes import Archiver
-from target_hubspot_upsert.hubspot.matcher import UNCERTAIN, MatchMemory
-from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable
-from target_hubspot_upsert.mapping import ObjectTarget
-from target_hubspot_upsert.model import (
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.core.model import (
     ALREADY_ABSENT,
     ARCHIVE,
     ARCHIVED,
@@ -38,6 +34,10 @@ from target_hubspot_upsert.model import (
     BatchOutcome,
     PendingInput,
 )
+from target_hubspot_upsert.hubspot.client import RequestTally
+from target_hubspot_upsert.hubspot.deletes import Archiver
+from target_hubspot_upsert.hubspot.matcher import UNCERTAIN, MatchMemory
+from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable
 
 #: Sends a group of inputs of a batch and accounts for them in an outcome (BatchWriter._settle).
 Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None"], None]

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from target_hubspot_upsert.client import HubSpotClient, RequestTally, _ApiAttempts
-from target_hubspot_upsert.errors import HubSpotConfigError
-from target_hubspot_upsert.retry import Attempt, Decision
+from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.http.retry import Attempt, Decision
+from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally, _ApiAttempts
 
 logger = logging.getLogger("target_hubspot_upsert.hubspot.search")
 
