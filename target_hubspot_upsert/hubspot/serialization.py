@@ -140,20 +140,30 @@ _date_from_iso = date.fromisoformat
 
 
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_HOURS_MINUTES = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
 
 
 def _utc_text(dt: datetime, text: str) -> str:
     """`dt`, read from `text` by `fromisoformat`, as HubSpot's UTC text with milliseconds.
 
-    A naive date-time is taken as UTC. In UTC already, with `text` laid out as
-    `YYYY-MM-DDTHH:MM:SS...` (the form taps write), its first 19 characters are the answer's
-    (`fromisoformat` refused any that are not digits); otherwise the fields are written anew.
+    A naive date-time is taken as UTC. With `text` laid out as `YYYY-MM-DDTHH:MM:SS...` (the
+    form taps write; `fromisoformat` refused any that are not digits), the answer is cut from it:
+    in UTC its first 19 characters; with an offset of whole minutes that keeps the same UTC day,
+    its date and seconds around the shifted hour and minute. Anything else is converted with
+    `astimezone` and written anew.
     """
     offset = dt.utcoffset()
+    laid_out = text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":"
     if not offset:  # naive (taken as UTC) or UTC
-        if text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":":
+        if laid_out:
             return text[:19] + _MILLIS[dt.microsecond // 1000]
-    else:
+    elif laid_out and not offset.microseconds:
+        seconds = offset.days * 86400 + offset.seconds
+        if not seconds % 60:
+            minute = dt.hour * 60 + dt.minute - seconds // 60
+            if 0 <= minute < 1440:
+                return text[:11] + _HOURS_MINUTES[minute] + text[16:19] + _MILLIS[dt.microsecond // 1000]
+    if offset:
         dt = dt.astimezone(UTC)
     return dt.isoformat()[:19] + _MILLIS[dt.microsecond // 1000]
 
