@@ -371,7 +371,16 @@ class LineCountingReader(AdaptedReader):
                 self.on_oversized(line)
                 stats["RECORD"] = stats.get("RECORD", 0) + 1
                 continue
-            message = self.deserialize_json(t.cast("str", line))
+            # deserialize_json, inlined (once per line)
+            text = t.cast("str", line)
+            self.line_number += 1
+            message: dict[str, t.Any] | None
+            if not text.strip():
+                message = {"type": "_BLANK"}
+            else:
+                message = _read_fast(text)
+                if message is None:
+                    message = _decode_exact(text, self.line_number)
             kind = message.get("type")
             if not isinstance(kind, str):
                 msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."

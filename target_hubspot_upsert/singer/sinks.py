@@ -357,9 +357,12 @@ class HubSpotSink(AdaptedSink):
 
     def add_record(self, record: dict[str, Any], *, deleted: bool) -> None:
         """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally."""
-        self.runtime.check()
-        seq = self._count_one()
+        runtime = self.runtime
+        runtime.check()
         stats = self.stats
+        stats.received += 1  # _count_one, inlined
+        self._received_here += 1
+        seq = runtime.next_seq()
         if self._has_id:
             record_id, problem = self.plan.record_id(record)
             if record_id is None:
