@@ -266,3 +266,35 @@ def test_the_fast_reader_reads_every_line_as_the_exact_one_does(message, ascii_o
     fast, exact = decode_line(line, 1), _decode_exact(line, 1)
     assert fast == exact
     assert repr(fast) == repr(exact)  # the same types too (Decimal, int), not only equal values
+
+
+NUMBER_LITERALS = st.from_regex(r"-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,4})?", fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=st.lists(NUMBER_LITERALS, min_size=1, max_size=5), depth=st.integers(0, 3), spaced=st.booleans())
+def test_the_fast_reader_keeps_each_number_literal_exact(numbers, depth, spaced):
+    # Taps write numbers in any JSON form (1.50, 1E5, 0.10000000000000000555, 40-digit integers):
+    # each must be read as the standard library reads it, Decimal of the literal's own text.
+    gap = " " if spaced else ""
+    values = f",{gap}".join(numbers)
+    line = '{"type":"RECORD","stream":"s","record":{"n":' + "[" * depth + values + "]" * depth + "}}"
+    if depth == 0:
+        line = '{"type":"RECORD","stream":"s","record":{' + ",".join(f'"f{i}":{n}' for i, n in enumerate(numbers)) + "}}"
+    fast, exact = decode_line(line, 1), _decode_exact(line, 1)
+    assert fast == exact
+    assert repr(fast) == repr(exact)
+
+
+@pytest.mark.parametrize("depth", [150, 199, 200, 201, 400, 990, 1200])
+def test_the_fast_reader_leaves_deep_lines_to_the_standard_library(depth):
+    line = '{"type":"RECORD","stream":"s","record":{"n":' + "[" * depth + "1.5" + "]" * depth + "}}"
+    try:
+        exact: object = _decode_exact(line, 1)
+    except InputError as exc:
+        exact = str(exc)
+    try:
+        fast: object = decode_line(line, 1)
+    except InputError as exc:
+        fast = str(exc)
+    assert repr(fast) == repr(exact)

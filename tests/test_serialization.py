@@ -178,3 +178,64 @@ def test_refused_values_say_what_was_expected(kind_name, value):
     with pytest.raises(BadValue) as info:
         PropertySpec.from_hubspot(PROPERTIES[kind_name]).converter()(value)
     assert info.value.expected
+
+
+# --- the fast paths give the general paths' answers ------------------------------------------
+
+from target_hubspot_upsert.hubspot import serialization as ser  # noqa: E402
+
+OFFSETS = st.one_of(
+    st.sampled_from(["Z", "+00:00", "-00:00", "", "+02:00", "-05:30", "+14:00", "+0000", "z"]),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)).map(
+        lambda d: datetime(2000, 1, 1, tzinfo=timezone(d)).isoformat()[19:]),
+)
+DATETIME_TEXT = st.builds(
+    lambda moment, sep, digits, offset, pad: pad + moment.isoformat(sep=sep)[:19]
+    + (f".{moment.microsecond:06d}"[: digits + 1] if digits else "") + offset + pad,
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    st.sampled_from(["T", " ", "t"]), st.integers(0, 6), OFFSETS, st.sampled_from(["", " ", "\n"]),
+)
+DATE_TEXT = st.dates().map(date.isoformat) | st.from_regex(r"\d{4}-\d\d-\d\d", fullmatch=True)
+
+
+def _outcome(convert, value):
+    try:
+        return convert(value)
+    except BadValue as exc:
+        return ("BadValue", exc.expected, str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=DATETIME_TEXT | DATE_TEXT | st.text(st.sampled_from("0123456789-T:.+Z "), max_size=32))
+def test_the_date_time_fast_path_gives_the_general_answer(value):
+    assert _outcome(ser.datetime_text, value) == _outcome(ser._datetime_text, value)
+    assert _outcome(ser.date_text, value) == _outcome(ser._date_text, value)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_date_time_beyond_the_utc_range_is_a_bad_value(value):
+    for convert in (ser.datetime_text, ser.date_text):
+        with pytest.raises(BadValue, match="out of range"):
+            convert(value)
+
+
+NUMBER_TEXT = st.from_regex(r"-?(0|[1-9][0-9]{0,45})(\.[0-9]{1,45})?([eE][+-]?[0-9]{1,4})?", fullmatch=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(literal=NUMBER_TEXT | st.sampled_from(["NaN", "-Infinity", "1E+1001", "0.000", "-0.50", "1.0E-7"]))
+def test_the_decimal_fast_path_gives_the_general_answer(literal):
+    assert _outcome(ser.decimal_text, Decimal(literal)) == _outcome(ser._decimal_text, Decimal(literal))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.sampled_from(["lead", " lead ", "Lead", "", "customer", "x"]) | st.integers() | st.booleans())
+def test_the_enumeration_fast_path_gives_the_general_answer(value):
+    options = frozenset({"lead", "customer", "1", "true"})
+    convert = ser.enumeration_converter(options, multi=False)
+    option = ser._option_text(value)
+    if option in options:
+        assert convert(value) == option
+    else:
+        with pytest.raises(BadValue, match="is not an option"):
+            convert(value)

@@ -40,6 +40,19 @@ class BadValue(ValueError):
 
 def decimal_text(d: Decimal) -> str:
     """Exact decimal text: no exponent, no trailing zeros, integers without a point."""
+    shown = str(d)
+    # The common case: a short fraction in plain notation whose last digit is not 0 is its own answer.
+    if len(shown) <= _PLAIN_DIGITS and shown[-1] != "0" and "." in shown and "E" not in shown:
+        return shown
+    return _decimal_text(d)
+
+
+#: Characters of a Decimal's text `decimal_text` returns as it is (far below `MAX_NUMBER_DIGITS`).
+_PLAIN_DIGITS = 40
+
+
+def _decimal_text(d: Decimal) -> str:
+    """`decimal_text` for any Decimal."""
     if not d.is_finite():
         raise BadValue("a finite number", f"{d} is not a finite number")
     if d and abs(d.adjusted()) > MAX_NUMBER_DIGITS:
@@ -57,6 +70,11 @@ def decimal_text(d: Decimal) -> str:
 
 def number_text(value: Any) -> str:  # noqa: ANN401 - any JSON value
     """Serialize a number property value."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is Decimal:
+        return decimal_text(value)
     if isinstance(value, bool):
         raise BadValue("a number", "a boolean is not a number")
     if isinstance(value, int):
@@ -114,24 +132,98 @@ def _parse_datetime(value: Any, expected: str) -> datetime | date:  # noqa: ANN4
     raise BadValue(expected)
 
 
+_DATETIME_EXPECTED = "an ISO 8601 date-time such as 2024-05-01T13:45:00Z"
+_DATE_EXPECTED = "a date (YYYY-MM-DD) or a date-time at midnight UTC"
+_OUT_OF_RANGE = "the date-time is out of range (years 1 to 9999 in UTC)"
+_from_iso = datetime.fromisoformat
+_date_from_iso = date.fromisoformat
+
+
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_HOURS_MINUTES = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(24 * 60))
+
+
+def _utc_text(dt: datetime, text: str) -> str:
+    """`dt`, read from `text` by `fromisoformat`, as HubSpot's UTC text with milliseconds.
+
+    A naive date-time is taken as UTC. With `text` laid out as `YYYY-MM-DDTHH:MM:SS...` (the
+    form taps write; `fromisoformat` refused any that are not digits), the answer is cut from it:
+    in UTC its first 19 characters; with an offset of whole minutes that keeps the same UTC day,
+    its date and seconds around the shifted hour and minute. Anything else is converted with
+    `astimezone` and written anew.
+    """
+    offset = dt.utcoffset()
+    laid_out = text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":" and text[16] == ":"
+    if not offset:  # naive (taken as UTC) or UTC
+        if laid_out:
+            return text[:19] + _MILLIS[dt.microsecond // 1000]
+    elif laid_out and not offset.microseconds:
+        seconds = offset.days * 86400 + offset.seconds
+        if not seconds % 60:
+            minute = dt.hour * 60 + dt.minute - seconds // 60
+            if 0 <= minute < 1440:
+                return text[:11] + _HOURS_MINUTES[minute] + text[16:19] + _MILLIS[dt.microsecond // 1000]
+    if offset:
+        dt = dt.astimezone(UTC)
+    return dt.isoformat()[:19] + _MILLIS[dt.microsecond // 1000]
+
+
 def datetime_text(value: Any) -> str:  # noqa: ANN401
-    """Serialize a datetime property value as ISO 8601 UTC with milliseconds."""
-    parsed = _parse_datetime(value, "an ISO 8601 date-time such as 2024-05-01T13:45:00Z")
-    dt = (
-        _as_utc(parsed)
-        if isinstance(parsed, datetime)
-        else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
-    )
+    """Serialize a datetime property value as ISO 8601 UTC with milliseconds.
+
+    Text longer than `YYYY-MM-DDTHH:MM` (the forms taps write) is read with one `fromisoformat`
+    and written by `_utc_text`; anything else takes `_datetime_text`, with the same result.
+    """
+    if type(value) is str:
+        stripped = value.strip()
+        if len(stripped) > 16:  # a date-time (a bare date, basic-format forms: below)
+            try:
+                parsed = _from_iso(stripped)
+            except ValueError:
+                raise BadValue(_DATETIME_EXPECTED) from None
+            try:
+                return _utc_text(parsed, stripped)
+            except OverflowError:  # beyond year 1 or 9999 in UTC
+                raise BadValue(_DATETIME_EXPECTED, _OUT_OF_RANGE) from None
+    return _datetime_text(value)
+
+
+def _datetime_text(value: Any) -> str:  # noqa: ANN401
+    """`datetime_text` for any value: dates, epoch milliseconds, Python objects."""
+    parsed = _parse_datetime(value, _DATETIME_EXPECTED)
+    try:
+        dt = (
+            _as_utc(parsed)
+            if isinstance(parsed, datetime)
+            else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+        )
+    except OverflowError:  # beyond year 1 or 9999 in UTC
+        raise BadValue(_DATETIME_EXPECTED, _OUT_OF_RANGE) from None
     # isoformat() zero-pads years before 1000, which strftime's %Y does not.
     return f"{dt.replace(microsecond=0, tzinfo=None).isoformat()}.{dt.microsecond // 1000:03d}Z"
 
 
 def date_text(value: Any) -> str:  # noqa: ANN401
     """Serialize a date property value as YYYY-MM-DD; date-times must be midnight UTC."""
-    expected = "a date (YYYY-MM-DD) or a date-time at midnight UTC"
+    if type(value) is str:
+        stripped = value.strip()
+        if len(stripped) == 10:  # a bare date, the form taps write
+            try:
+                return _date_from_iso(stripped).isoformat()
+            except ValueError:
+                raise BadValue(_DATE_EXPECTED) from None
+    return _date_text(value)
+
+
+def _date_text(value: Any) -> str:  # noqa: ANN401
+    """`date_text` for any value."""
+    expected = _DATE_EXPECTED
     parsed = _parse_datetime(value, expected)
     if isinstance(parsed, datetime):
-        dt = _as_utc(parsed)
+        try:
+            dt = _as_utc(parsed)
+        except OverflowError:  # beyond year 1 or 9999 in UTC
+            raise BadValue(expected, _OUT_OF_RANGE) from None
         if (dt.hour, dt.minute, dt.second, dt.microsecond) != (0, 0, 0, 0):
             raise BadValue(
                 expected,
@@ -179,6 +271,17 @@ def _option_text(value: Any) -> str:  # noqa: ANN401
     raise BadValue("an option value")
 
 
+def _one_option(options: frozenset[str], check: Callable[[str], str]) -> Converter:
+    """The converter of a single-select property whose options are checked."""
+
+    def convert(value: Any) -> str:  # noqa: ANN401
+        if type(value) is str and value in options:  # an option as it is: the common case
+            return value
+        return check(_option_text(value))
+
+    return convert
+
+
 def enumeration_converter(options: frozenset[str] | None, *, multi: bool) -> Converter:
     """Build a converter for a (multi-)select property; `options=None` means unchecked."""
     allowed_hint = (
@@ -197,7 +300,7 @@ def enumeration_converter(options: frozenset[str] | None, *, multi: bool) -> Con
             # Unchecked (external or empty options): sent as given; stripping could turn a
             # value into "" and clear the property.
             return text
-        return lambda value: check(_option_text(value))
+        return _one_option(options, check)
 
     def convert_multi(value: Any) -> str:  # noqa: ANN401
         items: Iterable[Any] = value.split(";") if isinstance(value, str) else value

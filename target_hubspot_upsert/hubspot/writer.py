@@ -420,6 +420,7 @@ def tie_results(
     ignored. When one object id is claimed by results for two different inputs, neither is tied.
     """
     id_property = batch.target.id_property
+    lower = id_property == "email"  # match_key, inlined (once per result)
     ties: dict[str, tuple[PendingInput, dict]] = {}
     claims: dict[str, set[str]] = {}
     for result in body.get("results") or []:
@@ -427,11 +428,19 @@ def tie_results(
             continue
         props = result.get("properties")
         value = props.get(id_property) if id_property and isinstance(props, dict) else None
-        value_key = match_key(id_property, str(value)) if value is not None else None
+        if value is None:
+            value_key = None
+        else:
+            text = value if type(value) is str else str(value)
+            value_key = text.strip().lower() if lower else text
         trace = result.get("objectWriteTraceId")
         if trace not in (None, ""):
-            item = by_trace.get(str(trace))
-            if item is not None and value_key is not None and value_key != match_key(id_property, item.id):
+            item = by_trace.get(trace if type(trace) is str else str(trace))
+            if (
+                item is not None and value_key is not None
+                # an id already in its matching form (the serializer lowercases emails) needs no match_key
+                and value_key != item.id and value_key != match_key(id_property, item.id)
+            ):
                 item = None  # the result is some other object's
         else:
             item = by_id.get(value_key) if value_key is not None else None

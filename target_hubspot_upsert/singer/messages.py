@@ -18,7 +18,7 @@ import typing as t
 import zlib
 from collections import Counter
 
-import orjson
+import msgspec
 from typing_extensions import override
 
 from target_hubspot_upsert.core.errors import InputError
@@ -123,21 +123,19 @@ def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000
 #: levels) is what decides whether a line is too deep to read.
 _FAST_DEPTH = 200
+#: msgspec hands each number that is not an integer to `float_hook` as its literal text: a Decimal
+#: of exactly what the line says (the standard library's reading), in one pass.
+_FAST = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_fast_decode = _FAST.decode
 
 
-def _needs_exact(message: dict[str, t.Any]) -> bool:
-    """Whether a message orjson read must be read again by the standard library.
-
-    It must when it holds a float anywhere (orjson reads every non-integer number as one) or
-    nests deeper than `_FAST_DEPTH`.
-    """
+def _too_deep(message: dict[str, t.Any]) -> bool:
+    """Whether a message nests deeper than `_FAST_DEPTH`."""
     stack: list[tuple[t.Any, int]] = [(message, 1)]
     while stack:
         node, depth = stack.pop()
         for value in node.values() if type(node) is dict else node:
             kind = type(value)
-            if kind is float:
-                return True
             if kind is dict or kind is list:
                 if depth >= _FAST_DEPTH:
                     return True
@@ -146,24 +144,28 @@ def _needs_exact(message: dict[str, t.Any]) -> bool:
 
 
 def decode_line(line: str, number: int) -> dict[str, t.Any]:
-    """Parse one input line into a message (a JSON object); floats stay exact as Decimal.
+    """Parse one input line into a message (a JSON object); numbers that are not integers are exact Decimals.
 
-    orjson reads most lines (in two thirds of the standard library's time); a line it refuses, one
-    holding a number that is not an integer (which orjson reads as a float) or one nested deeper
-    than `_FAST_DEPTH` is read again by the standard library, into Decimal, with its own error
-    messages and limits.
+    msgspec reads most lines once, numbers that are not integers from their own text; a line it
+    refuses (lone surrogates, an integer beyond 4,300 digits, NaN, too deep) or one nested deeper
+    than `_FAST_DEPTH` is read again by the standard library, with its own error messages and limits.
     """
     message = _read_fast(line)
     return message if message is not None else _decode_exact(line, number)
 
 
 def _read_fast(text: str) -> dict[str, t.Any] | None:
-    """The JSON object `text` holds, read by orjson; None when only the standard library may read it."""
+    """The JSON object `text` holds, read by msgspec; None when only the standard library may read it."""
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        value = _fast_decode(text)
+    except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeEncodeError (lone surrogates)
         return None
-    return value if type(value) is dict and not _needs_exact(value) else None
+    if type(value) is not dict:
+        return None
+    # Fewer brackets than `_FAST_DEPTH` cannot nest deeper: the walk only for lines with many.
+    if text.count("[") + text.count("{") > _FAST_DEPTH and _too_deep(value):
+        return None
+    return value
 
 
 def _decode_exact(line: str, number: int) -> dict[str, t.Any]:
@@ -369,7 +371,16 @@ class LineCountingReader(AdaptedReader):
                 self.on_oversized(line)
                 stats["RECORD"] = stats.get("RECORD", 0) + 1
                 continue
-            message = self.deserialize_json(t.cast("str", line))
+            # deserialize_json, inlined (once per line)
+            text = t.cast("str", line)
+            self.line_number += 1
+            message: dict[str, t.Any] | None
+            if not text.strip():
+                message = {"type": "_BLANK"}
+            else:
+                message = _read_fast(text)
+                if message is None:
+                    message = _decode_exact(text, self.line_number)
             kind = message.get("type")
             if not isinstance(kind, str):
                 msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."

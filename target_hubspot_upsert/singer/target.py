@@ -212,7 +212,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
             if sink.sdc_metadata:
                 sink.add_sdc_metadata(transformed, message_dict)
             sink.accept(transformed)
-            if sink.is_full:
+            if sink.buffer.is_full:
                 self.drain_one(sink)
         self._records_seen += 1
         if not self._records_seen % AGE_CHECK_EVERY:
