@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,6 +64,11 @@ def _drop_env_parse_line(record: logging.LogRecord) -> bool:
     return record.msg != "Skipping parse of env var settings..."
 
 
+def _ignore_late_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def take_check_flag(argv: list[str]) -> bool:
     """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
     if "--check" not in argv:
@@ -87,6 +94,10 @@ def main() -> None:
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_env_parse_line)
     install_one_line_logging()
+    # Python puts back the default SIGTERM/SIGINT action while the interpreter shuts down, so a
+    # signal in those last milliseconds would end a finished run with -15; it has nothing left to
+    # stop by then (the runtime already finished or aborted).
+    atexit.register(_ignore_late_signals)
     problems = config_file_problems(sys.argv[1:])
     if problems:
         for problem in problems:
