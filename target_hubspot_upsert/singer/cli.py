@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -69,28 +68,8 @@ def _ignore_late_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def take_check_flag(argv: list[str]) -> bool:
-    """Remove `--check` from `argv`; with it and no piped input, read none (checks only)."""
-    if "--check" not in argv:
-        return False
-    argv.remove("--check")
-    if (sys.stdin is None or sys.stdin.isatty()) and "--input" not in argv:
-        argv += ["--input", os.devnull]
-    return True
-
-
-def take_flag(argv: list[str], flag: str) -> bool:
-    """Remove a flag the SDK's command line does not know from `argv`; whether it was there."""
-    found = flag in argv
-    while flag in argv:
-        argv.remove(flag)
-    return found
-
-
 def main() -> None:
     """Run the target CLI."""
-    TargetHubSpotUpsert.check_requested = take_check_flag(sys.argv)
-    TargetHubSpotUpsert.full_resync_requested = take_flag(sys.argv, "--full-resync")
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_generic_config_line)
     logging.getLogger(TargetHubSpotUpsert.name).addFilter(_drop_env_parse_line)
     install_one_line_logging()

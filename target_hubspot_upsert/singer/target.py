@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
+import functools
 import logging
 import os
 import signal
+import sys
 import typing as t
+from pathlib import Path
 
 import click
 from singer_sdk.exceptions import (
@@ -55,14 +59,35 @@ logger = logging.getLogger("target_hubspot_upsert")
 AGE_CHECK_EVERY = 1024
 
 
+#: The settings the command-line flags give this invocation (`--check`: dry_run, `--full-resync`:
+#: full_resync), on top of the config; empty when the target is built without the command line.
+FLAG_SETTINGS: contextvars.ContextVar[dict[str, bool]] = contextvars.ContextVar("flag_settings", default={})  # noqa: B039 - never mutated
+
+
+def _with_flags_as_settings(
+    invoke: t.Callable[..., t.Any], *, check: bool = False, full_resync: bool = False,
+    **kwargs: t.Any,  # noqa: ANN401 - the SDK's command parameters
+) -> t.Any:  # noqa: ANN401 - the SDK's command callback
+    """Run the SDK's command with the flags turned into settings for this invocation.
+
+    `--check` without piped input (a terminal, or no stdin) checks the settings only: it reads an
+    empty input instead of waiting for one.
+    """
+    settings = {name: True for name, on in (("dry_run", check), ("full_resync", full_resync)) if on}
+    with contextlib.ExitStack() as stack:
+        if check and kwargs.get("file_input") is None and (sys.stdin is None or sys.stdin.isatty()):
+            kwargs["file_input"] = stack.enter_context(Path(os.devnull).open(encoding="utf-8"))
+        token = FLAG_SETTINGS.set(settings)
+        try:
+            return invoke(**kwargs)
+        finally:
+            FLAG_SETTINGS.reset(token)
+
+
 class TargetHubSpotUpsert(AdaptedTarget):
     """Upserts Singer streams into HubSpot CRM objects through the batch upsert API."""
 
     name = "target-hubspot-upsert"
-    #: Set by the `--check` command-line flag: a dry run whatever the config says.
-    check_requested = False
-    #: Set by the `--full-resync` command-line flag: `full_resync` for this run.
-    full_resync_requested = False
     default_sink_class = HubSpotSink
     message_reader_class = LineCountingReader
     #: `hard-delete`: records with `_sdc_deleted_at` archive their objects when `hard_delete` is on.
@@ -86,14 +111,16 @@ class TargetHubSpotUpsert(AdaptedTarget):
         )
         command.params.extend([
             click.Option(
-                ["--check"], is_flag=True, expose_value=False,
+                ["--check"], is_flag=True,
                 help="Dry run: check settings, credentials and piped input; write nothing to HubSpot.",
             ),
             click.Option(
-                ["--full-resync"], is_flag=True, expose_value=False,
+                ["--full-resync"], is_flag=True,
                 help="With skip_unchanged: send every record this run and refresh the change cache.",
             ),
         ])
+        if command.callback is not None:
+            command.callback = functools.partial(_with_flags_as_settings, command.callback)
         return command
 
     def __init__(
@@ -120,8 +147,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["sleep"] = sleep
         if clock is not None:
             runtime_kwargs["clock"] = clock
-        overrides = {"dry_run": self.check_requested, "full_resync": self.full_resync_requested}
-        config = {**self.config, **{key: True for key, on in overrides.items() if on}}
+        config = {**self.config, **FLAG_SETTINGS.get()}  # `--check` and `--full-resync`, as settings
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
