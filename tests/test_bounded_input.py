@@ -103,3 +103,30 @@ def test_a_million_state_lines_behind_one_record_stay_under_100_mb(sim, config, 
     assert code == 0, stderr[-3000:]
     assert peak_mib < 100, f"peak RSS {peak_mib} MiB"
     assert states == [{"position": 999_999, "pad": "p" * 200}]  # only the newest could ever be written
+
+
+def test_a_batch_file_line_over_the_cap_is_a_rejected_record(sim, config, tmp_path):
+    import gzip  # noqa: PLC0415
+
+    from .helpers import run_in_process  # noqa: PLC0415
+
+    batch_file = tmp_path / "contacts.jsonl.gz"
+    with gzip.open(batch_file, "wt", encoding="utf-8") as out:
+        out.write(json.dumps(contact(1)) + "\n")
+        out.write(json.dumps({"email": "big@example.com", "firstname": "x" * (17 << 20)}) + "\n")
+        out.write(json.dumps(contact(2)) + "\n")
+    rejected = tmp_path / "rejected.jsonl"
+    cfg = {**config, "max_rejected_records": 1, "rejected_records_path": str(rejected)}
+    run = run_in_process(cfg, [
+        schema("contacts", key=["email"]),
+        {"type": "BATCH", "stream": "contacts", "encoding": {"format": "jsonl", "compression": "gzip"},
+         "manifest": [batch_file.as_uri()]},
+        state({"batch": 1}),
+    ])
+    assert run.error is None, run.error
+    assert {o["properties"]["email"] for o in sim.objects("contacts")} == {"user1@example.com", "user2@example.com"}
+    [line] = [json.loads(text) for text in rejected.read_text().splitlines()]
+    assert line["error"]["code"] == "RECORD_TOO_LARGE"
+    assert line["record"]["_line_size"] > 17 << 20
+    assert line["record"]["_line_head"].startswith('{"email": "big@example.com"')
+    assert run.states == [{"batch": 1}]

@@ -97,6 +97,22 @@ def bounded_lines(source: t.IO[str], cap: int = MAX_LINE_CHARS) -> t.Iterator[st
         yield OversizedLine(head, size)
 
 
+def _bounded_byte_lines(source: t.IO[bytes], cap: int = MAX_LINE_CHARS) -> t.Iterator[bytes | OversizedLine]:
+    """`bounded_lines` for a binary file (BATCH files): a line over `cap` bytes is never held whole."""
+    readline = source.readline
+    while line := readline(cap + 1):
+        if len(line) <= cap or line.endswith(b"\n"):
+            yield line
+            continue
+        head, size = line[:LINE_HEAD_CHARS].decode("utf-8", "replace"), len(line)
+        del line
+        while chunk := readline(_SKIP_CHUNK):
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        yield OversizedLine(head, size)
+
+
 def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
     """How much of `source` has been read (0 to 1), when it is a regular file (`--input`, `< file`).
 
@@ -314,17 +330,21 @@ def _file_problem(exc: BaseException, number: int) -> str:
 
 def batch_records(
     raw: t.Callable[[], t.ContextManager[t.IO[bytes]]], compression: str | None, where: str,
-) -> t.Iterator[dict]:
+) -> t.Iterator[dict | OversizedLine]:
     """The records of one BATCH file (JSON Lines, maybe gzip-compressed), opened by `raw()`.
 
-    Any problem with the file is an input error naming `where` (the input line, the stream and the
-    file); errors of whatever consumes the records are not caught here.
+    A line longer than `MAX_LINE_CHARS` bytes comes as an `OversizedLine` (a record to reject),
+    read past with bounded memory. Any problem with the file is an input error naming `where` (the
+    input line, the stream and the file); errors of whatever consumes the records are not caught here.
     """
     number = 0
     try:
         with raw() as opened:
             lines = gzip.open(opened) if compression == "gzip" else opened  # noqa: SIM115 - closed with `opened`
-            for number, line in enumerate(lines, 1):
+            for number, line in enumerate(_bounded_byte_lines(t.cast("t.IO[bytes]", lines)), 1):
+                if isinstance(line, OversizedLine):
+                    yield line
+                    continue
                 if not line.strip():
                     continue
                 text = line.decode("utf-8")

@@ -307,6 +307,9 @@ class HubSpotSink(AdaptedSink):
             where = f"Input line {line}: BATCH file {brief(path, 200)!r} of stream '{self.stream_name}'"
             opener = functools.partial(open_batch_file, path, storage)
             for record in batch_records(opener, encoding.compression, where):
+                if isinstance(record, OversizedLine):
+                    self.reject_oversized(record)
+                    continue
                 self.accept(record)
                 if self.is_full:
                     self.flush(final=False, hold=True)
