@@ -15,8 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -37,13 +36,14 @@ from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.hubspot.deletes import Archiver
 from target_hubspot_upsert.hubspot.failures import Failure, isolatable_or_raise, reject_into
 from target_hubspot_upsert.hubspot.matching import MatchWriter
+from target_hubspot_upsert.hubspot.serialization import BadValue, date_text, datetime_text, number_text
 
 logger = logging.getLogger("target_hubspot_upsert.hubspot.writer")
 
-# Codes that make every input carrying the named property invalid, whatever its value.
 # A read-back input whose object HubSpot created less than this before the request went out still
 # counts as created by it (clocks differ).
 READ_BACK_SLACK_S = 5.0
+# Codes that make every input carrying the named property invalid, whatever its value.
 PROPERTY_WIDE_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE", "PROPERTY_NOT_FOUND"})
 
 
@@ -108,12 +108,14 @@ class BatchWriter:
         for index, item in enumerate(batch.inputs):
             item.trace = f"{batch.batch_id}-{index}"
         batch.sent_at = time.time()
-        if batch.op == ARCHIVE and batch.target.match_property and self.matcher is not None:
-            self.matcher.archive(batch, outcome, tally, self.archiver)
-        elif batch.op == ARCHIVE:
-            self.archiver.archive(batch, outcome, tally)
-        elif batch.target.match_property and self.matcher is not None:
-            self.matcher.write(batch, outcome, tally, lambda b, g, o, t: self._settle(b, g, o, t, resends=0))
+        matcher = self.matcher if batch.target.match_property else None
+        if batch.op == ARCHIVE:
+            if matcher is not None:
+                matcher.archive(batch, outcome, tally, self.archiver)
+            else:
+                self.archiver.archive(batch, outcome, tally)
+        elif matcher is not None:
+            matcher.write(batch, outcome, tally, lambda b, g, o, t: self._settle(b, g, o, t, resends=0))
         else:
             self._settle(batch, list(batch.inputs), outcome, tally, resends=0)
         return outcome
@@ -484,36 +486,27 @@ def same_value(sent: str, held: Any, kind: str | None = None, name: str = "") ->
     text = str(held)
     if text == sent or (name == "email" and text == sent.strip().lower()):
         return True
-    if kind == "number":
-        return _same_number(text, sent)
-    if kind in ("date", "datetime"):
-        instants = _instant(text), _instant(sent)
-        return instants[0] is not None and instants[0] == instants[1]
-    return False
-
-
-def _same_number(a: str, b: str) -> bool:
+    convert = _CANONICAL.get(kind or "")
+    if convert is None:
+        return False
     try:
-        return Decimal(a) == Decimal(b)
-    except (InvalidOperation, ValueError):
+        # Both in the serializer's spelling; HubSpot may answer a date or date-time in epoch milliseconds.
+        return convert(int(text) if text.isdigit() else text) == convert(sent)
+    except BadValue:
         return False
 
 
-def _instant(text: str) -> datetime | None:
-    """A date, date-time or epoch-milliseconds value as an aware UTC datetime, or None."""
-    if text.isdigit() and len(text) >= 10:
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+#: The serializer's conversion of the property types whose values HubSpot spells its own way.
+_CANONICAL: dict[str, Callable[[Any], str]] = {"number": number_text, "date": date_text, "datetime": datetime_text}
 
 
 def read_back_result(write_mode: str, result: dict, sent_at: float) -> str:
     """What a read-back input counts as: created when HubSpot created the object after the request went out."""
-    created_at = _instant(str(result.get("createdAt") or ""))
-    new = created_at is not None and created_at.timestamp() >= sent_at - READ_BACK_SLACK_S
+    try:
+        created_at = datetime.fromisoformat(str(result.get("createdAt") or "")).timestamp()
+    except ValueError:
+        created_at = None
+    new = created_at is not None and created_at >= sent_at - READ_BACK_SLACK_S
     if write_mode == "create":
         return CREATED if new else SKIPPED_EXISTS
     if write_mode == "update":
