@@ -27,9 +27,11 @@ from target_hubspot_upsert.core.model import (
     ARCHIVE,
     ARCHIVED,
     CREATED,
+    HUBSPOT_MAX_BATCH,
     SKIPPED_EXISTS,
     SKIPPED_NOT_FOUND,
     UPDATED,
+    WRITE,
     Batch,
     BatchOutcome,
     PendingInput,
@@ -44,9 +46,8 @@ Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None
 
 AMBIGUOUS = "AMBIGUOUS_MATCH"
 UNCONFIRMED = "UNCONFIRMED_CREATE"
-#: Inputs a request carries.
-CHUNK = 100
-#: Values a batch of a match_property stream takes (a few requests' worth: see HubSpotSink.submit_size).
+#: Values a batch of a match_property stream takes: a few requests' worth, so its updates and its
+#: creates each fill requests (see Runtime.open_stream).
 MATCH_BATCH = 500
 
 
@@ -281,10 +282,7 @@ class MatchWriter:
         ]
         flat = [sub for _, mine in subs for sub in mine]
         sub_outcome = BatchOutcome(write_mode=target.write_mode)
-        for start in range(0, len(flat), CHUNK):
-            sub_batch = Batch(
-                batch.batch_id, batch.stream, sub_target, flat[start : start + CHUNK], batch.min_seq, op=ARCHIVE,
-            )
+        for sub_batch in _requests(batch, sub_target, flat, ARCHIVE):
             archiver.archive(sub_batch, sub_outcome, tally)
         rejected = {id(entry[0]): entry for entry in sub_outcome.rejected}
         key, prop = target.canonical_type, target.match_property
@@ -303,14 +301,23 @@ class MatchWriter:
         outcome.rejected.append((item, code, code, message, message if safe is None else safe))
 
 
+def _requests(batch: Batch, sub_target: ObjectTarget, inputs: list[PendingInput], op: str) -> list[Batch]:
+    """Inputs of `batch` as batches of `sub_target`'s kind, a request's worth each."""
+    out = []
+    for start in range(0, len(inputs), HUBSPOT_MAX_BATCH):
+        chunk = inputs[start : start + HUBSPOT_MAX_BATCH]
+        sub_batch = Batch(batch.batch_id, batch.stream, sub_target, chunk, batch.min_seq, op=op)
+        sub_batch.sent_at = batch.sent_at
+        out.append(sub_batch)
+    return out
+
+
 def _send(
     batch: Batch, sub_target: ObjectTarget, inputs: list[PendingInput], outcome: BatchOutcome,
     tally: RequestTally | None, settle: Settle,
 ) -> None:
     """Send inputs of `batch` as requests of `sub_target`'s kind, a request's worth at a time."""
-    for start in range(0, len(inputs), CHUNK):
-        sub_batch = Batch(batch.batch_id, batch.stream, sub_target, inputs[start : start + CHUNK], batch.min_seq)
-        sub_batch.sent_at = batch.sent_at
+    for sub_batch in _requests(batch, sub_target, inputs, WRITE):
         settle(sub_batch, sub_batch.inputs, outcome, tally)
 
 

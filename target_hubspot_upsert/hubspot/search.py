@@ -167,7 +167,8 @@ def value_chunks(property_name: str, values: list[str]) -> list[list[str]]:
     return chunks
 
 
-def _body(property_name: str, values: list[str], after: str | None) -> bytes:
+def _request_body(property_name: str, values: list[str], after: str | None) -> dict[str, Any]:
+    """The search request: one `IN` filter on `property_name`, a page of `PAGE_SIZE` after `after`."""
     body: dict[str, Any] = {
         "filterGroups": [{"filters": [{"propertyName": property_name, "operator": "IN", "values": values}]}],
         "properties": [property_name],
@@ -175,7 +176,12 @@ def _body(property_name: str, values: list[str], after: str | None) -> bytes:
     }
     if after is not None:
         body["after"] = after
-    return orjson.dumps(body)
+    return body
+
+
+def _body(property_name: str, values: list[str], after: str | None) -> bytes:
+    """The search request as sent (its size counts against HubSpot's 3,000 characters)."""
+    return orjson.dumps(_request_body(property_name, values, after))
 
 
 class Searcher:
@@ -246,7 +252,7 @@ class Searcher:
         with self._lock:
             self.requests += 1
         response = client.request(
-            "POST", client.objects_path(object_type, "search"), json=orjson.loads(_body(property_name, values, after)),
+            "POST", client.objects_path(object_type, "search"), json=_request_body(property_name, values, after),
             endpoint=f"{object_type}/search", stream=stream, tally=tally,
             attempts=lambda c, e, s, t: _SearchAttempts(c, e, s, t, pacer),
         )
