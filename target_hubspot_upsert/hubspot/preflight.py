@@ -69,7 +69,6 @@ class Preflight:
         self._catalogs: dict[str, dict[str, PropertySpec]] = {}
         self._groups_checked: set[str] = set()
         self._warned: set[tuple[str, str, str]] = set()
-        self.would_create: list[str] = []  # dry runs: what a real run would create in HubSpot
 
     def property_type(self, target: ObjectTarget, name: str) -> str | None:
         """HubSpot's type of a property already in the catalogue (`number`, `datetime`, ...), or None."""
@@ -339,7 +338,6 @@ class Preflight:
                     name, definition["type"], definition["fieldType"], target.object_type, group,
                     ", with unique values" if definition.get("hasUniqueValue") else "",
                 )
-                self.would_create.append(f"property {name} ({definition['type']}) on {target.object_type}")
                 catalog[name] = PropertySpec.from_hubspot(definition)
                 continue
             response = self.client.create_property(target.object_type, definition)
@@ -372,7 +370,6 @@ class Preflight:
             names = {g.get("name") for g in response.body.get("results") or [] if isinstance(g, dict)}
         if group not in names and self.settings.dry_run:
             logger.info("Dry run: would create property group '%s' on %s.", group, target.object_type)
-            self.would_create.append(f"property group {group} on {target.object_type}")
         elif group not in names:
             created = self.client.create_group(target.object_type, group, "Target HubSpot Upsert")
             if created.status not in (200, 201, 409):

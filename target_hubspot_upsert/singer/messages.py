@@ -58,7 +58,6 @@ MAX_LINE_CHARS = 16 * 1024 * 1024
 LINE_HEAD_CHARS = 1000  # the start of an oversized line kept for the rejected-records file
 _SKIP_CHUNK = 1024 * 1024
 _RECORD_TYPE = re.compile(r'"type"\s*:\s*"RECORD"')
-_STREAM_NAME = re.compile(r'"stream"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 class OversizedLine(t.NamedTuple):
@@ -69,48 +68,30 @@ class OversizedLine(t.NamedTuple):
 
     def record_stream(self) -> str | None:
         """The stream of a RECORD line, when its first characters name both (else None)."""
-        if not _RECORD_TYPE.search(self.head):
-            return None
-        found = _STREAM_NAME.search(self.head)
-        if found is None:
-            return None
-        try:
-            name = json.loads(f'"{found.group(1)}"')
-        except ValueError:
-            return None
-        return name if isinstance(name, str) else None
+        return top_level_stream(self.head) if _RECORD_TYPE.search(self.head) else None
 
 
-def bounded_lines(source: t.IO[str], cap: int = MAX_LINE_CHARS) -> t.Iterator[str | OversizedLine]:
-    """The lines of `source`; a line longer than `cap` comes as an `OversizedLine`, never held whole."""
+def bounded_lines(source: t.IO[t.AnyStr], cap: int = MAX_LINE_CHARS) -> t.Iterator[t.AnyStr | OversizedLine]:
+    """The lines of `source` (text, or bytes for BATCH files); one longer than `cap` comes as an `OversizedLine`.
+
+    An oversized line is never held whole: its first `LINE_HEAD_CHARS` are kept, the rest is read
+    past in `_SKIP_CHUNK` pieces.
+    """
     readline = source.readline
-    while line := readline(cap + 1):
-        if len(line) <= cap or line[-1] == "\n":
+    line = readline(cap + 1)
+    newline = b"\n" if isinstance(line, bytes) else "\n"
+    while line:
+        if len(line) <= cap or line.endswith(newline):  # type: ignore[arg-type]  # newline is of line's type
             yield line
-            continue
-        head, size = line[:LINE_HEAD_CHARS], len(line)
-        del line
-        while chunk := readline(_SKIP_CHUNK):
-            size += len(chunk)
-            if chunk[-1] == "\n":
-                break
-        yield OversizedLine(head, size)
-
-
-def _bounded_byte_lines(source: t.IO[bytes], cap: int = MAX_LINE_CHARS) -> t.Iterator[bytes | OversizedLine]:
-    """`bounded_lines` for a binary file (BATCH files): a line over `cap` bytes is never held whole."""
-    readline = source.readline
-    while line := readline(cap + 1):
-        if len(line) <= cap or line.endswith(b"\n"):
-            yield line
-            continue
-        head, size = line[:LINE_HEAD_CHARS].decode("utf-8", "replace"), len(line)
-        del line
-        while chunk := readline(_SKIP_CHUNK):
-            size += len(chunk)
-            if chunk.endswith(b"\n"):
-                break
-        yield OversizedLine(head, size)
+        else:
+            head, size = line[:LINE_HEAD_CHARS], len(line)
+            del line
+            while chunk := readline(_SKIP_CHUNK):
+                size += len(chunk)
+                if chunk.endswith(newline):  # type: ignore[arg-type]
+                    break
+            yield OversizedLine(head.decode("utf-8", "replace") if isinstance(head, bytes) else head, size)
+        line = readline(cap + 1)
 
 
 def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
@@ -212,23 +193,29 @@ def _decode_exact(line: str, number: int) -> dict[str, t.Any]:
 
 def _stream_of(line: str) -> str:
     """` (stream 'x')` for a line too deep to parse, from its top-level "stream" member, if found."""
+    name = top_level_stream(line)
+    return "" if name is None else f" (stream {name[:100]!r})"
+
+
+def top_level_stream(text: str) -> str | None:
+    """The top-level "stream" member of a line that is not parsed (too deep, or cut short), if found."""
     depth = 0
-    for match in _TOKEN.finditer(line):
+    for match in _TOKEN.finditer(text):
         piece = match.group()
         if piece in "[{":
             depth += 1
         elif piece in "]}":
             depth -= 1
         elif depth == 1 and piece == '"stream"':
-            value = _STREAM_KEY.match(line, match.end())
+            value = _STREAM_KEY.match(text, match.end())
             if value is None:
-                return ""
+                return None
             try:
                 name = json.loads('"' + value.group(1) + '"')
             except ValueError:
-                return ""
-            return f" (stream {name[:100]!r})"
-    return ""
+                return None
+            return name if isinstance(name, str) else None
+    return None
 
 
 def _is_text_list(value: t.Any) -> bool:  # noqa: ANN401 - any JSON value
@@ -341,7 +328,7 @@ def batch_records(
     try:
         with raw() as opened:
             lines = gzip.open(opened) if compression == "gzip" else opened  # noqa: SIM115 - closed with `opened`
-            for number, line in enumerate(_bounded_byte_lines(t.cast("t.IO[bytes]", lines)), 1):
+            for number, line in enumerate(bounded_lines(t.cast("t.IO[bytes]", lines)), 1):
                 if isinstance(line, OversizedLine):
                     yield line
                     continue

@@ -190,18 +190,11 @@ class HubSpotSink(AdaptedSink):
         self.sdc_metadata = self.include_sdc_metadata_properties
         parts = self.runtime.open_stream(self.object_target, self.schema, self.stats, self.max_size_cached)
         self.plan, self.buffer = parts.plan, parts.buffer
-        self._object_key = self.object_target.canonical_type
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
-        self._association_types = {spec.to_key for spec in self.object_target.associations}
         self.stats.shown.update(self._counters_shown())
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
-
-    @property
-    def object_key(self) -> str:
-        """The object type this sink writes (canonical name)."""
-        return self._object_key
 
     def _counters_shown(self) -> set[str]:
         """The counters beyond the upsert's that this stream's summary line always shows."""
@@ -396,7 +389,7 @@ class HubSpotSink(AdaptedSink):
                 code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
                 self._reject(record, record_id, stats.received, code, message, safe)
                 return
-            links = self._links(record, ref, record_id) if self._association_types else []
+            links = self._links(record, ref, record_id) if self.object_target.associations else []
             if links is None:
                 return  # a malformed association value: rejected
             self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None))
