@@ -85,7 +85,13 @@ class PendingInput:
             self.key = self.id
 
     def wire(self, id_property: str) -> dict[str, Any]:
-        """The input as HubSpot's batch upsert (and update) expects it."""
+        """The input as HubSpot's batch upsert (and update) expects it.
+
+        By record id (`hs_object_id`, e.g. objects a search found) it carries no `idProperty`:
+        HubSpot refuses `hs_object_id` there.
+        """
+        if id_property == "hs_object_id":
+            return {"id": self.id, "properties": self.properties, "objectWriteTraceId": self.trace}
         return {
             "id": self.id,
             "idProperty": id_property,

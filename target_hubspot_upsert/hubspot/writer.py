@@ -69,9 +69,6 @@ def skip_kind(write_mode: str, failure: Failure) -> str | None:
 
 def wire(batch: Batch, item: PendingInput) -> dict[str, Any]:
     """One input in the body of the batch's endpoint."""
-    if batch.target.id_property == "hs_object_id":
-        # An object a search found (match_property): addressed by its record id, without idProperty.
-        return {"id": item.id, "properties": item.properties, "objectWriteTraceId": item.trace}
     if batch.target.write_mode == "create":
         # `associations` is required by HubSpot's model (SimplePublicObjectBatchInputForCreate): none here,
         # associations are written afterwards through the v4 endpoints.
