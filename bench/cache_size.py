@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         started, day = time.perf_counter(), utc_day()
         for start in range(0, entries, CHUNK):
             ids = range(start, min(start + CHUNK, entries))
-            cache.write([(contact_key(i), rng.getrandbits(64) - 2**63, day) for i in ids])
+            cache.write([(contact_key(i), rng.getrandbits(64) - 2**63, day, rng.getrandbits(64) - 2**63) for i in ids])
         cache.close()
         size = path.stat().st_size
         print(f"{entries:,} entries written in {time.perf_counter() - started:.0f} s: {size / 2**20:.0f} MiB, "

@@ -19,3 +19,9 @@ def sim():
 def config(sim):
     """A minimal valid config pointing at the simulator."""
     return {"access_token": TOKEN, "api_base_url": sim.base_url}
+
+
+@pytest.fixture
+def cache_config(config, tmp_path):
+    """The simulator config with skip_unchanged on and a cache file in the test's directory."""
+    return {**config, "skip_unchanged": True, "change_cache_path": str(tmp_path / "cache" / "changes.sqlite")}

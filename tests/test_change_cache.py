@@ -44,12 +44,6 @@ from .helpers import (
 TOKEN_B = "test-token-other-portal"
 
 
-@pytest.fixture
-def cache_config(config, tmp_path):
-    """The simulator config with skip_unchanged on and a cache file in the test's directory."""
-    return {**config, "skip_unchanged": True, "change_cache_path": str(tmp_path / "cache" / "changes.sqlite")}
-
-
 def upserts_since(sim, since: int) -> list:
     return [e for e in sim.requests[since:] if e.endpoint == "batch_upsert"]
 
@@ -560,27 +554,27 @@ def test_written_entries_are_seen_before_their_commit_and_a_delete_drops_them(tm
     path = tmp_path / "changes.sqlite"
     cache = ChangeCache(path, 1)
 
-    def in_file() -> dict[int, tuple[int, int]]:
-        return {k: (h, d) for k, h, d in query(path, 'SELECT k, h, d FROM "portal_1"')}
+    def in_file() -> dict[int, tuple[int, int, int | None]]:
+        return {k: (h, d, r) for k, h, d, r in query(path, 'SELECT k, h, d, r FROM "portal_1"')}
 
     try:
-        cache.write([(1, 11, 100), (2, 22, 100), (3, 33, 100)])
+        cache.write([(1, 11, 100, None), (2, 22, 100, 7), (3, 33, 100, -5)])
         assert in_file() == {}  # not committed yet: one transaction per many batches
-        assert cache.lookup([1, 2, 3, 4]) == {1: (11, 100), 2: (22, 100), 3: (33, 100)}
+        assert cache.lookup([1, 2, 3, 4]) == {1: (11, 100, None), 2: (22, 100, 7), 3: (33, 100, -5)}
         cache.write((), [2], durable=True)  # a changed value is about to be sent
-        assert cache.lookup([1, 2, 3]) == {1: (11, 100), 3: (33, 100)}
+        assert cache.lookup([1, 2, 3]) == {1: (11, 100, None), 3: (33, 100, -5)}
         with cache._lock:  # what the next COMMIT_ENTRIES-th entry or close would do
             cache._commit_pending()
-        assert in_file() == {1: (11, 100), 3: (33, 100)}  # the deleted entry is not resurrected
-        cache.write([(1, 12, 101)])
-        assert cache.lookup([1]) == {1: (12, 101)}  # the newer value, not the committed one
+        assert in_file() == {1: (11, 100, None), 3: (33, 100, -5)}  # the deleted entry is not resurrected
+        cache.write([(1, 12, 101, 9)])
+        assert cache.lookup([1]) == {1: (12, 101, 9)}  # the newer value, not the committed one
         monkeypatch.setattr("target_hubspot_upsert.pipeline.changecache.COMMIT_ENTRIES", 3)
-        cache.write([(5, 55, 101), (6, 66, 101)])  # three pending: committed
-        assert in_file() == {1: (12, 101), 3: (33, 100), 5: (55, 101), 6: (66, 101)}
-        cache.write([(7, 77, 101)])
+        cache.write([(5, 55, 101, None), (6, 66, 101, None)])  # three pending: committed
+        assert in_file() == {1: (12, 101, 9), 3: (33, 100, -5), 5: (55, 101, None), 6: (66, 101, None)}
+        cache.write([(7, 77, 101, None)])
     finally:
         cache.close()
-    assert in_file()[7] == (77, 101)  # closing commits what is pending
+    assert in_file()[7] == (77, 101, None)  # closing commits what is pending
 
 
 def test_the_cache_size_benchmark_runs_against_the_current_cache():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Protocol
 
 from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.core.model import ARCHIVE, WRITE, Batch, PendingInput
@@ -19,6 +20,18 @@ from target_hubspot_upsert.pipeline.changecache import ObjectTriage
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.report import StreamStats
+
+
+class ShortPath(Protocol):
+    """Records of the stream waiting to be found unchanged before they would enter the buffer (`AsReadSkip`)."""
+
+    def __len__(self) -> int:
+        """Records waiting."""
+        ...
+
+    def resolve(self) -> None:
+        """Count the unchanged ones; bring the others into the buffer, in input order."""
+        ...
 
 
 class StreamBuffer:
@@ -44,17 +57,22 @@ class StreamBuffer:
         self._held_key = f"{self.ledger_key}#changed"
         self._create_only = target.write_mode == "create"
         self.link_types = frozenset(spec.to_key for spec in target.associations)
+        self.short_path: ShortPath | None = None  # records waiting before they would come in
         dispatcher.register(self)
 
     # --- what it holds ------------------------------------------------------------------
 
     def __len__(self) -> int:
-        """Distinct ids waiting, and changed inputs held to fill a request."""
-        return len(self._inputs) + len(self._held)
+        """Distinct ids waiting, changed inputs held to fill a request, and records on the short path."""
+        return len(self._inputs) + len(self._held) + (len(self.short_path) if self.short_path is not None else 0)
 
     def __contains__(self, key: str) -> bool:
         """Whether an input for `key` is buffered (not yet handed over)."""
         return key in self._inputs
+
+    def holds(self, key: str) -> bool:
+        """Whether an input for `key` is buffered, held, or in flight (reserved) for this object type."""
+        return key in self._inputs or self._dispatcher.is_reserved(self.object_key, key)
 
     @property
     def is_full(self) -> bool:
@@ -81,6 +99,7 @@ class StreamBuffer:
         if entry is not None:
             entry.properties.update(new.properties)
             entry.records.extend(new.records)
+            entry.as_read = None  # a merge of records: no one record as read is its value
             if new.links:
                 entry.links = [*(entry.links or ()), *new.links]
             return
@@ -107,6 +126,8 @@ class StreamBuffer:
         a request. With `cascade`, other streams' buffers of the object types this stream's
         associations look up are handed over whole first.
         """
+        if self.short_path is not None:
+            self.short_path.resolve()  # those records came before anything sent from now on
         dispatcher = self._dispatcher
         while self._inputs:
             mark = dispatcher.finished

@@ -2,8 +2,9 @@
 
 One table per HubSpot account (portal; per credential when HubSpot will not tell the account), one
 row per object: a 64-bit hash of (object type, id property, id) as the key, a 64-bit hash of the
-wire properties HubSpot last acknowledged for that object, and the UTC day the row was written. No
-id or value is stored in clear.
+wire properties HubSpot last acknowledged for that object, the UTC day the row was written, and
+(when that value came from one record) a 64-bit hash of the record as it was read, with everything
+that decides its conversion (`as_read`). No id or value is stored in clear.
 
 The rules that keep a skip safe:
 - A row is written only after HubSpot acknowledged that value for that object, before the id
@@ -18,6 +19,10 @@ The rules that keep a skip safe:
   batch left (its value written, or the row deleted); merged records are compared as merged.
 - Archives (`hard_delete`) delete their objects' rows before they are sent; the associations a
   record asks for are part of its value hash.
+- A record read exactly as the one whose value a row holds, under the same SCHEMA, settings, target
+  version and HubSpot property definitions, converts to that same value: it is unchanged without
+  being validated or converted again (`AsReadSkip`). Anything else, or an id buffered or in flight,
+  goes the whole way and is compared by value.
 """
 
 from __future__ import annotations
@@ -51,7 +56,10 @@ logger = logging.getLogger("target_hubspot_upsert")
 #: Inputs looked up before the change cache's CPU per input is logged at INFO (DEBUG below).
 CPU_FIGURE_MIN_INPUTS = 10_000
 
-FORMAT_VERSION = 1  # PRAGMA user_version: the key and value hashes below, the table layout
+FORMAT_VERSION = 2  # PRAGMA user_version: the key and value hashes below, the table layout
+# Format 2 added the `r` column (the hash of the record as read, see `ObjectTriage.as_read`); a
+# format-1 table gains it when a run of this version opens it (its rows have none: their records
+# go through the value comparison once, which writes it).
 # With skip_unchanged a sink buffers this many distinct ids before it looks them up, in one
 # SELECT ... IN (...): 1.4 instead of 1.8 µs per key found than 100 at a time, and fewer switches
 # between the reading thread and the workers.
@@ -207,9 +215,10 @@ class ChangeCache:
         self.table = f'"{self.account}"'
         self._lock = threading.Lock()
         self._closed = False
-        self._pending: dict[int, tuple[int, int]] = {}  # key -> (value hash, day), not yet committed
+        self._pending: dict[int, tuple[int, int, int | None]] = {}  # key -> (value hash, day, as read), not committed
         self._pending_since = 0.0  # time.monotonic() of the oldest pending entry
         self.read_only = read_only
+        self._as_read_column = "r"  # "NULL" when a dry run reads a table of format 1
         self.committed = 0  # entries committed to the file by this run
         self._conn: sqlite3.Connection | None = None
         self._lock_file: Any = None
@@ -228,7 +237,7 @@ class ChangeCache:
             self._release()
             raise
         # S608: the table name is made from an int, every value is a bound parameter.
-        self._upsert = f"INSERT OR REPLACE INTO {self.table} (k, h, d) VALUES (?, ?, ?)"  # noqa: S608
+        self._upsert = f"INSERT OR REPLACE INTO {self.table} (k, h, d, r) VALUES (?, ?, ?, ?)"  # noqa: S608
         self._delete = f"DELETE FROM {self.table} WHERE k = ?"  # noqa: S608
 
     def _connect(self) -> sqlite3.Connection:
@@ -257,7 +266,11 @@ class ChangeCache:
         if found.fetchone() is None:
             conn.close()
             return None
+        self._as_read_column = "r" if self._has_as_read(conn) else "NULL"  # a format-1 table, not changed
         return conn
+
+    def _has_as_read(self, conn: sqlite3.Connection) -> bool:
+        return any(row[1] == "r" for row in conn.execute(f"PRAGMA table_info({self.table})"))
 
     @property
     def _writer(self) -> sqlite3.Connection:
@@ -279,8 +292,10 @@ class ChangeCache:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {self.table} "
-            "(k INTEGER PRIMARY KEY, h INTEGER NOT NULL, d INTEGER NOT NULL) WITHOUT ROWID"
+            "(k INTEGER PRIMARY KEY, h INTEGER NOT NULL, d INTEGER NOT NULL, r INTEGER) WITHOUT ROWID"
         )
+        if not self._has_as_read(conn):  # a table of format 1
+            conn.execute(f"ALTER TABLE {self.table} ADD COLUMN r INTEGER")
         if version < FORMAT_VERSION:
             conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
 
@@ -293,12 +308,12 @@ class ChangeCache:
 
     @staticmethod
     @functools.cache
-    def _select(table: str, n: int) -> str:
-        return f"SELECT k, h, d FROM {table} WHERE k IN ({','.join('?' * n)})"  # noqa: S608 - as above
+    def _select(table: str, as_read: str, n: int) -> str:
+        return f"SELECT k, h, d, {as_read} FROM {table} WHERE k IN ({','.join('?' * n)})"  # noqa: S608 - as above
 
-    def lookup(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """The cached (value hash, day) of each key that has an entry."""
-        found: dict[int, tuple[int, int]] = {}
+    def lookup(self, keys: Sequence[int]) -> dict[int, tuple[int, int, int | None]]:
+        """The cached (value hash, day, hash as read or None) of each key that has an entry."""
+        found: dict[int, tuple[int, int, int | None]] = {}
         with self._lock:
             if self._closed:
                 msg = "The change cache is closed: the run is stopping."
@@ -308,8 +323,9 @@ class ChangeCache:
                     chunk = keys[start : start + LOOKUP_CHUNK]
                     if self._conn is None:
                         break
-                    for k, h, d in self._conn.execute(self._select(self.table, len(chunk)), chunk):
-                        found[k] = (h, d)
+                    select = self._select(self.table, self._as_read_column, len(chunk))
+                    for k, h, d, r in self._conn.execute(select, chunk):
+                        found[k] = (h, d, r)
             except sqlite3.Error as exc:
                 raise self._error("read", exc) from None
             pending = self._pending
@@ -320,8 +336,10 @@ class ChangeCache:
                         found[k] = entry
         return found
 
-    def write(self, rows: Sequence[tuple[int, int, int]], gone: Sequence[int] = (), *, durable: bool = False) -> None:
-        """Delete the `gone` keys now; note the (key, hash, day) rows, committed with later ones.
+    def write(
+        self, rows: Sequence[tuple[int, int, int, int | None]], gone: Sequence[int] = (), *, durable: bool = False,
+    ) -> None:
+        """Delete the `gone` keys now; note the (key, hash, day, hash as read) rows, committed with later ones.
 
         `durable` syncs the deletes to disk before returning (deletes that must hold before a
         request goes out, even through a power loss); other commits may be lost by a power loss
@@ -341,19 +359,21 @@ class ChangeCache:
             if rows:
                 if not pending:
                     self._pending_since = time.monotonic()
-                for k, h, d in rows:
-                    pending[k] = (h, d)
+                for k, h, d, r in rows:
+                    pending[k] = (h, d, r)
                 if len(pending) >= COMMIT_ENTRIES or time.monotonic() - self._pending_since >= COMMIT_SECONDS:
                     self._commit_pending()
 
     def _commit_pending(self) -> None:
         """Commit the pending entries (under the lock). On failure they are dropped: sent again next run."""
-        rows = sorted((k, h, d) for k, (h, d) in self._pending.items())  # in key order: fewer pages touched
+        rows = sorted((k, h, d, r) for k, (h, d, r) in self._pending.items())  # in key order: fewer pages touched
         self._pending = {}
         self._commit(rows, ())
         self.committed += len(rows)
 
-    def _commit(self, rows: Sequence[tuple[int, int, int]], gone: Sequence[int], *, durable: bool = False) -> None:
+    def _commit(
+        self, rows: Sequence[tuple[int, int, int, int | None]], gone: Sequence[int], *, durable: bool = False,
+    ) -> None:
         """One transaction: delete the `gone` keys, then write the rows (under the lock)."""
         conn = self._writer
         try:
@@ -431,6 +451,7 @@ class ChangeTracker:
         # What the cache costs, in CPU seconds of the threads that did the work (logged at close).
         self.looked_up = 0
         self.skipped = 0
+        self.skipped_as_read = 0  # of them, found unchanged as read (`AsReadSkip`)
         self.lookup_cpu = 0.0
         self.written = 0
         self.write_cpu = 0.0
@@ -543,7 +564,7 @@ class ChangeTracker:
         if self.read_only:
             return
         stale = [entry[0] for item in batch.inputs if (entry := item.cache_entry) is not None and entry[2]]
-        bumped: list[tuple[int, int, int]] = []
+        bumped: list[tuple[int, int, int, int | None]] = []
         if batch.op != WRITE:  # archives: records pointing to these objects are sent again next time
             target = batch.target
             bumped = self._generations(target.canonical_type, target.id_property, batch.inputs)
@@ -559,11 +580,11 @@ class ChangeTracker:
         # Rejected, or landed without every association it asked for: no entry.
         failed = {id(entry[0]) for entry in outcome.rejected} | {id(entry[0]) for entry in outcome.link_rejected}
         day = self.today()
-        rows: list[tuple[int, int, int]] = []
+        rows: list[tuple[int, int, int, int | None]] = []
         gone: list[int] = []
         for item, (key, digest, _replaces) in self._take(batch):
             if digest is not None and item.result in LANDED and id(item) not in failed:
-                rows.append((key, digest, day))
+                rows.append((key, digest, day, item.as_read))
             else:  # archived, skipped by the write mode (not found, exists), rejected
                 gone.append(key)
         target = batch.target
@@ -585,13 +606,13 @@ class ChangeTracker:
 
     def _generations(
         self, object_type: str, id_property: str, items: Iterable[PendingInput],
-    ) -> list[tuple[int, int, int]]:
+    ) -> list[tuple[int, int, int, int | None]]:
         """New generation rows for these objects (a fresh number each time: never a value seen before)."""
         if not id_property:
             return []
         day = self.today()
         fresh = self._generation
-        return [(generation_key(object_type, id_property, item.id), next(fresh), day) for item in items]
+        return [(generation_key(object_type, id_property, item.id), next(fresh), day, None) for item in items]
 
     @functools.cached_property
     def link_targets(self) -> frozenset[tuple[str, str]]:
@@ -602,6 +623,13 @@ class ChangeTracker:
             for stream in mappings
             for spec in resolve_stream(stream, mappings).associations
         )
+
+    def note(self, rows: list[tuple[int, int, int, int | None]]) -> None:
+        """Rewrite rows whose value stays (a hash as read added); a failure only makes the next run slower."""
+        try:
+            self.cache.write(rows)
+        except (ChangeCacheError, HubSpotFatalError):
+            logger.debug("Could not note records as read in the change cache.", exc_info=True)
 
     def write_failed(self, batch: Batch) -> None:
         """No outcome for the batch: its objects keep no entry."""
@@ -625,8 +653,9 @@ class ChangeTracker:
             logger.warning("%s The records it could not note are sent again next run.", exc)
         self.write_cpu += time.thread_time() - started
         logger.info(
-            "skip_unchanged: %d input(s) looked up, %d unchanged; %d entries written.",
-            self.looked_up, self.skipped, self._cache.committed,
+            "skip_unchanged: %d input(s) looked up, %d unchanged (%d of them found as read, without "
+            "conversion); %d entries written.",
+            self.looked_up, self.skipped, self.skipped_as_read, self._cache.committed,
         )
         # Per-input CPU means something only over many inputs (start-up costs dominate a small run).
         per_entry = f"{1e6 * self.write_cpu / self.written:.2f}" if self.written else "-"
@@ -704,7 +733,31 @@ class ObjectTriage:
         })
         if not keys:
             return {}
-        return {key: generation for key, (generation, _day) in self.tracker.cache.lookup(keys).items()}
+        return {key: generation for key, (generation, _day, _) in self.tracker.cache.lookup(keys).items()}
+
+    def row_keys(self, ids: list[str]) -> list[int]:
+        """The row key of each id (`object_key`, inlined)."""
+        new = self.hasher.copy
+        keys = []
+        for record_id in ids:
+            h = new()
+            h.update(record_id.encode("utf-8", "surrogatepass"))
+            keys.append(int.from_bytes(h.digest(), "little", signed=True))
+        return keys
+
+    def fresh(self, day: int) -> bool:
+        """Whether a row written on `day` may still skip a record (not too old, not dated in the future)."""
+        tracker = self.tracker
+        today = tracker.today()
+        return not tracker.full_resync and today - tracker.max_age_days + 1 <= day <= today
+
+    def counted(self, looked_up: int, unchanged: int, cpu_s: float) -> None:
+        """Note look-ups made outside `triage` (`AsReadSkip`), for the run's figures."""
+        tracker = self.tracker
+        tracker.looked_up += looked_up
+        tracker.skipped += unchanged
+        tracker.skipped_as_read += unchanged
+        tracker.lookup_cpu += cpu_s
 
     def triage(self, ready: list[PendingInput]) -> Triaged:
         """Sort the `ready` (reserved) inputs: unchanged, changed, and those sent as without the cache.
@@ -724,6 +777,7 @@ class ObjectTriage:
         skip_fresh = not tracker.full_resync
         unchanged: list[PendingInput] = []
         changed: list[PendingInput] = []
+        as_read: list[tuple[int, int, int, int | None]] = []
         for item, (key, digest) in zip(cached_ids, hashes, strict=True):
             cached = found.get(key)
             if item.op != WRITE:
@@ -735,10 +789,16 @@ class ObjectTriage:
                 item.cache_entry = (key, digest, True)  # deleted from the cache before this is sent
             elif skip_fresh and oldest_fresh <= cached[1] <= today:  # dated in the future: expired
                 unchanged.append(item)
+                if item.as_read is not None and item.as_read != cached[2]:
+                    # The record as read converts to the value HubSpot holds: note it, so the next
+                    # run finds it unchanged on the short path (the row keeps its day).
+                    as_read.append((key, digest, cached[1], item.as_read))
                 continue
             else:
                 item.cache_entry = (key, digest, False)  # the same value, sent again to refresh it
             changed.append(item)
+        if as_read and not tracker.read_only:
+            tracker.note(as_read)
         tracker.looked_up += len(cached_ids)
         tracker.skipped += len(unchanged)
         tracker.lookup_cpu += time.thread_time() - started

@@ -89,6 +89,15 @@ class Dispatcher:
                     ready.append(item)
         return ready
 
+    def is_reserved(self, object_key: str, key: str) -> bool:
+        """Whether an input for `key` of `object_key` is reserved (held to send, or in flight).
+
+        Read without the lock (a set's membership test is atomic). Only the thread that reads
+        input reserves; workers release, so a stale answer is at worst an id released just now,
+        which then takes the longer, always safe path.
+        """
+        return (object_key, key) in self._in_flight_ids
+
     def release(self, object_key: str, items: list[PendingInput]) -> None:
         """Undo `reserve` for items that will not be sent (HubSpot already has their values)."""
         with self._cond:

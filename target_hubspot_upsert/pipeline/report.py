@@ -46,7 +46,7 @@ EXTRA_COUNTERS = {
 }
 
 
-def _version() -> str:
+def target_version() -> str:
     """The installed target's version."""
     try:
         return metadata.version("target-hubspot-upsert")
@@ -348,7 +348,7 @@ class Reporter:
             "status": status,
             "dry_run": dry_run,
             "error": REDACTOR.redact(error) if error else None,
-            "target_version": _version(),
+            "target_version": target_version(),
             "started_at": self.started_at.isoformat(timespec="milliseconds"),
             "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "duration_seconds": round(time.monotonic() - self.started, 3),

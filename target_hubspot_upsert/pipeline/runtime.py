@@ -43,12 +43,13 @@ from target_hubspot_upsert.hubspot.preflight import Preflight
 from target_hubspot_upsert.hubspot.search import Searcher, SearchPacer
 from target_hubspot_upsert.hubspot.serialization import StreamPlan
 from target_hubspot_upsert.hubspot.writer import BatchWriter
+from target_hubspot_upsert.pipeline.asread import AsReadSkip, fingerprint
 from target_hubspot_upsert.pipeline.buffer import StreamBuffer
 from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE, ChangeTracker
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.rejects import RejectionLog
-from target_hubspot_upsert.pipeline.report import Reporter, StreamStats
+from target_hubspot_upsert.pipeline.report import Reporter, StreamStats, target_version
 
 logger = logging.getLogger("target_hubspot_upsert")
 
@@ -80,6 +81,7 @@ class StreamParts:
 
     plan: StreamPlan
     buffer: StreamBuffer
+    as_read: AsReadSkip | None = None  # skip_unchanged's short path, where the stream can take it
 
 
 class Runtime:
@@ -197,6 +199,7 @@ class Runtime:
 
     def open_stream(
         self, target: ObjectTarget, schema: Mapping[str, Any], stats: StreamStats, batch_size: int,
+        config: Mapping[str, Any] | None = None,
     ) -> StreamParts:
         """Pre-flight a stream (before any of its records is accepted) and build its buffer.
 
@@ -221,12 +224,24 @@ class Runtime:
             # carries at most 100): its updates and its creates then each fill requests, where a
             # batch of 100 mixed values would take two half-full ones.
             batch_size = drain_size = MATCH_BATCH
+        triage = changes.for_object(target) if changes is not None else None
         buffer = StreamBuffer(
             target.stream, target, dispatcher=self.dispatcher, ledger=self.ledger, stats=stats,
-            batch_size=batch_size, drain_size=drain_size,
-            triage=changes.for_object(target) if changes is not None else None,
+            batch_size=batch_size, drain_size=drain_size, triage=triage,
         )
-        return StreamParts(plan, buffer)
+        as_read = None
+        if (
+            triage is not None and not self.settings.full_resync and target.id_property
+            and not target.associations and not target.match_property
+        ):
+            stream_fingerprint = fingerprint(
+                target_version(), target, schema, config or {}, self.preflight.catalog(target), SECRET_SETTINGS,
+            )
+            as_read = AsReadSkip(
+                buffer=buffer, triage=triage, ledger=self.ledger, stats=stats, plan=plan,
+                deletes=self.settings.hard_delete, stream_fingerprint=stream_fingerprint,
+            )
+        return StreamParts(plan, buffer, as_read)
 
     def add_state(self, state: Any, line: int) -> None:  # noqa: ANN401 - Singer state is any JSON
         """A STATE (input line `line`) arrived: written once every record received before it is resolved."""

@@ -37,6 +37,7 @@ from target_hubspot_upsert.core.model import (
 )
 from target_hubspot_upsert.hubspot.search import match_value
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
+from target_hubspot_upsert.pipeline.asread import Numbered
 from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 
@@ -188,8 +189,13 @@ class HubSpotSink(AdaptedSink):
         # Read once: the SDK computes these from the config on every access.
         self.max_size_cached = self.max_size
         self.sdc_metadata = self.include_sdc_metadata_properties
-        parts = self.runtime.open_stream(self.object_target, self.schema, self.stats, self.max_size_cached)
+        parts = self.runtime.open_stream(
+            self.object_target, self.schema, self.stats, self.max_size_cached, config=host.config,
+        )
         self.plan, self.buffer = parts.plan, parts.buffer
+        self._as_read = parts.as_read
+        if self._as_read is not None:
+            self._as_read.bind(number=self._number, the_whole_way=self._accept)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
         self.stats.shown.update(self._counters_shown())
@@ -312,60 +318,75 @@ class HubSpotSink(AdaptedSink):
     def accept(self, record: dict[str, Any]) -> None:
         """The per-record work of the SDK's record path that matters here, then buffering.
 
-        A delete (with `hard_delete`) needs only its id: its other values are not checked.
+        With skip_unchanged, a record may first take the short path (`AsReadSkip`); every other
+        record sends the ones waiting there on their way first, so the buffer keeps input order.
+        """
+        as_read = self._as_read
+        if as_read is not None:
+            if as_read.offer(record):
+                return
+            as_read.resolve()
+        self._accept(record)
+
+    def _accept(self, record: dict[str, Any], numbered: Numbered | None = None, as_read: int | None = None) -> None:
+        """The whole way: check the record against its SCHEMA, then buffer it (or reject it).
+
+        `numbered`: the record's numbering when it was read (it waited on the short path), and
+        `as_read` its hash as read. A delete (with `hard_delete`) needs only its id: its other
+        values are not checked.
         """
         validator = self.validator
         deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
         if deleted and not is_delete_marker(record["_sdc_deleted_at"]):
             self.runtime.check()
-            self._count_one()
             record_id = self.plan.record_id(record)[0] if self._has_id else None
-            self._reject(record, record_id, self.stats.received, "INVALID_DELETE_MARKER", _BAD_MARKER)
+            self._reject(record, record_id, numbered or self._number(), "INVALID_DELETE_MARKER", _BAD_MARKER)
             return
         if validator is not None and not deleted:
             try:
                 validator.validate(record)
             except InvalidRecord as exc:
                 self.runtime.check()
-                self._count_one()
                 message = (
                     f"the record does not match the stream's SCHEMA: {exc.error_message}; fix the "
                     "source data or the tap's SCHEMA (or set validate_records to false)"
                 )
-                self._reject(record, None, self.stats.received, "SCHEMA_MISMATCH", message)
+                self._reject(record, None, numbered or self._number(), "SCHEMA_MISMATCH", message)
                 return
         for key in self.key_properties:
             if key not in record and key != self.plan.id_field:
                 # A missing id value is a rejected record (add_record); any other missing key
                 # property means the tap broke the Singer contract.
+                position = numbered[1] if numbered else self.stats.received + 1
                 msg = (
-                    f"record #{self.stats.received + 1} of stream '{self.stream_name}' has no "
+                    f"record #{position} of stream '{self.stream_name}' has no "
                     f"'{key}', one of its key_properties {self.key_properties}; fix the tap "
                     "or its SCHEMA's key_properties."
                 )
                 raise MissingKeyPropertiesError(msg)
-        self.add_record(record, deleted=deleted)
+        self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read)
 
-    def _count_one(self) -> int:
-        """Number the next record of this stream (and of the run); return the run's number."""
+    def _number(self) -> Numbered:
+        """Number the next record of this stream (and of the run): (run's number, stream's, input line)."""
         self.stats.received += 1
         self._received_here += 1
-        return self.runtime.next_seq()
+        return self.runtime.next_seq(), self.stats.received, self._hub_target.current_line
 
-    def add_record(self, record: dict[str, Any], *, deleted: bool) -> None:
+    def add_record(
+        self, record: dict[str, Any], *, deleted: bool, numbered: Numbered | None = None, as_read: int | None = None,
+    ) -> None:
         """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally."""
         runtime = self.runtime
         runtime.check()
-        stats = self.stats
-        stats.received += 1  # _count_one, inlined
-        self._received_here += 1
-        seq = runtime.next_seq()
+        if numbered is None:
+            numbered = self._number()
+        seq, position, line = numbered
         if self._has_id:
             record_id, problem = self.plan.record_id(record)
             if record_id is None:
                 raw = record.get(self.plan.id_field)  # reported as given, to find the record by
                 shown = None if raw is None or (isinstance(raw, str) and not raw.strip()) else str(raw)
-                self._reject(record, shown, stats.received, "INVALID_ID", problem or "invalid id")
+                self._reject(record, shown, numbered, "INVALID_ID", problem or "invalid id")
                 return
             # match_property: values match in any case (search's IN takes them lowercase).
             key = match_value(record_id) if self.object_target.match_property else record_id
@@ -374,11 +395,11 @@ class HubSpotSink(AdaptedSink):
                 f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "
                 "property to find its object by; set object_mappings.<stream>.id_property to archive deletes"
             )
-            self._reject(record, None, stats.received, "INVALID_ID", message)
+            self._reject(record, None, numbered, "INVALID_ID", message)
             return
         else:
             record_id, key = "", f"#{seq}"  # created as its own object: never merged
-        ref = RecordRef(seq, stats.received, record, self._hub_target.current_line)
+        ref = RecordRef(seq, position, record, line)
         if deleted:
             self.buffer.add(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
         else:
@@ -387,12 +408,12 @@ class HubSpotSink(AdaptedSink):
                 message = "; ".join(b.describe() for b in bad)
                 safe = "; ".join(b.describe(with_value=False) for b in bad)
                 code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
-                self._reject(record, record_id, stats.received, code, message, safe)
+                self._reject(record, record_id, numbered, code, message, safe)
                 return
             links = self._links(record, ref, record_id) if self.object_target.associations else []
             if links is None:
                 return  # a malformed association value: rejected
-            self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None))
+            self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None, as_read=as_read))
 
     def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
         """The associations a record asks for, or None when it was rejected for a malformed one."""
@@ -405,7 +426,8 @@ class HubSpotSink(AdaptedSink):
                 text = _association_value(value)
                 if text is None:
                     message = f"association field '{spec.field}' ({spec.where}) {_NOT_A_VALUE}"
-                    self._reject(ref.record, record_id or None, ref.position, "INVALID_VALUE", message)
+                    numbered = (ref.seq, ref.position, ref.line)
+                    self._reject(ref.record, record_id or None, numbered, "INVALID_VALUE", message)
                     return None
                 links.append(LinkRequest(ref, spec, match_key(spec.to_id_property, text)))
         return links
@@ -413,19 +435,19 @@ class HubSpotSink(AdaptedSink):
     def reject_oversized(self, line: OversizedLine) -> None:
         """Reject a RECORD line longer than the cap; the rejected-records file gets its size and first characters."""
         self.runtime.check()
-        self._count_one()
+        numbered = self._number()
         message = (
             f"the RECORD line is {line.size:,} characters long, over the {MAX_LINE_CHARS:,} a line may hold "
             "(HubSpot refuses far smaller requests); its first characters are kept here. Split or trim the "
             "record in the source"
         )
         record = {"_line_size": line.size, "_line_head": line.head}
-        self._reject(record, None, self.stats.received, "RECORD_TOO_LARGE", message)
+        self._reject(record, None, numbered, "RECORD_TOO_LARGE", message)
 
     def reject_unmapped(self, record: dict[str, Any], exc: Exception) -> None:
         """Reject a record a `stream_maps` expression failed on (it never reaches the buffer)."""
         self.runtime.check()
-        self._count_one()
+        numbered = self._number()
         cause = str(exc).strip() or type(exc).__name__
         if exc.__cause__ is not None and str(exc.__cause__).strip():
             cause = f"{cause} ({exc.__cause__})"
@@ -434,12 +456,13 @@ class HubSpotSink(AdaptedSink):
         where = f"stream_maps.{self.stream_name}.{field}" if field else "stream_maps"
         message = f"{which} failed on this record: {cause}; fix {where} or the data"
         safe = f"{which} failed on this record ({type(exc.__cause__ or exc).__name__}); fix {where} or the data"
-        self._reject(record, None, self.stats.received, "MAP_ERROR", message, safe)
+        self._reject(record, None, numbered, "MAP_ERROR", message, safe)
 
     def _reject(
-        self, record: dict, record_id: str | None, position: int, code: str, message: str, safe: str | None = None,
+        self, record: dict, record_id: str | None, numbered: Numbered, code: str, message: str, safe: str | None = None,
     ) -> None:
-        ref = RecordRef(self.runtime.seq, position, record, self._hub_target.current_line)
+        seq, position, line = numbered
+        ref = RecordRef(seq, position, record, line)
         why = ("LOCAL_VALIDATION", code, message, message if safe is None else safe)
         found = rejection(ref, self.stream_name, self.object_target.object_type, record_id, why)
         self.runtime.reject(self.stats, found)

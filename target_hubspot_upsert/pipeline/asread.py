@@ -1,0 +1,167 @@
+"""skip_unchanged's short path: a record read exactly as the one HubSpot last acknowledged is unchanged.
+
+The change cache compares what a record would send (its converted properties) with what HubSpot
+acknowledged, which costs a record's validation and conversion before the comparison. Its row
+also keeps a hash of the one record that value came from, as it was read (`as_read`): the
+record's fields and values, in order, hashed after a `fingerprint` of everything that decides
+how a record converts (the target's version, the stream, its object, the SCHEMA, the settings but
+secrets, and HubSpot's definitions of the object's properties). A record with the same hash
+converts to the same value, so it is unchanged without being validated or converted again.
+
+What keeps it safe:
+- only writes of streams looked up by id (no associations, no match_property) take it, and only
+  records whose fields the SCHEMA declares (an undeclared field is decided by the first value
+  seen, which may differ between runs) and that are not deletes;
+- an id already buffered, held or in flight, or offered twice before a look-up, goes the whole
+  way (compared by value once its batch has landed), so per-id order holds;
+- records wait here at most a drain's worth at a time (`AS_READ_BATCH`), numbered when they are read (a STATE after
+  them waits: the checkpoint ledger holds their lowest number), and every record of the stream
+  that goes the whole way sends those waiting here first, so the buffer keeps input order;
+- a record that is not found unchanged goes the whole way with the number and input line it was
+  read with, and the hash it was read with (noted in the cache once HubSpot acknowledged it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import orjson
+
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.hubspot.serialization import PropertySpec, StreamPlan
+from target_hubspot_upsert.pipeline.buffer import StreamBuffer
+from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE, ObjectTriage
+from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
+from target_hubspot_upsert.pipeline.report import StreamStats
+
+#: Records waiting for one look-up at most (one SELECT ... IN, as the buffer's triage); no more than
+#: the buffer would hold before it drains (a lower `batch_size_rows` asks for small drains).
+AS_READ_BATCH = TRIAGE_SIZE
+#: A record as read: its fields and values in order; exact decimals as JSON numbers, never as text
+#: (a Decimal and a string of the same digits must not hash alike).
+_ENCODE = msgspec.json.Encoder(decimal_format="number").encode
+
+Numbered = tuple[int, int, int]  # (record number in the run, position in its stream, input line)
+# (record, id, hash as read, numbering)
+_Waiting = tuple[dict[str, Any], str, int, Numbered]
+
+
+def fingerprint(
+    version: str, target: ObjectTarget, schema: Mapping[str, Any], config: Mapping[str, Any],
+    catalog: Mapping[str, PropertySpec], secrets: tuple[str, ...],
+) -> bytes:
+    """What decides how a stream's records convert, as bytes that are the same in every run that decides alike."""
+    properties = [
+        (name, spec.type, spec.field_type, sorted(spec.options) if spec.options else None, spec.read_only, spec.unique)
+        for name, spec in sorted(catalog.items())
+    ]
+    shaping = {key: value for key, value in config.items() if key not in secrets}
+    try:
+        return orjson.dumps(
+            {"version": version, "target": repr(target), "schema": schema, "config": shaping, "properties": properties},
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str,
+        )
+    except (orjson.JSONEncodeError, TypeError):
+        return repr((version, target, properties, time.time_ns())).encode()  # never matches another run
+
+
+class AsReadSkip:
+    """One stream's records on the short path, until one look-up says which are unchanged."""
+
+    def __init__(
+        self, *, buffer: StreamBuffer, triage: ObjectTriage, ledger: CheckpointLedger, stats: StreamStats,
+        plan: StreamPlan, deletes: bool, stream_fingerprint: bytes,
+    ) -> None:
+        """Bind to a stream's buffer, its triage (the cache) and its plan (ids, declared fields)."""
+        self._buffer = buffer
+        self._triage = triage
+        self._ledger = ledger
+        self._stats = stats
+        self._plan = plan
+        self._deletes = deletes
+        self._prefix = hashlib.blake2b(stream_fingerprint, digest_size=8).digest()
+        self._declared = plan.schema_fields
+        # `_sdc_` fields the SCHEMA declares are never sent (Singer metadata, e.g. extraction times
+        # that differ each run): left out of the hash.
+        self._metadata = frozenset(name for name in plan.schema_fields if name.startswith("_sdc_"))
+        self._waiting: dict[str, _Waiting] = {}
+        self._size = min(AS_READ_BATCH, buffer.drain_size)
+        self._mark = f"{buffer.ledger_key}#as-read"
+        buffer.short_path = self  # whatever flushes the buffer resolves these records first
+
+    def bind(
+        self, *, number: Callable[[], Numbered], the_whole_way: Callable[[dict[str, Any], Numbered, int | None], None],
+    ) -> None:
+        """The sink's side: `number` numbers the next record; `the_whole_way` takes one (numbered) to the buffer."""
+        self.number = number
+        self.the_whole_way = the_whole_way
+
+    def __len__(self) -> int:
+        """Records waiting for the look-up."""
+        return len(self._waiting)
+
+    def as_read(self, record: dict[str, Any]) -> int | None:
+        """The record's hash as read (with the stream's fingerprint); None when it cannot be encoded."""
+        if self._metadata:
+            metadata = self._metadata
+            record = {key: value for key, value in record.items() if key not in metadata}
+        try:
+            data = _ENCODE(record)
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError, RecursionError):
+            return None
+        return int.from_bytes(
+            hashlib.blake2b(data, digest_size=8, key=self._prefix).digest(), "little", signed=True,
+        )
+
+    def offer(self, record: dict[str, Any]) -> bool:
+        """Take a record onto the short path (numbered now), or say no (False): it goes the whole way."""
+        if self._deletes and record.get("_sdc_deleted_at") not in (None, ""):
+            return False
+        if not record.keys() <= self._declared:
+            return False
+        record_id = self._plan.record_id(record)[0]
+        if record_id is None or record_id in self._waiting or self._buffer.holds(record_id):
+            return False
+        as_read = self.as_read(record)
+        if as_read is None:
+            return False
+        numbered = self.number()
+        if not self._waiting:
+            self._ledger.buffer_started(self._mark, numbered[0])
+        self._waiting[record_id] = (record, record_id, as_read, numbered)
+        if len(self._waiting) >= self._size:
+            self.resolve()
+        return True
+
+    def resolve(self) -> None:
+        """Look the waiting records up: count the unchanged ones, send the others the whole way, in order."""
+        if not self._waiting:
+            return
+        waiting, self._waiting = list(self._waiting.values()), {}
+        triage = self._triage
+        started = time.thread_time()
+        keys = triage.row_keys([entry[1] for entry in waiting])
+        found = triage.tracker.cache.lookup(keys)
+        fresh = triage.fresh
+        unchanged = 0
+        rest: list[_Waiting] = []
+        for entry, key in zip(waiting, keys, strict=True):
+            row = found.get(key)
+            if row is not None and row[2] == entry[2] and fresh(row[1]):
+                unchanged += 1
+            else:
+                rest.append(entry)
+        # The rest are looked up again, by value, by the buffer's triage, which counts them then.
+        triage.counted(unchanged, unchanged, time.thread_time() - started)
+        if unchanged:
+            self._stats.count_unchanged(unchanged, 0)
+        buffer = self._buffer
+        for record, _id, as_read, numbered in rest:
+            self.the_whole_way(record, numbered, as_read)
+            if buffer.is_full:
+                buffer.flush(final=False, hold=True)
+        self._ledger.set_buffer(self._mark, None)  # the rest is in the buffer (or resolved) now

@@ -1,0 +1,197 @@
+"""skip_unchanged's short path: records read exactly as the ones HubSpot acknowledged, found without conversion."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from target_hubspot_upsert.core.mapping import ObjectTarget
+from target_hubspot_upsert.hubspot.serialization import PropertySpec
+from target_hubspot_upsert.pipeline.asread import fingerprint
+
+from .helpers import contact, contacts_with_states, landed_times, record, run_in_process, schema, state
+from .test_change_cache import query, sent_ids, stats_of, upserts_since
+
+
+def as_read_skips(run) -> int:
+    return run.target.runtime.changes.skipped_as_read
+
+
+def test_a_resync_of_unchanged_records_finds_them_as_read_and_emits_states(sim, cache_config):
+    messages = contacts_with_states(700, 100)
+    first = run_in_process(cache_config, messages)
+    assert first.error is None and as_read_skips(first) == 0
+    mark = len(sim.requests)
+    second = run_in_process(cache_config, messages)
+    assert second.error is None
+    assert upserts_since(sim, mark) == []
+    assert as_read_skips(second) == 700
+    stats = stats_of(second)
+    assert (stats.received, stats.unchanged, stats.created + stats.updated + stats.rejected) == (700, 700, 0)
+    # A look-up at least every 500 records: STATEs are written as they are passed, not only at the end.
+    assert len(second.states) >= 2 and second.states[-1] == {"n": 700}
+    assert [s["n"] for s in second.states] == sorted({s["n"] for s in second.states})
+    assert first.states[-1] == {"n": 700}
+
+
+def test_a_change_among_unchanged_records_is_sent_and_state_waits_for_it(sim, cache_config):
+    assert run_in_process(cache_config, contacts_with_states(300, 300)).error is None
+    messages = [schema("contacts")]
+    for i in range(300):
+        messages.append(record("contacts", contact(i, num_orders=i + (1 if i in (5, 250) else 0))))
+        if i == 120:
+            messages.append(state({"n": 121}))
+    messages.append(state({"n": 300}))
+    mark = len(sim.requests)
+    run = run_in_process(cache_config, messages)
+    assert run.error is None
+    assert sorted(sent_ids(sim, mark)) == ["user250@example.com", "user5@example.com"]
+    assert as_read_skips(run) == 298
+    assert sim.find("contacts", "email", "user5@example.com")["properties"]["num_orders"] == "6"
+    landed = landed_times(sim)
+    assert run.states == [{"n": 300}]  # one look-up for the 300 records: the newest STATE
+    assert run.state_times[0] >= max(landed["user5@example.com"], landed["user250@example.com"])
+
+
+def test_the_last_record_of_an_id_wins_whatever_path_each_takes(sim, cache_config):
+    ada = contact(1, firstname="A")
+    assert run_in_process(cache_config, [schema("contacts"), record("contacts", ada)]).error is None
+    # What HubSpot holds, then a change: the change is sent.
+    run = run_in_process(cache_config, [schema("contacts"), record("contacts", ada),
+                                        record("contacts", {**ada, "firstname": "B"})])
+    assert run.error is None
+    assert sim.find("contacts", "email", "user1@example.com")["properties"]["firstname"] == "B"
+    # A change, then what the cache held before it: the first run's value wins again.
+    run = run_in_process(cache_config, [schema("contacts"), record("contacts", {**ada, "firstname": "C"}),
+                                        record("contacts", {**ada, "firstname": "B"})])
+    assert run.error is None
+    assert sim.find("contacts", "email", "user1@example.com")["properties"]["firstname"] == "B"
+    assert as_read_skips(run) == 0  # the second record of an id goes the whole way
+
+
+def test_a_changed_schema_or_property_catalogue_compares_by_value_once_then_as_read_again(sim, cache_config):
+    messages = contacts_with_states(50, 50)
+    assert run_in_process(cache_config, messages).error is None
+    described = [{**messages[0], "schema": {**messages[0]["schema"], "description": "v2"}}, *messages[1:]]
+    run = run_in_process(cache_config, described)
+    assert run.error is None
+    assert (stats_of(run).unchanged, as_read_skips(run)) == (50, 0)  # another SCHEMA: compared by value
+    run = run_in_process(cache_config, described)
+    assert (stats_of(run).unchanged, as_read_skips(run)) == (50, 50)  # noted as read by the run before
+
+    # A property added in HubSpot changes how records may convert: compared by value again.
+    created = requests.post(
+        f"{sim.base_url}/crm/v3/properties/contacts", timeout=10,
+        headers={"Authorization": f"Bearer {cache_config['access_token']}"},
+        json={"name": "loyalty_tier", "label": "Loyalty tier", "type": "string", "fieldType": "text",
+              "groupName": "contactinformation"},
+    )
+    assert created.status_code == 201, created.text
+    mark = len(sim.requests)
+    run = run_in_process(cache_config, described)
+    assert run.error is None and upserts_since(sim, mark) == []
+    assert (stats_of(run).unchanged, as_read_skips(run)) == (50, 0)
+
+
+def test_settings_are_part_of_the_fingerprint(sim, cache_config):
+    messages = [schema("contacts"), record("contacts", contact(1, firstname=None))]
+    assert run_in_process(cache_config, messages).error is None
+    clear = {**cache_config, "null_values": "clear"}  # the same record now clears firstname
+    mark = len(sim.requests)
+    run = run_in_process(clear, messages)
+    assert run.error is None
+    assert sent_ids(sim, mark) == ["user1@example.com"] and as_read_skips(run) == 0
+
+
+def test_a_cache_of_the_first_format_gains_the_column_and_is_read(sim, cache_config):
+    messages = contacts_with_states(40, 40)
+    assert run_in_process(cache_config, messages).error is None
+    path = cache_config["change_cache_path"]
+    with sqlite3.connect(path) as conn:  # what a run of the version before wrote
+        conn.execute("CREATE TABLE old (k INTEGER PRIMARY KEY, h INTEGER NOT NULL, d INTEGER NOT NULL) WITHOUT ROWID")
+        conn.execute('INSERT INTO old SELECT k, h, d FROM "portal_12345678"')
+        conn.execute('DROP TABLE "portal_12345678"')
+        conn.execute('ALTER TABLE old RENAME TO "portal_12345678"')
+        conn.execute("PRAGMA user_version=1")
+    dry = run_in_process({**cache_config, "dry_run": True}, messages)  # reads it, changes nothing
+    assert dry.error is None and stats_of(dry).unchanged == 40
+    assert [row[1] for row in query(path, 'PRAGMA table_info("portal_12345678")')] == ["k", "h", "d"]
+    run = run_in_process(cache_config, messages)
+    assert run.error is None and (stats_of(run).unchanged, as_read_skips(run)) == (40, 0)
+    assert query(path, "PRAGMA user_version") == [(2,)]
+    run = run_in_process(cache_config, messages)
+    assert (stats_of(run).unchanged, as_read_skips(run)) == (40, 40)
+
+
+def _spec(options: list[str]) -> dict[str, PropertySpec]:
+    return {"tier": PropertySpec("tier", "enumeration", "select", frozenset(options))}
+
+
+def test_the_fingerprint_follows_property_options_and_is_the_same_in_every_process():
+    target = ObjectTarget("contacts", "contacts", "email")
+    schema_ = {"properties": {"tier": {"type": "string"}, "n": {"type": "number", "maximum": Decimal("1.5")}}}
+    config = {"access_token": "secret-token", "null_values": "skip"}
+    here = fingerprint("1.0", target, schema_, config, _spec(["gold", "silver", "bronze"]), ("access_token",))
+    assert b"secret-token" not in here
+    assert here != fingerprint("1.0", target, schema_, config, _spec(["gold", "silver"]), ("access_token",))
+    assert here != fingerprint("1.1", target, schema_, config, _spec(["gold", "silver", "bronze"]), ("access_token",))
+    code = (
+        "import sys; from decimal import Decimal; from target_hubspot_upsert.core.mapping import ObjectTarget; "
+        "from target_hubspot_upsert.hubspot.serialization import PropertySpec; "
+        "from target_hubspot_upsert.pipeline.asread import fingerprint; "
+        "spec = {'tier': PropertySpec('tier', 'enumeration', 'select', frozenset(['bronze', 'silver', 'gold']))}; "
+        "schema = {'properties': {'tier': {'type': 'string'}, 'n': {'type': 'number', 'maximum': Decimal('1.5')}}}; "
+        "sys.stdout.buffer.write(fingerprint('1.0', ObjectTarget('contacts', 'contacts', 'email'), schema, "
+        "{'access_token': 'another', 'null_values': 'skip'}, spec, ('access_token',)))"
+    )
+    for seed in ("1", "2"):  # string hashing differs between processes: sets must not change the bytes
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=60,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        assert out == here
+
+
+# --- the hash as read ----------------------------------------------------------------------
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=8),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).filter(lambda d: d != d.to_integral_value()),
+)
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3), max_leaves=6)
+_RECORDS = st.dictionaries(st.sampled_from(["email", "a", "b", "c"]), _VALUES, min_size=1)
+
+
+def _hasher():
+    from target_hubspot_upsert.pipeline import asread  # noqa: PLC0415
+
+    return asread._ENCODE  # the bytes the short path hashes
+
+
+def _typed(value):
+    """A value with its Python type at every level, so `1`, `True`, `"1"` and `Decimal("1.5")` differ."""
+    if isinstance(value, list):
+        return ("list", [_typed(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", [(k, _typed(v)) for k, v in value.items()])
+    return (type(value).__name__, str(value))
+
+
+@given(_RECORDS, _RECORDS)
+def test_records_read_alike_only_when_their_fields_types_and_values_are_alike(a, b):
+    encode = _hasher()
+    assert (encode(a) == encode(b)) == (_typed(a) == _typed(b))
+
+
+def test_a_decimal_a_string_a_boolean_and_an_integer_read_differently():
+    encode = _hasher()
+    forms = [{"x": Decimal("1.5")}, {"x": "1.5"}, {"x": 1}, {"x": True}, {"x": "1"}, {"x": None}, {"x": "null"},
+             {"x": ["a", "b"]}, {"x": "a;b"}, {"x": Decimal("1.50")}]
+    assert len({encode(f) for f in forms}) == len(forms)
+    assert json.loads(encode({"x": Decimal("1234.56")})) == {"x": 1234.56}  # a JSON number, not text
