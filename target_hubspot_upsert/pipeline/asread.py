@@ -9,9 +9,9 @@ secrets, and HubSpot's definitions of the object's properties). A record with th
 converts to the same value, so it is unchanged without being validated or converted again.
 
 What keeps it safe:
-- only writes of streams looked up by id (no associations, no match_property) take it, and only
-  records whose fields the SCHEMA declares (an undeclared field is decided by the first value
-  seen, which may differ between runs) and that are not deletes;
+- only writes of streams looked up by id (no associations, no match_property) take it, and no
+  deletes; a field outside the SCHEMA converts as HubSpot's definition of it says (part of the
+  fingerprint; a property `unknown_properties: create` makes changes the next run's);
 - an id already buffered, held or in flight, or offered twice before a look-up, goes the whole
   way (compared by value once its batch has landed), so per-id order holds;
 - records wait here at most a drain's worth at a time (`AS_READ_BATCH`), numbered when they are read (a STATE after
@@ -23,6 +23,7 @@ What keeps it safe:
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -46,8 +47,9 @@ AS_READ_BATCH = TRIAGE_SIZE
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 
 Numbered = tuple[int, int, int]  # (record number in the run, position in its stream, input line)
-# (record, id, hash as read, numbering)
-_Waiting = tuple[dict[str, Any], str, int, Numbered]
+# (the record, parsed or raw; its id; its hash as read; its numbering)
+_Waiting = tuple[dict[str, Any] | msgspec.Raw, str, int, Numbered]
+WholeWay = Callable[[dict[str, Any] | msgspec.Raw, Numbered, int | None], None]
 
 
 def fingerprint(
@@ -70,7 +72,12 @@ def fingerprint(
 
 
 class AsReadSkip:
-    """One stream's records on the short path, until one look-up says which are unchanged."""
+    """One stream's records on the short path, until one look-up says which are unchanged.
+
+    Records come as parsed (`offer`: BATCH files, records a stream map made) or as the raw text of
+    an input line's record (`offer_raw`: only its id, and the delete marker, are parsed). The two
+    hash differently (a tag in the key), so each finds what a run reading the same way noted.
+    """
 
     def __init__(
         self, *, buffer: StreamBuffer, triage: ObjectTriage, ledger: CheckpointLedger, stats: StreamStats,
@@ -83,19 +90,28 @@ class AsReadSkip:
         self._stats = stats
         self._plan = plan
         self._deletes = deletes
-        self._prefix = hashlib.blake2b(stream_fingerprint, digest_size=8).digest()
-        self._declared = plan.schema_fields
+        prefix = hashlib.blake2b(stream_fingerprint, digest_size=32).digest()
+        self._parsed_hash = hashlib.blake2b(prefix + b"parsed", digest_size=8)
+        self._raw_hash = hashlib.blake2b(prefix + b"raw", digest_size=8)
         # `_sdc_` fields the SCHEMA declares are never sent (Singer metadata, e.g. extraction times
-        # that differ each run): left out of the hash.
+        # that differ each run): left out of the hash of a parsed record; raw text keeps them, so
+        # such a stream's lines are parsed (`offer_raw` declines).
         self._metadata = frozenset(name for name in plan.schema_fields if name.startswith("_sdc_"))
+        # The id (and the delete marker) of a record's raw text, without the other fields.
+        fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("id", Any)]
+        rename = {"id": plan.id_field}
+        if deletes:
+            fields.append(("deleted", Any, None))
+            rename["deleted"] = "_sdc_deleted_at"
+        self._id_of = msgspec.json.Decoder(
+            msgspec.defstruct("RecordId", fields, rename=rename), float_hook=decimal.Decimal,
+        ).decode
         self._waiting: dict[str, _Waiting] = {}
         self._size = min(AS_READ_BATCH, buffer.drain_size)
         self._mark = f"{buffer.ledger_key}#as-read"
         buffer.short_path = self  # whatever flushes the buffer resolves these records first
 
-    def bind(
-        self, *, number: Callable[[], Numbered], the_whole_way: Callable[[dict[str, Any], Numbered, int | None], None],
-    ) -> None:
+    def bind(self, *, number: Callable[[], Numbered], the_whole_way: WholeWay) -> None:
         """The sink's side: `number` numbers the next record; `the_whole_way` takes one (numbered) to the buffer."""
         self.number = number
         self.the_whole_way = the_whole_way
@@ -105,7 +121,7 @@ class AsReadSkip:
         return len(self._waiting)
 
     def as_read(self, record: dict[str, Any]) -> int | None:
-        """The record's hash as read (with the stream's fingerprint); None when it cannot be encoded."""
+        """A parsed record's hash as read (with the stream's fingerprint); None when it cannot be encoded."""
         if self._metadata:
             metadata = self._metadata
             record = {key: value for key, value in record.items() if key not in metadata}
@@ -113,15 +129,13 @@ class AsReadSkip:
             data = _ENCODE(record)
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError, RecursionError):
             return None
-        return int.from_bytes(
-            hashlib.blake2b(data, digest_size=8, key=self._prefix).digest(), "little", signed=True,
-        )
+        h = self._parsed_hash.copy()
+        h.update(data)
+        return int.from_bytes(h.digest(), "little", signed=True)
 
     def offer(self, record: dict[str, Any]) -> bool:
-        """Take a record onto the short path (numbered now), or say no (False): it goes the whole way."""
+        """Take a parsed record onto the short path (numbered now), or say no (False): it goes the whole way."""
         if self._deletes and record.get("_sdc_deleted_at") not in (None, ""):
-            return False
-        if not record.keys() <= self._declared:
             return False
         record_id = self._plan.record_id(record)[0]
         if record_id is None or record_id in self._waiting or self._buffer.holds(record_id):
@@ -129,13 +143,43 @@ class AsReadSkip:
         as_read = self.as_read(record)
         if as_read is None:
             return False
+        self._wait(record_id, record, as_read)
+        return True
+
+    def offer_raw(self, raw: msgspec.Raw) -> bool:
+        """Take a record's raw text (valid JSON) onto the short path, or say no (False): it is parsed as usual.
+
+        Only its id is read here, normalized as `StreamPlan.record_id` does without its checks:
+        a record that is not valid is never found unchanged (its text is never that of a record
+        HubSpot acknowledged), so it goes the whole way and is rejected there.
+        """
+        if self._metadata:
+            return False
+        try:
+            found: Any = self._id_of(raw)  # a struct made for this stream's id field
+        except (ValueError, RecursionError):  # not an object, no id, too deep: the usual path says so
+            return False
+        if self._deletes and found.deleted not in (None, ""):
+            return False
+        value = found.id
+        if type(value) is str:
+            record_id: str | None = value.strip().lower() if self._plan.lowercase_id else value
+        else:
+            record_id = self._plan.record_id({self._plan.id_field: value})[0]
+        if not record_id or record_id in self._waiting or self._buffer.holds(record_id):
+            return False
+        h = self._raw_hash.copy()
+        h.update(raw)
+        self._wait(record_id, raw, int.from_bytes(h.digest(), "little", signed=True))
+        return True
+
+    def _wait(self, record_id: str, record: dict[str, Any] | msgspec.Raw, as_read: int) -> None:
         numbered = self.number()
         if not self._waiting:
             self._ledger.buffer_started(self._mark, numbered[0])
         self._waiting[record_id] = (record, record_id, as_read, numbered)
         if len(self._waiting) >= self._size:
             self.resolve()
-        return True
 
     def resolve(self) -> None:
         """Look the waiting records up: count the unchanged ones, send the others the whole way, in order."""
@@ -146,12 +190,12 @@ class AsReadSkip:
         started = time.thread_time()
         keys = triage.row_keys([entry[1] for entry in waiting])
         found = triage.tracker.cache.lookup(keys)
-        fresh = triage.fresh
+        oldest, newest = triage.fresh_days()
         unchanged = 0
         rest: list[_Waiting] = []
         for entry, key in zip(waiting, keys, strict=True):
             row = found.get(key)
-            if row is not None and row[2] == entry[2] and fresh(row[1]):
+            if row is not None and row[2] == entry[2] and oldest <= row[1] <= newest:
                 unchanged += 1
             else:
                 rest.append(entry)

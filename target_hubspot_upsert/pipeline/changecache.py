@@ -32,6 +32,7 @@ import functools
 import hashlib
 import itertools
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -745,11 +746,13 @@ class ObjectTriage:
             keys.append(int.from_bytes(h.digest(), "little", signed=True))
         return keys
 
-    def fresh(self, day: int) -> bool:
-        """Whether a row written on `day` may still skip a record (not too old, not dated in the future)."""
+    def fresh_days(self) -> tuple[float, float]:
+        """The days a row may have been written on to still skip a record (not too old, not in the future)."""
         tracker = self.tracker
+        if tracker.full_resync:
+            return math.inf, -math.inf
         today = tracker.today()
-        return not tracker.full_resync and today - tracker.max_age_days + 1 <= day <= today
+        return today - tracker.max_age_days + 1, today
 
     def counted(self, looked_up: int, unchanged: int, cpu_s: float) -> None:
         """Note look-ups made outside `triage` (`AsReadSkip`), for the run's figures."""

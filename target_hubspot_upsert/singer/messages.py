@@ -151,6 +151,38 @@ def decode_line(line: str, number: int) -> dict[str, t.Any]:
     return message if message is not None else _decode_exact(line, number)
 
 
+class RecordLine(msgspec.Struct):
+    """A message's type, and a RECORD's stream and the raw text of its record (nothing else parsed)."""
+
+    type: t.Any = None
+    stream: t.Any = None
+    record: msgspec.Raw | None = None
+
+
+_read_envelope = msgspec.json.Decoder(RecordLine).decode
+
+
+def _taken_raw(text: str, raw_record: t.Callable[[str, msgspec.Raw], bool]) -> bool:
+    """Whether `raw_record` took the line as a RECORD's stream and raw record text (else it is read as usual)."""
+    try:
+        envelope = _read_envelope(text)
+    except (ValueError, RecursionError):  # read as usual, with its errors
+        return False
+    return (
+        envelope.type == "RECORD" and type(envelope.stream) is str and envelope.record is not None
+        and raw_record(envelope.stream, envelope.record)
+    )
+
+
+def decode_raw_record(raw: msgspec.Raw, line: int) -> dict[str, t.Any]:
+    """The record of a RECORD line read as raw text (`RecordLine`), parsed as `decode_line` parses a line."""
+    text = bytes(raw).decode("utf-8")  # it came from text: valid UTF-8
+    record = _read_fast(text)
+    if record is None:
+        record = _decode_exact(text, line)
+    return record
+
+
 def _read_fast(text: str) -> dict[str, t.Any] | None:
     """The JSON object `text` holds, read by msgspec; None when only the standard library may read it."""
     try:
@@ -354,6 +386,9 @@ class LineCountingReader(AdaptedReader):
         super().__init__()
         self.line_number = 0
         self.on_oversized: t.Callable[[OversizedLine], None] = self._oversized
+        # skip_unchanged: takes a RECORD's stream and raw record text, or says no (False) and the
+        # line is read as usual (`AsReadSkip.offer_raw`).
+        self.raw_record: t.Callable[[str, msgspec.Raw], bool] | None = None
 
     def _oversized(self, line: OversizedLine) -> None:
         raise oversized_error(self.line_number, line)
@@ -372,6 +407,7 @@ class LineCountingReader(AdaptedReader):
     ) -> t.Counter[str]:
         """The SDK's reading loop, with the per-line checks done once per line, not twice."""
         stats: dict[str, int] = {}
+        raw_record = self.raw_record
         for line in bounded_lines(file_input or self.default_input):
             if type(line) is OversizedLine:
                 self.line_number += 1
@@ -382,6 +418,9 @@ class LineCountingReader(AdaptedReader):
             text = t.cast("str", line)
             self.line_number += 1
             message: dict[str, t.Any] | None
+            if raw_record is not None and _taken_raw(text, raw_record):
+                stats["RECORD"] = stats.get("RECORD", 0) + 1
+                continue
             if not text.strip():
                 message = {"type": "_BLANK"}
             else:

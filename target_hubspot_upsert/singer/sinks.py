@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
+import msgspec
 from singer_sdk import metrics
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -38,7 +39,7 @@ from target_hubspot_upsert.core.model import (
 from target_hubspot_upsert.hubspot.search import match_value
 from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
 from target_hubspot_upsert.pipeline.asread import Numbered
-from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records
+from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records, decode_raw_record
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
 
 if t.TYPE_CHECKING:
@@ -193,9 +194,9 @@ class HubSpotSink(AdaptedSink):
             self.object_target, self.schema, self.stats, self.max_size_cached, config=host.config,
         )
         self.plan, self.buffer = parts.plan, parts.buffer
-        self._as_read = parts.as_read
-        if self._as_read is not None:
-            self._as_read.bind(number=self._number, the_whole_way=self._accept)
+        self.as_read = parts.as_read
+        if self.as_read is not None:
+            self.as_read.bind(number=self._number, the_whole_way=self._accept_waiting)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
         self.stats.shown.update(self._counters_shown())
@@ -321,12 +322,18 @@ class HubSpotSink(AdaptedSink):
         With skip_unchanged, a record may first take the short path (`AsReadSkip`); every other
         record sends the ones waiting there on their way first, so the buffer keeps input order.
         """
-        as_read = self._as_read
+        as_read = self.as_read
         if as_read is not None:
             if as_read.offer(record):
                 return
             as_read.resolve()
         self._accept(record)
+
+    def _accept_waiting(self, record: dict[str, Any] | msgspec.Raw, numbered: Numbered, as_read: int | None) -> None:
+        """A record back from the short path, not found unchanged: parsed now if it came as raw text."""
+        if isinstance(record, msgspec.Raw):
+            record = decode_raw_record(record, numbered[2])
+        self._accept(record, numbered, as_read)
 
     def _accept(self, record: dict[str, Any], numbered: Numbered | None = None, as_read: int | None = None) -> None:
         """The whole way: check the record against its SCHEMA, then buffer it (or reject it).

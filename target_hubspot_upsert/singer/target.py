@@ -14,6 +14,7 @@ import typing as t
 from pathlib import Path
 
 import click
+import msgspec
 from singer_sdk.exceptions import (
     InvalidInputLine,
     InvalidRecord,
@@ -34,6 +35,7 @@ from target_hubspot_upsert.core.errors import (
 )
 from target_hubspot_upsert.core.redact import REDACTOR
 from target_hubspot_upsert.core.settings import SECRET_SETTINGS
+from target_hubspot_upsert.pipeline.asread import AsReadSkip
 from target_hubspot_upsert.pipeline.checkpoints import state_json
 from target_hubspot_upsert.pipeline.runtime import Runtime
 from target_hubspot_upsert.singer.config import (
@@ -149,8 +151,11 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["clock"] = clock
         config = {**self.config, **FLAG_SETTINGS.get()}  # `--check` and `--full-resync`, as settings
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
+        self._raw_paths: dict[str, AsReadSkip | None] = {}
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
+            if self.runtime.changes is not None:
+                self.message_reader.raw_record = self._raw_record
 
     def _handle_oversized(self, line: OversizedLine) -> None:
         """A RECORD line over the cap is a rejected record of its stream; any other is an input error."""
@@ -244,6 +249,32 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if not self._records_seen % AGE_CHECK_EVERY:
             self.check_record_age()
 
+    def _raw_record(self, stream_name: str, raw: msgspec.Raw) -> bool:
+        """skip_unchanged: a RECORD's raw record text onto its stream's short path, or False (read as usual).
+
+        Only a stream read as it is (one identity map, no SDC columns added) whose sink is open
+        and has a short path; the record is counted as `handle_record` counts it.
+        """
+        try:
+            short = self._raw_paths[stream_name]
+        except KeyError:
+            short = self._raw_paths[stream_name] = self._raw_path_of(stream_name)
+        if short is None or not short.offer_raw(raw):
+            return False
+        self._records_seen += 1
+        if not self._records_seen % AGE_CHECK_EVERY:
+            self.check_record_age()
+        return True
+
+    def _raw_path_of(self, stream_name: str) -> AsReadSkip | None:
+        routes = self._routes.get(stream_name)
+        if routes is None and stream_name in self.mapper.stream_maps:
+            routes = self._route(stream_name)
+        if not routes or len(routes) != 1 or not routes[0][0]:
+            return None
+        sink = t.cast("HubSpotSink | None", self.active_sink(routes[0][2]))
+        return None if sink is None or sink.sdc_metadata else sink.as_read
+
     def _sink_for(self, alias: str, record: dict) -> HubSpotSink:
         sink = t.cast("HubSpotSink | None", self.active_sink(alias))
         if sink is None:
@@ -276,6 +307,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         """A changed SCHEMA replaces the sink: the old one sends all it holds first."""
         if schema is not None:
             self._routes.clear()  # the SDK has registered the stream's maps again
+            self._raw_paths.clear()  # and the stream gets a new sink
             existing = t.cast("HubSpotSink | None", self.active_sink(stream_name))
             if existing is not None and (
                 existing.original_schema != schema or existing.key_properties != key_properties
