@@ -70,6 +70,7 @@ class Case:
     records: int
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
+    uplink_share: float = 0.0  # share of the latency before the simulator counts a request (--uplink-share)
     sim_limit: int | None = None  # simulator requests per 10 s; None = unlimited
     target_config: dict[str, Any] = field(default_factory=dict)
     cpu_goal_us: float | None = None  # goal: CPU µs per record at most this
@@ -95,7 +96,9 @@ CASES: dict[str, Case] = {
             {"field": "company_ref", "to_object_type": "companies", "to_id_property": "company_external_id"},
         ]},
     }}),
-    "7": Case("7", 60_000, 250, 50, sim_limit=100, steady_goal=0.985),  # the steady ratio over six windows
+    # The steady ratio over six windows. Half the latency comes before the simulator counts a
+    # request, as HubSpot counts on arrival, so a window margin too narrow for it meets 429s.
+    "7": Case("7", 60_000, 250, 50, uplink_share=0.5, sim_limit=100, steady_goal=0.985),
 }
 #: Endpoints HubSpot exempts from the ten-secondly window (the simulator too): the v4 association batches.
 EXEMPT_ENDPOINTS = frozenset({"associations_create", "associations_default", "associations_archive",
@@ -307,6 +310,8 @@ class Simulator:
                 "--latency-ms", str(case.latency_ms), "--jitter-ms", str(case.jitter_ms)]
         if case.sim_limit is not None:
             args += ["--rate-limit", str(case.sim_limit)]
+        if isinstance(case, Case) and case.uplink_share:
+            args += ["--uplink-share", str(case.uplink_share)]
         self._log = (workdir / f"sim-{case.name}.log").open("w")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         help="valid bearer token(s); repeatable (default sim-token)")  # fmt: skip
     add("--latency-ms", type=float, default=0, help="added latency of each batch request")
     add("--jitter-ms", type=float, default=0, help="uniform +/- jitter on the latency")
+    add("--uplink-share", type=float, default=0.0,
+        help="share (0-1) of the latency and jitter spent before the request is counted (default 0)")
     add("--rate-limit", type=int, default=None, help="requests per rolling window (default: none)")
     add("--rate-limit-interval-ms", type=float, default=10000, help="rolling window length")
     add("--daily-limit", type=int, default=None, help="requests per day (default: none)")
@@ -70,6 +72,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "latency_ms": args.latency_ms,
         "latency_jitter_ms": args.jitter_ms,
+        "uplink_share": args.uplink_share,
         "rate_limit_per_10s": args.rate_limit,
         "rate_limit_interval_ms": args.rate_limit_interval_ms,
         "daily_limit": args.daily_limit,

@@ -88,10 +88,19 @@ class FaultInjector:
             return "drop"
         return None
 
-    def latency(self, opts: Mapping[str, Any]) -> float:
-        """Seconds of added latency for one request (``latency_ms`` +/- ``latency_jitter_ms``)."""
-        latency = opts["latency_ms"]
-        jitter = opts["latency_jitter_ms"]
+    def latency(self, opts: Mapping[str, Any], *, uplink: bool = False) -> float:
+        """Seconds of added latency for one leg of one request.
+
+        The whole latency is ``latency_ms`` +/- ``latency_jitter_ms``. ``uplink_share`` of it
+        (latency and jitter both scaled by it) is the uplink, spent before the request is
+        counted; the rest is the downlink, spent after. Each leg draws its own jitter; a leg
+        with no share draws nothing, so ``uplink_share`` 0 draws exactly as without it.
+        """
+        share = opts["uplink_share"] if uplink else 1.0 - opts["uplink_share"]
+        if not share:
+            return 0.0
+        latency = opts["latency_ms"] * share
+        jitter = opts["latency_jitter_ms"] * share
         if jitter:
             latency += self.rng.uniform(-jitter, jitter)
         return max(0.0, latency / 1000.0)

@@ -22,6 +22,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "retry_after_seconds": None,
     "latency_ms": 0,
     "latency_jitter_ms": 0,
+    # The share of the latency spent before the request is counted (on its way to HubSpot), 0 to 1.
+    "uplink_share": 0.0,
     "error_rate": 0.0,
     "drop_rate": 0.0,
     "seed": 0,
@@ -154,6 +156,7 @@ _NORMALIZERS: dict[str, Callable[[str, Any], Any]] = {
     "retry_after_seconds": _number_or_none,
     "latency_ms": _number,
     "latency_jitter_ms": _number,
+    "uplink_share": _probability,
     "error_rate": _probability,
     "drop_rate": _probability,
     "seed": _int,

@@ -151,6 +151,8 @@ def _authorized(state: SimState, rt: Route, call: Call) -> Response:
         denied = state.tokens.authenticate(state.opts, call.token, state.clock())
     if denied is not None:
         return denied
+    if rt.batch:
+        state.sleep_latency(uplink=True)  # on its way: HubSpot counts a request when it arrives
     policy, headers, retry_after = _admit(state, rt, call)
     if policy is not None:
         resp = rate_limited(policy)
@@ -265,7 +267,7 @@ def _admit(state: SimState, rt: Route, call: Call) -> tuple[str | None, list[tup
 
 
 def _with_faults(state: SimState, rt: Route, call: Call) -> Response:
-    """Add latency (while counted in flight), then apply the drawn fault around the handler."""
+    """Add latency (the downlink, while counted in flight), then apply the drawn fault around the handler."""
     started = now_iso()
     state.sleep_latency()
     fault = call.fault

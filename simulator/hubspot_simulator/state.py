@@ -88,9 +88,13 @@ class SimState:
         """The 403 when the token lacks one of ``scopes``, else None."""
         return scope_denied(self.opts, token, *scopes)
 
-    def sleep_latency(self) -> None:
-        """Wait the configured latency (with jitter) of one request."""
+    def sleep_latency(self, *, uplink: bool = False) -> None:
+        """Wait one leg of a request's configured latency (with jitter): the downlink, or the uplink.
+
+        The uplink (``uplink_share`` of the latency) is waited before the request is counted
+        in the rate-limit window, as HubSpot counts a request when it arrives; the downlink after.
+        """
         with self.lock:
-            seconds = self.faults.latency(self.opts)
+            seconds = self.faults.latency(self.opts, uplink=uplink)
         if seconds > 0:
             self.sleep(seconds)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from hubspot_simulator import HubSpotSimulator
+from hubspot_simulator.__main__ import _options, _parser
 from sim_helpers import AUTH, TOKEN, contact, upsert
 
 # --------------------------------------------------------------------------- auth
@@ -956,6 +957,50 @@ def test_latency_jitter_and_request_log_times(sim, http, clock):
     assert len(set(clock.slept)) > 1
     for entry, slept in zip(sim.upsert_requests(), clock.slept, strict=True):
         assert entry.finished - entry.started == pytest.approx(slept)
+
+
+def _send_at_the_limit(sim, clock, http) -> int:
+    """Upserts sent one by one exactly at 8 per second (every 1/8 s), as a client counting
+    requests when it sends them and keeping no margin would; the 429s they got.
+
+    Times are multiples of 1/8 s, so the float arithmetic of the window is exact.
+    """
+    base = float(int(clock()) + 1)
+    statuses = []
+    for i in range(48):
+        clock.now = base + i / 8  # each answer comes back within 1/8 s (latency below)
+        statuses.append(upsert(http, sim, [contact(f"u{i}@x.com")]).status_code)
+    assert set(statuses) <= {200, 429}
+    return statuses.count(429)
+
+
+def test_uplink_share_counts_a_request_when_it_arrives(sim, http, clock):
+    # 8 requests per second, 50 +/- 50 ms of latency: all of it after counting (the default),
+    # then all of it on the way in. A request sent 1 s after another but arriving faster lands in
+    # the other's window and is refused; counted on sending, it never is.
+    sim.configure(rate_limit_per_10s=8, rate_limit_interval_ms=1000, latency_ms=50, latency_jitter_ms=50, seed=9)
+    assert _send_at_the_limit(sim, clock, http) == 0
+    assert sim.stats["rate_limited_ten_secondly"] == 0
+    sim.reset()
+    sim.configure(uplink_share=1.0)
+    refused = _send_at_the_limit(sim, clock, http)
+    assert refused > 0
+    assert sim.stats["rate_limited_ten_secondly"] == refused
+
+
+def test_uplink_share_splits_latency_and_jitter(sim, http, clock):
+    sim.configure(latency_ms=200, latency_jitter_ms=40, uplink_share=0.25)
+    for i in range(20):
+        upsert(http, sim, [contact(f"u{i}@x.com")])
+    uplink, downlink = clock.slept[0::2], clock.slept[1::2]
+    assert len(uplink) == len(downlink) == 20
+    assert all(0.04 <= t <= 0.06 for t in uplink)  # 50 +/- 10 ms
+    assert all(0.12 <= t <= 0.18 for t in downlink)  # 150 +/- 30 ms
+    assert len(set(uplink)) > 1 and len(set(downlink)) > 1
+    with pytest.raises(ValueError, match="uplink_share"):
+        sim.configure(uplink_share=1.5)
+    assert _options(_parser().parse_args([]))["uplink_share"] == 0.0
+    assert _options(_parser().parse_args(["--uplink-share", "0.5"]))["uplink_share"] == 0.5
 
 
 def test_script_rejects_unknown_fault(sim):

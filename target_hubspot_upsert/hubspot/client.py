@@ -332,11 +332,13 @@ class _ApiAttempts(AttemptHooks):
         self.stream = stream
         self.tallies = [t for t in (tally, client.totals) if t is not None]
         self.sent_at: float | None = None
+        self.counted = False  # whether the attempt took a slot of the rate-limit window
         self.token = ""
         self.refreshed = False
 
     def before(self) -> dict[str, str]:
         self.sent_at = self.client.limiter.acquire()
+        self.counted = not self.client.limiter.exempting
         self.token = self.client.auth.token()
         return {"Authorization": f"Bearer {self.token}"}
 
@@ -345,8 +347,10 @@ class _ApiAttempts(AttemptHooks):
         self.client.metrics.observe(self.endpoint, outcome, attempt.elapsed, self.stream)
         for t in self.tallies:
             t.add(requests=1, rate_limited=int(decision.rate_limited))
-        if attempt.headers:
-            self.client.limiter.observe(attempt.headers, self.sent_at)
+        # A successful answer's round trip teaches the limiter its window margin (RateLimiter).
+        ok = self.counted and attempt.status is not None and 200 <= attempt.status < 300
+        if attempt.headers or ok:
+            self.client.limiter.observe(attempt.headers, self.sent_at, round_trip_of=self.endpoint if ok else None)
 
     def refused(self, attempt: Attempt, decision: Decision) -> bool:
         auth = self.client.auth
