@@ -106,6 +106,8 @@ class AsReadSkip:
         self._id_of = msgspec.json.Decoder(
             msgspec.defstruct("RecordId", fields, rename=rename), float_hook=decimal.Decimal,
         ).decode
+        self._lowercase_id = plan.lowercase_id
+        self._holds = buffer.holds
         self._waiting: dict[str, _Waiting] = {}
         self._size = min(AS_READ_BATCH, buffer.drain_size)
         self._mark = f"{buffer.ledger_key}#as-read"
@@ -163,14 +165,20 @@ class AsReadSkip:
             return False
         value = found.id
         if type(value) is str:
-            record_id: str | None = value.strip().lower() if self._plan.lowercase_id else value
+            record_id: str | None = value.strip().lower() if self._lowercase_id else value
         else:
             record_id = self._plan.record_id({self._plan.id_field: value})[0]
-        if not record_id or record_id in self._waiting or self._buffer.holds(record_id):
+        waiting = self._waiting
+        if not record_id or record_id in waiting or self._holds(record_id):
             return False
         h = self._raw_hash.copy()
         h.update(raw)
-        self._wait(record_id, raw, int.from_bytes(h.digest(), "little", signed=True))
+        numbered = self.number()
+        if not waiting:
+            self._ledger.buffer_started(self._mark, numbered[0])
+        waiting[record_id] = (raw, record_id, int.from_bytes(h.digest(), "little", signed=True), numbered)
+        if len(waiting) >= self._size:
+            self.resolve()
         return True
 
     def _wait(self, record_id: str, record: dict[str, Any] | msgspec.Raw, as_read: int) -> None:

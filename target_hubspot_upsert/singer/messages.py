@@ -156,7 +156,7 @@ class RecordLine(msgspec.Struct):
 
     type: t.Any = None
     stream: t.Any = None
-    record: msgspec.Raw | None = None
+    record: msgspec.Raw = msgspec.Raw(b"")  # none: empty (`Raw | None` would take only null)
 
 
 _read_envelope = msgspec.json.Decoder(RecordLine).decode
@@ -169,7 +169,7 @@ def _taken_raw(text: str, raw_record: t.Callable[[str, msgspec.Raw], bool]) -> b
     except (ValueError, RecursionError):  # read as usual, with its errors
         return False
     return (
-        envelope.type == "RECORD" and type(envelope.stream) is str and envelope.record is not None
+        envelope.type == "RECORD" and type(envelope.stream) is str and len(envelope.record) > 0
         and raw_record(envelope.stream, envelope.record)
     )
 

@@ -70,9 +70,14 @@ class AdaptedTarget(Target):
             super().listen(file_input)  # type: ignore[misc]
         except BaseException as exc:  # noqa: BLE001 - every way a run ends goes through stop_after
             raise self.stop_after(exc) from None
+        finally:
+            self.after_listen()
 
     def before_listen(self, source: t.IO[str]) -> None:
         """Prepare to read `source` (stdin or the `--input` file)."""
+
+    def after_listen(self) -> None:
+        """The input is read and the run has ended, whichever way."""
 
     def stop_after(self, exc: BaseException) -> BaseException:
         """Stop the run cleanly after `exc`; return the error to raise in its place."""
