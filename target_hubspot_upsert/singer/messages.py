@@ -162,16 +162,12 @@ class RecordLine(msgspec.Struct):
 _read_envelope = msgspec.json.Decoder(RecordLine).decode
 
 
-def _taken_raw(text: str, raw_record: t.Callable[[str, msgspec.Raw], bool]) -> bool:
-    """Whether `raw_record` took the line as a RECORD's stream and raw record text (else it is read as usual)."""
-    try:
-        envelope = _read_envelope(text)
-    except (ValueError, RecursionError):  # read as usual, with its errors
-        return False
-    return (
-        envelope.type == "RECORD" and type(envelope.stream) is str and len(envelope.record) > 0
-        and raw_record(envelope.stream, envelope.record)
-    )
+RawTaker = t.Callable[[msgspec.Raw], bool]
+TAKEN_CHECK_EVERY = 1024  # records taken as raw text between two `every_taken` calls
+
+
+def _nothing() -> None:
+    return
 
 
 def decode_raw_record(raw: msgspec.Raw, line: int) -> dict[str, t.Any]:
@@ -386,9 +382,11 @@ class LineCountingReader(AdaptedReader):
         super().__init__()
         self.line_number = 0
         self.on_oversized: t.Callable[[OversizedLine], None] = self._oversized
-        # skip_unchanged: takes a RECORD's stream and raw record text, or says no (False) and the
-        # line is read as usual (`AsReadSkip.offer_raw`).
-        self.raw_record: t.Callable[[str, msgspec.Raw], bool] | None = None
+        # skip_unchanged: per stream, what takes a RECORD's raw record text or says no (False: the
+        # line is read as usual), e.g. `AsReadSkip.offer_raw`; None for a stream read as usual.
+        self.raw_taker: t.Callable[[str], RawTaker | None] | None = None
+        self._takers: dict[str, RawTaker | None] = {}
+        self.every_taken: t.Callable[[], None] = _nothing  # after every TAKEN_CHECK_EVERY records taken
 
     def _oversized(self, line: OversizedLine) -> None:
         raise oversized_error(self.line_number, line)
@@ -407,41 +405,81 @@ class LineCountingReader(AdaptedReader):
     ) -> t.Counter[str]:
         """The SDK's reading loop, with the per-line checks done once per line, not twice."""
         stats: dict[str, int] = {}
-        raw_record = self.raw_record
-        for line in bounded_lines(file_input or self.default_input):
-            if type(line) is OversizedLine:
+        lines = bounded_lines(file_input or self.default_input)
+        if self.raw_taker is not None:
+            self._read_taking(lines, callbacks, stats, self.raw_taker)
+        else:
+            for line in lines:
                 self.line_number += 1
-                self.on_oversized(line)
-                stats["RECORD"] = stats.get("RECORD", 0) + 1
-                continue
-            # deserialize_json, inlined (once per line)
-            text = t.cast("str", line)
-            self.line_number += 1
-            message: dict[str, t.Any] | None
-            if raw_record is not None and _taken_raw(text, raw_record):
-                stats["RECORD"] = stats.get("RECORD", 0) + 1
-                continue
-            if not text.strip():
-                message = {"type": "_BLANK"}
-            else:
-                message = _read_fast(text)
-                if message is None:
-                    message = _decode_exact(text, self.line_number)
-            kind = message.get("type")
-            if not isinstance(kind, str):
-                msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
-                raise InputError(msg)
-            problem = message_problem(message) if kind != "RECORD" else None  # RECORD: checked by handle_record
-            if problem is not None:
-                msg = f"Input line {self.line_number}: {problem}."
-                raise InputError(msg)
-            callback = callbacks.get(kind)
-            if callback is not None:
-                callback(message)
-            else:
-                self.on_unknown(message)
-            stats[kind] = stats.get(kind, 0) + 1
+                self._one_line(line, callbacks, stats)
         return Counter(stats)
+
+    def _read_taking(
+        self, lines: t.Iterator[str | OversizedLine], callbacks: dict[str, t.Callable[[dict], None]],
+        stats: dict[str, int], choose: t.Callable[[str], RawTaker | None],
+    ) -> None:
+        """`process_lines` with skip_unchanged: a RECORD whose stream has a short path is taken as raw text.
+
+        A line is first read as its type, stream and raw record only (`RecordLine`); a RECORD of a
+        stream whose taker (`choose`, once per stream until `forget_takers`) takes it is done.
+        Every other line is read as usual, with its errors.
+        """
+        takers = self._takers
+        taken = 0
+        for line in lines:
+            self.line_number += 1
+            if type(line) is str:
+                try:
+                    envelope = _read_envelope(line)
+                except (ValueError, RecursionError):  # read as usual, with its errors
+                    envelope = None
+                if envelope is not None and envelope.type == "RECORD" and type(envelope.stream) is str:
+                    stream = envelope.stream
+                    if stream not in takers:
+                        takers[stream] = choose(stream)
+                    take = takers[stream]
+                    if take is not None and len(envelope.record) and take(envelope.record):
+                        stats["RECORD"] = stats.get("RECORD", 0) + 1
+                        taken += 1
+                        if not taken % TAKEN_CHECK_EVERY:
+                            self.every_taken()
+                        continue
+            self._one_line(line, callbacks, stats)
+
+    def forget_takers(self) -> None:
+        """A stream's sink changed (a SCHEMA): ask again which streams' records to take as raw text."""
+        self._takers.clear()
+
+    def _one_line(
+        self, line: str | OversizedLine, callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
+    ) -> None:
+        """Read one input line (numbered `line_number`) and hand its message to its callback."""
+        if type(line) is OversizedLine:
+            self.on_oversized(line)
+            stats["RECORD"] = stats.get("RECORD", 0) + 1
+            return
+        text = t.cast("str", line)
+        message: dict[str, t.Any] | None
+        if not text.strip():
+            message = {"type": "_BLANK"}
+        else:
+            message = _read_fast(text)
+            if message is None:
+                message = _decode_exact(text, self.line_number)
+        kind = message.get("type")
+        if not isinstance(kind, str):
+            msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
+            raise InputError(msg)
+        problem = message_problem(message) if kind != "RECORD" else None  # RECORD: checked by handle_record
+        if problem is not None:
+            msg = f"Input line {self.line_number}: {problem}."
+            raise InputError(msg)
+        callback = callbacks.get(kind)
+        if callback is not None:
+            callback(message)
+        else:
+            self.on_unknown(message)
+        stats[kind] = stats.get(kind, 0) + 1
 
     @override
     def on_unknown(self, message_dict: dict) -> None:

@@ -15,7 +15,6 @@ import typing as t
 from pathlib import Path
 
 import click
-import msgspec
 from singer_sdk.exceptions import (
     InvalidInputLine,
     InvalidRecord,
@@ -51,6 +50,7 @@ from target_hubspot_upsert.singer.config import (
 from target_hubspot_upsert.singer.messages import (
     LineCountingReader,
     OversizedLine,
+    RawTaker,
     fraction_read,
     oversized_error,
     read_as_utf8,
@@ -152,11 +152,11 @@ class TargetHubSpotUpsert(AdaptedTarget):
             runtime_kwargs["clock"] = clock
         config = {**self.config, **FLAG_SETTINGS.get()}  # `--check` and `--full-resync`, as settings
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
-        self._raw_paths: dict[str, AsReadSkip | None] = {}  # per stream: its short path, or None
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
             if self.runtime.changes is not None:
-                self.message_reader.raw_record = self._raw_record
+                self.message_reader.raw_taker = self._raw_taker
+                self.message_reader.every_taken = self.check_record_age
 
     def _handle_oversized(self, line: OversizedLine) -> None:
         """A RECORD line over the cap is a rejected record of its stream; any other is an input error."""
@@ -250,22 +250,14 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if not self._records_seen % AGE_CHECK_EVERY:
             self.check_record_age()
 
-    def _raw_record(self, stream_name: str, raw: msgspec.Raw) -> bool:
-        """skip_unchanged: a RECORD's raw record text onto its stream's short path, or False (read as usual).
+    def _raw_taker(self, stream_name: str) -> RawTaker | None:
+        """skip_unchanged: what takes a RECORD of `stream_name` as raw record text (its short path), or None.
 
         Only a stream read as it is (one identity map, no SDC columns added) whose sink is open
-        and has a short path; the record is counted as `handle_record` counts it.
+        and has a short path; asked again after every SCHEMA.
         """
-        try:
-            short = self._raw_paths[stream_name]
-        except KeyError:
-            short = self._raw_paths[stream_name] = self._raw_path_of(stream_name)
-        if short is None or not short.offer_raw(raw):
-            return False
-        self._records_seen += 1
-        if not self._records_seen % AGE_CHECK_EVERY:
-            self.check_record_age()
-        return True
+        short = self._raw_path_of(stream_name)
+        return None if short is None else short.offer_raw
 
     def _raw_path_of(self, stream_name: str) -> AsReadSkip | None:
         routes = self._routes.get(stream_name)
@@ -308,7 +300,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
         """A changed SCHEMA replaces the sink: the old one sends all it holds first."""
         if schema is not None:
             self._routes.clear()  # the SDK has registered the stream's maps again
-            self._raw_paths.clear()  # and the stream gets a new sink
+            if isinstance(self.message_reader, LineCountingReader):
+                self.message_reader.forget_takers()  # and the stream gets a new sink
             existing = t.cast("HubSpotSink | None", self.active_sink(stream_name))
             if existing is not None and (
                 existing.original_schema != schema or existing.key_properties != key_properties
