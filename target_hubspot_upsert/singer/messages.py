@@ -163,6 +163,7 @@ _read_envelope = msgspec.json.Decoder(RecordLine).decode
 
 
 RawTaker = t.Callable[[msgspec.Raw], bool]
+RecordTaker = t.Callable[[dict[str, t.Any]], None]
 TAKEN_CHECK_EVERY = 1024  # records taken as raw text between two `every_taken` calls
 
 
@@ -386,7 +387,12 @@ class LineCountingReader(AdaptedReader):
         # line is read as usual), e.g. `AsReadSkip.offer_raw`; None for a stream read as usual.
         self.raw_taker: t.Callable[[str], RawTaker | None] | None = None
         self._takers: dict[str, RawTaker | None] = {}
+        # Per stream, what takes a RECORD's parsed record straight to its sink (the lean path of a
+        # stream read as it is), or None: the record goes through the SDK's callback.
+        self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
+        self._record_takers: dict[str, RecordTaker | None] = {}
         self.every_taken: t.Callable[[], None] = _nothing  # after every TAKEN_CHECK_EVERY records taken
+        self._taken = 0
 
     def _oversized(self, line: OversizedLine) -> None:
         raise oversized_error(self.line_number, line)
@@ -425,7 +431,6 @@ class LineCountingReader(AdaptedReader):
         Every other line is read as usual, with its errors.
         """
         takers = self._takers
-        taken = 0
         for line in lines:
             self.line_number += 1
             if type(line) is str:
@@ -439,16 +444,20 @@ class LineCountingReader(AdaptedReader):
                         takers[stream] = choose(stream)
                     take = takers[stream]
                     if take is not None and len(envelope.record) and take(envelope.record):
-                        stats["RECORD"] = stats.get("RECORD", 0) + 1
-                        taken += 1
-                        if not taken % TAKEN_CHECK_EVERY:
-                            self.every_taken()
+                        self._count_taken(stats)
                         continue
             self._one_line(line, callbacks, stats)
 
+    def _count_taken(self, stats: dict[str, int]) -> None:
+        stats["RECORD"] = stats.get("RECORD", 0) + 1
+        self._taken += 1
+        if not self._taken % TAKEN_CHECK_EVERY:
+            self.every_taken()
+
     def forget_takers(self) -> None:
-        """A stream's sink changed (a SCHEMA): ask again which streams' records to take as raw text."""
+        """A stream's sink changed (a SCHEMA): ask again which streams' records to take, and how."""
         self._takers.clear()
+        self._record_takers.clear()
 
     def _one_line(
         self, line: str | OversizedLine, callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
@@ -467,6 +476,9 @@ class LineCountingReader(AdaptedReader):
             if message is None:
                 message = _decode_exact(text, self.line_number)
         kind = message.get("type")
+        if kind == "RECORD" and self.record_taker is not None and self._took(message):
+            self._count_taken(stats)
+            return
         if not isinstance(kind, str):
             msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
             raise InputError(msg)
@@ -480,6 +492,20 @@ class LineCountingReader(AdaptedReader):
         else:
             self.on_unknown(message)
         stats[kind] = stats.get(kind, 0) + 1
+
+    def _took(self, message: dict[str, t.Any]) -> bool:
+        """Whether the stream's record taker took a RECORD message's record (else: the SDK's callback)."""
+        stream, record = message.get("stream"), message.get("record")
+        if type(stream) is not str or type(record) is not dict:
+            return False  # handle_record says what is wrong
+        takers = self._record_takers
+        if stream not in takers:
+            takers[stream] = self.record_taker(stream) if self.record_taker is not None else None
+        take = takers[stream]
+        if take is None:
+            return False
+        take(record)
+        return True
 
     @override
     def on_unknown(self, message_dict: dict) -> None:

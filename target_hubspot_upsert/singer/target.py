@@ -35,7 +35,6 @@ from target_hubspot_upsert.core.errors import (
 )
 from target_hubspot_upsert.core.redact import REDACTOR
 from target_hubspot_upsert.core.settings import SECRET_SETTINGS
-from target_hubspot_upsert.pipeline.asread import AsReadSkip
 from target_hubspot_upsert.pipeline.checkpoints import state_json
 from target_hubspot_upsert.pipeline.runtime import Runtime
 from target_hubspot_upsert.singer.config import (
@@ -51,6 +50,7 @@ from target_hubspot_upsert.singer.messages import (
     LineCountingReader,
     OversizedLine,
     RawTaker,
+    RecordTaker,
     fraction_read,
     oversized_error,
     read_as_utf8,
@@ -154,9 +154,10 @@ class TargetHubSpotUpsert(AdaptedTarget):
         self.runtime = Runtime.from_config(config, self.config_jsonschema, **runtime_kwargs)
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
+            self.message_reader.record_taker = self._record_taker
+            self.message_reader.every_taken = self.check_record_age
             if self.runtime.changes is not None:
                 self.message_reader.raw_taker = self._raw_taker
-                self.message_reader.every_taken = self.check_record_age
 
     def _handle_oversized(self, line: OversizedLine) -> None:
         """A RECORD line over the cap is a rejected record of its stream; any other is an input error."""
@@ -253,20 +254,39 @@ class TargetHubSpotUpsert(AdaptedTarget):
     def _raw_taker(self, stream_name: str) -> RawTaker | None:
         """skip_unchanged: what takes a RECORD of `stream_name` as raw record text (its short path), or None.
 
-        Only a stream read as it is (one identity map, no SDC columns added) whose sink is open
-        and has a short path; asked again after every SCHEMA.
+        Only a stream read as it is (`_plain_sink`) whose sink has a short path; asked again after
+        every SCHEMA.
         """
-        short = self._raw_path_of(stream_name)
-        return None if short is None else short.offer_raw
+        sink = self._plain_sink(stream_name)
+        return None if sink is None or sink.as_read is None else sink.as_read.offer_raw
 
-    def _raw_path_of(self, stream_name: str) -> AsReadSkip | None:
+    def _record_taker(self, stream_name: str) -> RecordTaker | None:
+        """What takes a RECORD's record of `stream_name` straight to its sink, or None.
+
+        `handle_record` without the maps, SDC columns and routing a stream read as it is does not
+        need; asked again after every SCHEMA.
+        """
+        sink = self._plain_sink(stream_name)
+        if sink is None:
+            return None
+        accept, buffer, drain = sink.accept, sink.buffer, self.drain_one
+
+        def take(record: dict[str, t.Any]) -> None:
+            accept(record)
+            if buffer.is_full:
+                drain(sink)
+
+        return take
+
+    def _plain_sink(self, stream_name: str) -> HubSpotSink | None:
+        """The open sink of a stream read as it is (one identity map, no SDC columns added), else None."""
         routes = self._routes.get(stream_name)
         if routes is None and stream_name in self.mapper.stream_maps:
             routes = self._route(stream_name)
         if not routes or len(routes) != 1 or not routes[0][0]:
             return None
         sink = t.cast("HubSpotSink | None", self.active_sink(routes[0][2]))
-        return None if sink is None or sink.sdc_metadata else sink.as_read
+        return None if sink is None or sink.sdc_metadata else sink
 
     def _sink_for(self, alias: str, record: dict) -> HubSpotSink:
         sink = t.cast("HubSpotSink | None", self.active_sink(alias))
