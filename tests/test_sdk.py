@@ -3,7 +3,8 @@
 Every stream of the SDK's test files is mapped to the simulator's custom object `p_widgets`
 by its `id` field, with `unknown_properties: create` so their ad-hoc fields become properties.
 `batch_size_rows: 3` makes TargetMultipleStateMessages exercise checkpoints held across
-batches: with it the expected STATE lines are exactly the ones whose records had landed.
+batches: with it, and one batch in flight at a time, the expected STATE lines are exactly the ones
+whose records had landed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def sdk_config(sdk_sim) -> dict:
         "api_base_url": sdk_sim.base_url,
         "unknown_properties": "create",
         "batch_size_rows": 3,
+        # One batch at a time: TargetMultipleStateMessages expects the STATEs written as each
+        # batch lands in input order; with several in flight a later batch may land first, and the
+        # ledger then (rightly) writes only the newest STATE it passed.
+        "max_concurrent_requests": 1,
         "object_mappings": {s: {"object_type": "p_widgets", "id_property": "id"} for s in STREAMS},
     }
 
