@@ -107,15 +107,21 @@ class AsReadSkip:
             msgspec.defstruct("RecordId", fields, rename=rename), float_hook=decimal.Decimal,
         ).decode
         self._lowercase_id = plan.lowercase_id
-        self._holds = buffer.holds
+        self._buffered, self._reserved = buffer.held_keys()
+        self.numbered = 0  # records of the stream numbered here (`offer_raw`), for the SDK's counter
         self._waiting: dict[str, _Waiting] = {}
         self._size = min(AS_READ_BATCH, buffer.drain_size)
         self._mark = f"{buffer.ledger_key}#as-read"
         buffer.short_path = self  # whatever flushes the buffer resolves these records first
 
-    def bind(self, *, number: Callable[[], Numbered], the_whole_way: WholeWay) -> None:
-        """The sink's side: `number` numbers the next record; `the_whole_way` takes one (numbered) to the buffer."""
+    def bind(self, *, number: Callable[[], Numbered], next_seq: Callable[[], int], the_whole_way: WholeWay) -> None:
+        """The sink's side: how records are numbered, and the way to the buffer.
+
+        `number` numbers the next record (`next_seq` its number in the run, for `offer_raw`, which
+        numbers records itself); `the_whole_way` takes one (numbered) to the buffer.
+        """
         self.number = number
+        self._next_seq = next_seq
         self.the_whole_way = the_whole_way
 
     def __len__(self) -> int:
@@ -148,7 +154,7 @@ class AsReadSkip:
         self._wait(record_id, record, as_read)
         return True
 
-    def offer_raw(self, raw: msgspec.Raw) -> bool:
+    def offer_raw(self, raw: msgspec.Raw, line: int) -> bool:
         """Take a record's raw text (valid JSON) onto the short path, or say no (False): it is parsed as usual.
 
         Only its id is read here, normalized as `StreamPlan.record_id` does without its checks:
@@ -169,11 +175,14 @@ class AsReadSkip:
         else:
             record_id = self._plan.record_id({self._plan.id_field: value})[0]
         waiting = self._waiting
-        if not record_id or record_id in waiting or self._holds(record_id):
+        if not record_id or record_id in waiting or record_id in self._buffered or record_id in self._reserved:
             return False
         h = self._raw_hash.copy()
         h.update(raw)
-        numbered = self.number()
+        stats = self._stats
+        stats.received += 1
+        self.numbered += 1
+        numbered = (self._next_seq(), stats.received, line)
         if not waiting:
             self._ledger.buffer_started(self._mark, numbered[0])
         waiting[record_id] = (raw, record_id, int.from_bytes(h.digest(), "little", signed=True), numbered)

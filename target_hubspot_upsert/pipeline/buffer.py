@@ -11,7 +11,7 @@ dispatcher. With `skip_unchanged` it asks the change cache which inputs HubSpot 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from typing import Protocol
 
 from target_hubspot_upsert.core.mapping import ObjectTarget
@@ -73,6 +73,10 @@ class StreamBuffer:
     def holds(self, key: str) -> bool:
         """Whether an input for `key` is buffered, held, or in flight (reserved) for this object type."""
         return key in self._inputs or self._dispatcher.is_reserved(self.object_key, key)
+
+    def held_keys(self) -> tuple[KeysView[str], set[str]]:
+        """Live views for `holds` without a call (main thread): the buffered keys, and the reserved ones."""
+        return self._inputs.keys(), self._dispatcher.reserved_keys(self.object_key)
 
     @property
     def is_full(self) -> bool:

@@ -61,7 +61,7 @@ class Dispatcher:
         for worker in self._workers:
             worker.start()
         self._cond = threading.Condition()
-        self._in_flight_ids: set[tuple[str, str]] = set()
+        self._reserved: dict[str, set[str]] = {}  # object type -> keys of inputs reserved (held or in flight)
         self._batches: dict[int, str] = {}  # in-flight batch id -> object type
         self._finished = 0
         self._next_batch_id = 0
@@ -82,10 +82,10 @@ class Dispatcher:
         """Return the items whose ids are not in flight, marking them in flight."""
         ready = []
         with self._cond:
+            reserved = self._reserved.setdefault(object_key, set())
             for item in items:
-                key = (object_key, item.key)
-                if key not in self._in_flight_ids:
-                    self._in_flight_ids.add(key)
+                if item.key not in reserved:
+                    reserved.add(item.key)
                     ready.append(item)
         return ready
 
@@ -96,13 +96,22 @@ class Dispatcher:
         input reserves; workers release, so a stale answer is at worst an id released just now,
         which then takes the longer, always safe path.
         """
-        return (object_key, key) in self._in_flight_ids
+        return key in self._reserved.get(object_key, ())
+
+    def reserved_keys(self, object_key: str) -> set[str]:
+        """The keys reserved for `object_key` (a live set: read it on the main thread, never change it).
+
+        Only the main thread adds to it; a key a worker removes concurrently was just released.
+        """
+        with self._cond:
+            return self._reserved.setdefault(object_key, set())
 
     def release(self, object_key: str, items: list[PendingInput]) -> None:
         """Undo `reserve` for items that will not be sent (HubSpot already has their values)."""
         with self._cond:
+            reserved = self._reserved.get(object_key, set())
             for item in items:
-                self._in_flight_ids.discard((object_key, item.key))
+                reserved.discard(item.key)
             self._cond.notify_all()
 
     @property
@@ -153,8 +162,9 @@ class Dispatcher:
             self.ledger.batch_done(batch.batch_id)
         finally:
             with self._cond:
+                reserved = self._reserved.get(object_key, set())
                 for item in batch.inputs:
-                    self._in_flight_ids.discard((object_key, item.key))
+                    reserved.discard(item.key)
                 self._batches.pop(batch.batch_id, None)
                 self._finished += 1
                 self._cond.notify_all()

@@ -162,7 +162,7 @@ class RecordLine(msgspec.Struct):
 _read_envelope = msgspec.json.Decoder(RecordLine).decode
 
 
-RawTaker = t.Callable[[msgspec.Raw], bool]
+RawTaker = t.Callable[[msgspec.Raw, int], bool]  # a record's raw text, its input line
 RecordTaker = t.Callable[[dict[str, t.Any]], None]
 TAKEN_CHECK_EVERY = 1024  # records taken as raw text between two `every_taken` calls
 
@@ -443,7 +443,7 @@ class LineCountingReader(AdaptedReader):
                     if stream not in takers:
                         takers[stream] = choose(stream)
                     take = takers[stream]
-                    if take is not None and len(envelope.record) and take(envelope.record):
+                    if take is not None and len(envelope.record) and take(envelope.record, self.line_number):
                         self._count_taken(stats)
                         continue
             self._one_line(line, callbacks, stats)

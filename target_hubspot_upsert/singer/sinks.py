@@ -196,7 +196,7 @@ class HubSpotSink(AdaptedSink):
         self.plan, self.buffer = parts.plan, parts.buffer
         self.as_read = parts.as_read
         if self.as_read is not None:
-            self.as_read.bind(number=self._number, the_whole_way=self._accept_waiting)
+            self.as_read.bind(number=self._number, next_seq=self.runtime.next_seq, the_whole_way=self._accept_waiting)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
         self.stats.shown.update(self._counters_shown())
@@ -288,10 +288,11 @@ class HubSpotSink(AdaptedSink):
 
     def _count_received(self) -> None:
         # The SDK's record counter, advanced per batch rather than per record.
-        new = self._received_here - self._counted
+        numbered = self._received_here + (self.as_read.numbered if self.as_read is not None else 0)
+        new = numbered - self._counted
         if new:
             self.count_records(new)
-            self._counted = self._received_here
+            self._counted = numbered
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """BATCH messages: each file's records go through the same path as RECORD messages."""
