@@ -104,15 +104,21 @@ def test_a_429_brings_the_full_margin_back_for_good():
     assert limiter.margin_s == WINDOW_MARGIN_S
 
 
-def test_remaining_counting_more_than_the_learned_margin_allows_brings_the_full_margin_back():
+def _two_requests_a_learned_window_apart():
+    """A limiter that learned its margin; two requests just over one window (with that margin) apart."""
     limiter, clock = _learned()
     margin = limiter.margin_s
     clock.now += 30.0
     early = limiter.acquire()
     clock.now = early + 10.0 + margin + 0.01  # the early one has left our window (with the learned margin)
     late = limiter.acquire()
-    # HubSpot still counts both: the early request reached it later than the round trips promised.
     clock.now += 0.2
+    return limiter, clock, margin, late
+
+
+def test_remaining_counting_more_than_the_learned_margin_allows_brings_the_full_margin_back():
+    limiter, clock, _margin, late = _two_requests_a_learned_window_apart()
+    # HubSpot still counts both: the early request reached it later than the round trips promised.
     limiter.observe(_headers(100, 98), late)
     assert limiter.margin_s == WINDOW_MARGIN_S
     assert len(limiter._foreign) == 0  # our own two, within the full margin: nobody else's
@@ -122,13 +128,7 @@ def test_remaining_counting_more_than_the_learned_margin_allows_brings_the_full_
 
 
 def test_remaining_within_the_learned_margin_keeps_it():
-    limiter, clock = _learned()
-    margin = limiter.margin_s
-    clock.now += 30.0
-    early = limiter.acquire()
-    clock.now = early + 10.0 + margin + 0.01
-    late = limiter.acquire()
-    clock.now += 0.2
+    limiter, _clock, margin, late = _two_requests_a_learned_window_apart()
     limiter.observe(_headers(100, 99), late)  # HubSpot counted only the late one, as expected
     assert limiter.margin_s == margin
     assert len(limiter._foreign) == 0
