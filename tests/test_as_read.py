@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -9,15 +10,29 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import msgspec
+import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from target_hubspot_upsert.core.errors import InputError
 from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.hubspot.serialization import PropertySpec
-from target_hubspot_upsert.pipeline.asread import fingerprint
+from target_hubspot_upsert.pipeline.asread import code_versions, fingerprint
+from target_hubspot_upsert.singer.messages import LineCountingReader, _read_envelope, decode_raw_record
 
-from .helpers import contact, contacts_with_states, landed_times, record, run_in_process, schema, state
+from .helpers import (
+    contact,
+    contacts_with_states,
+    landed_times,
+    lines,
+    record,
+    run_cli,
+    run_in_process,
+    schema,
+    state,
+)
 from .test_change_cache import query, sent_ids, stats_of, upserts_since
 
 
@@ -131,6 +146,61 @@ def test_a_cache_of_the_first_format_gains_the_column_and_is_read(sim, cache_con
     assert (stats_of(run).unchanged, as_read_skips(run)) == (40, 40)
 
 
+def test_nan_and_infinity_are_never_alike_with_each_other_or_null(sim, cache_config):
+    props = {"email": {"type": "string"}, "lastname": {"type": ["object", "null"]}}
+
+    def run_with(value: str):
+        text = lines([schema("contacts", props)]) + (
+            '{"type": "RECORD", "stream": "contacts", "record": {"email": "u1@example.com", "lastname": {"a": '
+            + value + "}}}\n"
+        )
+        return run_in_process(cache_config, text)
+
+    assert run_with("Infinity").error is None
+    held = sim.find("contacts", "email", "u1@example.com")["properties"]["lastname"]
+    run = run_with("NaN")
+    assert run.error is None
+    assert as_read_skips(run) == 0 and stats_of(run).unchanged == 0  # a change: sent
+    assert sim.find("contacts", "email", "u1@example.com")["properties"]["lastname"] != held
+
+
+def test_a_record_missing_a_key_property_stops_the_run_naming_its_own_line(sim, cache_config, tmp_path):
+    messages = [schema("contacts"), *(record("contacts", contact(i)) for i in range(50))]
+    assert run_in_process(cache_config, messages).error is None
+    # The same records, now under key properties the first one lacks: as with an empty cache,
+    # the run stops at that record's line (2), though it waited on the short path while more were read.
+    keyed = [schema("contacts", key=["email", "region"]), record("contacts", contact(0)),
+             *(record("contacts", {**contact(i), "region": "eu"}) for i in range(1, 50))]
+    run = run_cli(cache_config, keyed, tmp_path=tmp_path)
+    assert run.returncode == 1
+    assert "Input line 2: record #1 of stream 'contacts' has no 'region'" in run.stderr
+
+
+def test_a_line_too_deep_for_the_fast_reader_is_never_taken_as_raw_text():
+    deep = '{"stream": "SECRET-VALUE", "x": ' + "[" * 300 + "1" + "]" * 300 + "}"
+    shallow = '{"stream": "SECRET-VALUE", "x": [[1]]}'
+    text = "".join(
+        '{"type": "RECORD", "stream": "contacts", "record": {"email": "u1@example.com", "lastname": ' + value + "}}\n"
+        for value in (shallow, deep)
+    )
+    reader = LineCountingReader()
+    taken: list[int] = []
+    reader.raw_taker = lambda _stream: lambda _raw, line: taken.append(line) is None
+    usual: list[dict] = []
+    reader.process_lines(io.StringIO(text), {"RECORD": usual.append})
+    assert taken == [1]  # the deep line is read as usual, near the top of the stack
+    assert [m["record"]["lastname"]["stream"] for m in usual] == ["SECRET-VALUE"]
+
+
+def test_a_record_too_deep_to_read_is_an_error_that_quotes_none_of_its_fields():
+    record = '{"stream": "SECRET-VALUE", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    raw = _read_envelope('{"type": "RECORD", "stream": "contacts", "record": ' + "[" * 10 + "]" * 10 + "}").record
+    assert bytes(raw) == b"[" * 10 + b"]" * 10  # what the short path holds: the record's own text
+    with pytest.raises(InputError) as raised:
+        decode_raw_record(msgspec.Raw(record.encode()), 7)
+    assert "Input line 7" in str(raised.value) and "SECRET-VALUE" not in str(raised.value)
+
+
 def _spec(options: list[str]) -> dict[str, PropertySpec]:
     return {"tier": PropertySpec("tier", "enumeration", "select", frozenset(options))}
 
@@ -139,17 +209,21 @@ def test_the_fingerprint_follows_property_options_and_is_the_same_in_every_proce
     target = ObjectTarget("contacts", "contacts", "email")
     schema_ = {"properties": {"tier": {"type": "string"}, "n": {"type": "number", "maximum": Decimal("1.5")}}}
     config = {"access_token": "secret-token", "null_values": "skip"}
-    here = fingerprint("1.0", target, schema_, config, _spec(["gold", "silver", "bronze"]), ("access_token",))
+    here = fingerprint("1.0", target, schema_, ["email"], config, _spec(["gold", "silver", "bronze"]), ("access_token",))
     assert b"secret-token" not in here
-    assert here != fingerprint("1.0", target, schema_, config, _spec(["gold", "silver"]), ("access_token",))
-    assert here != fingerprint("1.1", target, schema_, config, _spec(["gold", "silver", "bronze"]), ("access_token",))
+    assert here != fingerprint("1.0", target, schema_, ["email"], config, _spec(["gold", "silver"]), ("access_token",))
+    assert here != fingerprint("1.1", target, schema_, ["email"], config, _spec(["gold", "silver", "bronze"]),
+                               ("access_token",))
+    assert here != fingerprint("1.0", target, schema_, ["email", "region"], config, _spec(["gold", "silver", "bronze"]),
+                               ("access_token",))
+    assert "singer-sdk" in code_versions() and "msgspec" in code_versions()
     code = (
         "import sys; from decimal import Decimal; from target_hubspot_upsert.core.mapping import ObjectTarget; "
         "from target_hubspot_upsert.hubspot.serialization import PropertySpec; "
         "from target_hubspot_upsert.pipeline.asread import fingerprint; "
         "spec = {'tier': PropertySpec('tier', 'enumeration', 'select', frozenset(['bronze', 'silver', 'gold']))}; "
         "schema = {'properties': {'tier': {'type': 'string'}, 'n': {'type': 'number', 'maximum': Decimal('1.5')}}}; "
-        "sys.stdout.buffer.write(fingerprint('1.0', ObjectTarget('contacts', 'contacts', 'email'), schema, "
+        "sys.stdout.buffer.write(fingerprint('1.0', ObjectTarget('contacts', 'contacts', 'email'), schema, ['email'], "
         "{'access_token': 'another', 'null_values': 'skip'}, spec, ('access_token',)))"
     )
     for seed in ("1", "2"):  # string hashing differs between processes: sets must not change the bytes

@@ -24,9 +24,12 @@ What keeps it safe:
 from __future__ import annotations
 
 import decimal
+import functools
 import hashlib
+import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
 from typing import Any
 
 import msgspec
@@ -52,11 +55,32 @@ _Waiting = tuple[dict[str, Any] | msgspec.Raw, str, int, Numbered]
 WholeWay = Callable[[dict[str, Any] | msgspec.Raw, Numbered, int | None], None]
 
 
+#: The distributions whose code reads, checks and converts records (with the target's own).
+_CODE = ("target-hubspot-upsert", "singer-sdk", "fastjsonschema", "msgspec", "orjson")
+
+
+@functools.cache
+def code_versions() -> str:
+    """The versions of the code that decides how records convert: another version compares by value once."""
+    found = []
+    for name in _CODE:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} unknown")
+    return ", ".join(found)
+
+
 def fingerprint(
-    version: str, target: ObjectTarget, schema: Mapping[str, Any], config: Mapping[str, Any],
-    catalog: Mapping[str, PropertySpec], secrets: tuple[str, ...],
+    versions: str, target: ObjectTarget, schema: Mapping[str, Any], key_properties: Sequence[str],
+    config: Mapping[str, Any], catalog: Mapping[str, PropertySpec], secrets: tuple[str, ...],
 ) -> bytes:
-    """What decides how a stream's records convert, as bytes that are the same in every run that decides alike."""
+    """What decides how a stream's records convert, as bytes that are the same in every run that decides alike.
+
+    `versions` (`code_versions`), the stream's object mapping, its SCHEMA and key properties (a
+    record missing one stops the run), the settings but secrets (stream maps, validation, nulls,
+    unknown properties...), and HubSpot's definition of each of the object's properties.
+    """
     properties = [
         (name, spec.type, spec.field_type, sorted(spec.options) if spec.options else None, spec.read_only, spec.unique)
         for name, spec in sorted(catalog.items())
@@ -64,11 +88,14 @@ def fingerprint(
     shaping = {key: value for key, value in config.items() if key not in secrets}
     try:
         return orjson.dumps(
-            {"version": version, "target": repr(target), "schema": schema, "config": shaping, "properties": properties},
+            {
+                "versions": versions, "target": repr(target), "schema": schema, "key_properties": list(key_properties),
+                "config": shaping, "properties": properties,
+            },
             option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str,
         )
     except (orjson.JSONEncodeError, TypeError):
-        return repr((version, target, properties, time.time_ns())).encode()  # never matches another run
+        return repr((versions, target, properties, time.time_ns())).encode()  # never matches another run
 
 
 class AsReadSkip:
@@ -114,12 +141,17 @@ class AsReadSkip:
         self._mark = f"{buffer.ledger_key}#as-read"
         buffer.short_path = self  # whatever flushes the buffer resolves these records first
 
-    def bind(self, *, number: Callable[[], Numbered], next_seq: Callable[[], int], the_whole_way: WholeWay) -> None:
+    def bind(
+        self, *, number: Callable[[], Numbered], next_seq: Callable[[], int], the_whole_way: WholeWay,
+        check: Callable[[], None],
+    ) -> None:
         """The sink's side: how records are numbered, and the way to the buffer.
 
         `number` numbers the next record (`next_seq` its number in the run, for `offer_raw`, which
-        numbers records itself); `the_whole_way` takes one (numbered) to the buffer.
+        numbers records itself); `the_whole_way` takes one (numbered) to the buffer; `check` raises
+        when the run is failing (a worker's fatal error, the rejection limit).
         """
+        self._check = check
         self.number = number
         self._next_seq = next_seq
         self.the_whole_way = the_whole_way
@@ -137,6 +169,8 @@ class AsReadSkip:
             data = _ENCODE(record)
         except (TypeError, ValueError, OverflowError, msgspec.EncodeError, RecursionError):
             return None
+        if b"null" in data and _not_finite(record):
+            return None  # NaN and infinities are written as null: never alike with a null
         h = self._parsed_hash.copy()
         h.update(data)
         return int.from_bytes(h.digest(), "little", signed=True)
@@ -203,6 +237,7 @@ class AsReadSkip:
         if not self._waiting:
             return
         waiting, self._waiting = list(self._waiting.values()), {}
+        self._check()  # a failing run stops here, not after reading all its unchanged input
         triage = self._triage
         started = time.thread_time()
         keys = triage.row_keys([entry[1] for entry in waiting])
@@ -226,3 +261,19 @@ class AsReadSkip:
             if buffer.is_full:
                 buffer.flush(final=False, hold=True)
         self._ledger.set_buffer(self._mark, None)  # the rest is in the buffer (or resolved) now
+
+
+def _not_finite(value: Any) -> bool:  # noqa: ANN401 - any JSON value
+    """Whether a value holds a float that is NaN or infinite, at any depth (walked without recursion)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is float:
+            if not math.isfinite(node):
+                return True
+        elif kind is dict:
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+    return False

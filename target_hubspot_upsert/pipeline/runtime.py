@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,13 @@ from target_hubspot_upsert.hubspot.preflight import Preflight
 from target_hubspot_upsert.hubspot.search import Searcher, SearchPacer
 from target_hubspot_upsert.hubspot.serialization import StreamPlan
 from target_hubspot_upsert.hubspot.writer import BatchWriter
-from target_hubspot_upsert.pipeline.asread import AsReadSkip, fingerprint
+from target_hubspot_upsert.pipeline.asread import AsReadSkip, code_versions, fingerprint
 from target_hubspot_upsert.pipeline.buffer import StreamBuffer
 from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE, ChangeTracker
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger, write_state_line
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 from target_hubspot_upsert.pipeline.rejects import RejectionLog
-from target_hubspot_upsert.pipeline.report import Reporter, StreamStats, target_version
+from target_hubspot_upsert.pipeline.report import Reporter, StreamStats
 
 logger = logging.getLogger("target_hubspot_upsert")
 
@@ -199,7 +199,7 @@ class Runtime:
 
     def open_stream(
         self, target: ObjectTarget, schema: Mapping[str, Any], stats: StreamStats, batch_size: int,
-        config: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None, key_properties: Sequence[str] = (),
     ) -> StreamParts:
         """Pre-flight a stream (before any of its records is accepted) and build its buffer.
 
@@ -235,7 +235,8 @@ class Runtime:
             and not target.associations and not target.match_property
         ):
             stream_fingerprint = fingerprint(
-                target_version(), target, schema, config or {}, self.preflight.catalog(target), SECRET_SETTINGS,
+                code_versions(), target, schema, key_properties, config or {}, self.preflight.catalog(target),
+                SECRET_SETTINGS,
             )
             as_read = AsReadSkip(
                 buffer=buffer, triage=triage, ledger=self.ledger, stats=stats, plan=plan,

@@ -176,7 +176,8 @@ def decode_raw_record(raw: msgspec.Raw, line: int) -> dict[str, t.Any]:
     text = bytes(raw).decode("utf-8")  # it came from text: valid UTF-8
     record = _read_fast(text)
     if record is None:
-        record = _decode_exact(text, line)
+        # Not the line: a "stream" member here would be one of the record's fields.
+        record = _decode_exact(text, line, whole_line=False)
     return record
 
 
@@ -194,7 +195,8 @@ def _read_fast(text: str) -> dict[str, t.Any] | None:
     return value
 
 
-def _decode_exact(line: str, number: int) -> dict[str, t.Any]:
+def _decode_exact(line: str, number: int, *, whole_line: bool = True) -> dict[str, t.Any]:
+    """Read `line` (a whole input line; with `whole_line` False, a record's text) with the standard library."""
     try:
         try:
             message = _DECODER.decode(line)
@@ -210,7 +212,7 @@ def _decode_exact(line: str, number: int) -> dict[str, t.Any]:
         raise InputError(msg) from None
     except RecursionError:
         msg = (
-            f"Input line {number}{_stream_of(line)} nests objects or arrays too deeply to read "
+            f"Input line {number}{_stream_of(line) if whole_line else ''} nests objects or arrays too deeply to read "
             "(about 1,000 levels or more); flatten the record in the tap."
         )
         raise InputError(msg) from None
@@ -433,7 +435,8 @@ class LineCountingReader(AdaptedReader):
         takers = self._takers
         for line in lines:
             self.line_number += 1
-            if type(line) is str:
+            # A line deeper than the fast reader reads is read as usual, near the top of the stack.
+            if type(line) is str and line.count("[") + line.count("{") <= _FAST_DEPTH:
                 try:
                     envelope = _read_envelope(line)
                 except (ValueError, RecursionError):  # read as usual, with its errors

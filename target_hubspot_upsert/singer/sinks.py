@@ -17,7 +17,7 @@ from typing import Any
 import fastjsonschema
 import msgspec
 from singer_sdk import metrics
-from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord, MissingKeyPropertiesError
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from typing_extensions import override
 
@@ -192,11 +192,15 @@ class HubSpotSink(AdaptedSink):
         self.sdc_metadata = self.include_sdc_metadata_properties
         parts = self.runtime.open_stream(
             self.object_target, self.schema, self.stats, self.max_size_cached, config=host.config,
+            key_properties=self.key_properties or (),
         )
         self.plan, self.buffer = parts.plan, parts.buffer
         self.as_read = parts.as_read
         if self.as_read is not None:
-            self.as_read.bind(number=self._number, next_seq=self.runtime.next_seq, the_whole_way=self._accept_waiting)
+            self.as_read.bind(
+                number=self._number, next_seq=self.runtime.next_seq, the_whole_way=self._accept_waiting,
+                check=self.runtime.check,
+            )
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
         self.stats.shown.update(self._counters_shown())
@@ -364,14 +368,15 @@ class HubSpotSink(AdaptedSink):
         for key in self.key_properties:
             if key not in record and key != self.plan.id_field:
                 # A missing id value is a rejected record (add_record); any other missing key
-                # property means the tap broke the Singer contract.
-                position = numbered[1] if numbered else self.stats.received + 1
+                # property means the tap broke the Singer contract. Named by the line the record
+                # was read on (it may have waited on the short path while later lines were read).
+                position, line = numbered[1:] if numbered else (self.stats.received + 1, self._hub_target.current_line)
                 msg = (
-                    f"record #{position} of stream '{self.stream_name}' has no "
+                    f"Input line {line}: record #{position} of stream '{self.stream_name}' has no "
                     f"'{key}', one of its key_properties {self.key_properties}; fix the tap "
                     "or its SCHEMA's key_properties."
                 )
-                raise MissingKeyPropertiesError(msg)
+                raise InputError(msg)
         self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read)
 
     def _number(self) -> Numbered:
