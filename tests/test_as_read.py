@@ -176,6 +176,21 @@ def test_a_record_missing_a_key_property_stops_the_run_naming_its_own_line(sim, 
     assert "Input line 2: record #1 of stream 'contacts' has no 'region'" in run.stderr
 
 
+def test_large_unchanged_records_are_looked_up_before_their_text_grows_past_16_mib(sim, cache_config):
+    # 40 records of 1 MiB each (a field the SCHEMA declares and HubSpot does not have, left out):
+    # at most 16 MiB of their text waits for a look-up, so STATEs are written along the way.
+    config = {**cache_config, "unknown_properties": "ignore"}
+    props = {"email": {"type": "string"}, "blob": {"type": "string"}}
+    messages = [schema("contacts", props)]
+    for i in range(40):
+        messages += [record("contacts", {"email": f"user{i}@example.com", "blob": f"{i:04d}" * (1 << 18)}),
+                     state({"n": i + 1})]
+    assert run_in_process(config, messages).error is None
+    run = run_in_process(config, messages)
+    assert run.error is None and as_read_skips(run) == 40
+    assert len(run.states) >= 2 and run.states[-1] == {"n": 40}
+
+
 def test_a_line_too_deep_for_the_fast_reader_is_never_taken_as_raw_text():
     deep = '{"stream": "SECRET-VALUE", "x": ' + "[" * 300 + "1" + "]" * 300 + "}"
     shallow = '{"stream": "SECRET-VALUE", "x": [[1]]}'

@@ -45,6 +45,8 @@ from target_hubspot_upsert.pipeline.report import StreamStats
 #: Records waiting for one look-up at most (one SELECT ... IN, as the buffer's triage); no more than
 #: the buffer would hold before it drains (a lower `batch_size_rows` asks for small drains).
 AS_READ_BATCH = TRIAGE_SIZE
+#: ... and no more raw text than this (bytes), whatever the records' size: memory stays flat.
+AS_READ_BYTES = 16 * 1024 * 1024
 #: A record as read: its fields and values in order; exact decimals as JSON numbers, never as text
 #: (a Decimal and a string of the same digits must not hash alike).
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
@@ -138,6 +140,7 @@ class AsReadSkip:
         self.numbered = 0  # records of the stream numbered here (`offer_raw`), for the SDK's counter
         self._waiting: dict[str, _Waiting] = {}
         self._size = min(AS_READ_BATCH, buffer.drain_size)
+        self._raw_bytes = 0  # text of the raw records waiting: looked up once it passes AS_READ_BYTES
         self._mark = f"{buffer.ledger_key}#as-read"
         buffer.short_path = self  # whatever flushes the buffer resolves these records first
 
@@ -220,7 +223,8 @@ class AsReadSkip:
         if not waiting:
             self._ledger.buffer_started(self._mark, numbered[0])
         waiting[record_id] = (raw, record_id, int.from_bytes(h.digest(), "little", signed=True), numbered)
-        if len(waiting) >= self._size:
+        self._raw_bytes += len(raw)
+        if len(waiting) >= self._size or self._raw_bytes > AS_READ_BYTES:
             self.resolve()
         return True
 
@@ -237,6 +241,7 @@ class AsReadSkip:
         if not self._waiting:
             return
         waiting, self._waiting = list(self._waiting.values()), {}
+        self._raw_bytes = 0
         self._check()  # a failing run stops here, not after reading all its unchanged input
         triage = self._triage
         started = time.thread_time()
