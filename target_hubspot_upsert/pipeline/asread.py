@@ -136,6 +136,7 @@ class AsReadSkip:
             msgspec.defstruct("RecordId", fields, rename=rename), float_hook=decimal.Decimal,
         ).decode
         self._lowercase_id = plan.lowercase_id
+        # Live views of the ids buffered and reserved (held to send, or in flight) for the object type.
         self._buffered, self._reserved = buffer.held_keys()
         self.numbered = 0  # records of the stream numbered here (`offer_raw`), for the SDK's counter
         self._waiting: dict[str, _Waiting] = {}
@@ -183,7 +184,10 @@ class AsReadSkip:
         if self._deletes and record.get("_sdc_deleted_at") not in (None, ""):
             return False
         record_id = self._plan.record_id(record)[0]
-        if record_id is None or record_id in self._waiting or self._buffer.holds(record_id):
+        if (
+            record_id is None or record_id in self._waiting or record_id in self._buffered
+            or record_id in self._reserved
+        ):
             return False
         as_read = self.as_read(record)
         if as_read is None:

@@ -70,12 +70,8 @@ class StreamBuffer:
         """Whether an input for `key` is buffered (not yet handed over)."""
         return key in self._inputs
 
-    def holds(self, key: str) -> bool:
-        """Whether an input for `key` is buffered, held, or in flight (reserved) for this object type."""
-        return key in self._inputs or self._dispatcher.is_reserved(self.object_key, key)
-
     def held_keys(self) -> tuple[KeysView[str], set[str]]:
-        """Live views for `holds` without a call (main thread): the buffered keys, and the reserved ones."""
+        """Live views (main thread) of the keys buffered, and of those reserved (held, or in flight)."""
         return self._inputs.keys(), self._dispatcher.reserved_keys(self.object_key)
 
     @property

@@ -89,19 +89,12 @@ class Dispatcher:
                     ready.append(item)
         return ready
 
-    def is_reserved(self, object_key: str, key: str) -> bool:
-        """Whether an input for `key` of `object_key` is reserved (held to send, or in flight).
-
-        Read without the lock (a set's membership test is atomic). Only the thread that reads
-        input reserves; workers release, so a stale answer is at worst an id released just now,
-        which then takes the longer, always safe path.
-        """
-        return key in self._reserved.get(object_key, ())
-
     def reserved_keys(self, object_key: str) -> set[str]:
-        """The keys reserved for `object_key` (a live set: read it on the main thread, never change it).
+        """The keys reserved for `object_key` (held to send, or in flight): a live set, never replaced.
 
-        Only the main thread adds to it; a key a worker removes concurrently was just released.
+        Read it on the main thread, without the lock (a membership test is atomic), and never
+        change it. Only the main thread reserves; workers release, so a stale answer is at worst an
+        id released just now, which then takes the longer, always safe path.
         """
         with self._cond:
             return self._reserved.setdefault(object_key, set())
