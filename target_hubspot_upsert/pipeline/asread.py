@@ -184,15 +184,18 @@ class AsReadSkip:
         if self._deletes and record.get("_sdc_deleted_at") not in (None, ""):
             return False
         record_id = self._plan.record_id(record)[0]
-        if (
-            record_id is None or record_id in self._waiting or record_id in self._buffered
-            or record_id in self._reserved
-        ):
+        waiting = self._waiting
+        if record_id is None or record_id in waiting or record_id in self._buffered or record_id in self._reserved:
             return False
         as_read = self.as_read(record)
         if as_read is None:
             return False
-        self._wait(record_id, record, as_read)
+        numbered = self.number()  # the sink's numbering (`offer_raw` numbers its records itself)
+        if not waiting:
+            self._ledger.buffer_started(self._mark, numbered[0])
+        waiting[record_id] = (record, record_id, as_read, numbered)
+        if len(waiting) >= self._size:
+            self.resolve()
         return True
 
     def offer_raw(self, raw: msgspec.Raw, line: int) -> bool:
@@ -231,14 +234,6 @@ class AsReadSkip:
         if len(waiting) >= self._size or self._raw_bytes > AS_READ_BYTES:
             self.resolve()
         return True
-
-    def _wait(self, record_id: str, record: dict[str, Any] | msgspec.Raw, as_read: int) -> None:
-        numbered = self.number()
-        if not self._waiting:
-            self._ledger.buffer_started(self._mark, numbered[0])
-        self._waiting[record_id] = (record, record_id, as_read, numbered)
-        if len(self._waiting) >= self._size:
-            self.resolve()
 
     def resolve(self) -> None:
         """Look the waiting records up: count the unchanged ones, send the others the whole way, in order."""
