@@ -242,23 +242,9 @@ class AsReadSkip:
         waiting, self._waiting = list(self._waiting.values()), {}
         self._raw_bytes = 0
         self._check()  # a failing run stops here, not after reading all its unchanged input
-        triage = self._triage
-        started = time.thread_time()
-        keys = triage.row_keys([entry[1] for entry in waiting])
-        found = triage.tracker.cache.lookup(keys)
-        oldest, newest = triage.fresh_days()
-        unchanged = 0
-        rest: list[_Waiting] = []
-        for entry, key in zip(waiting, keys, strict=True):
-            row = found.get(key)
-            if row is not None and row[2] == entry[2] and oldest <= row[1] <= newest:
-                unchanged += 1
-            else:
-                rest.append(entry)
-        # The rest are looked up again, by value, by the buffer's triage, which counts them then.
-        triage.counted(unchanged, unchanged, time.thread_time() - started)
-        if unchanged:
-            self._stats.count_unchanged(unchanged, 0)
+        rest = self._triage.changed_as_read(waiting)
+        if len(rest) < len(waiting):
+            self._stats.count_unchanged(len(waiting) - len(rest), 0)
         buffer = self._buffer
         for record, _id, as_read, numbered in rest:
             self.the_whole_way(record, numbered, as_read)

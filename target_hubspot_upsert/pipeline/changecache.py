@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -76,6 +76,8 @@ COMMIT_SECONDS = 5.0  # ... or when the oldest uncommitted entry is this old (ch
 PAGE_CACHE_KIB = 16_000
 SECONDS_PER_DAY = 86_400
 LANDED = frozenset({CREATED, UPDATED})  # outcomes after which HubSpot holds what was sent
+#: A record waiting on the short path: (record, its id, its hash as read, ...) (`AsReadSkip`).
+_AsRead = TypeVar("_AsRead", bound=tuple[Any, str, int, Any])
 
 
 _TABLE_NAME = re.compile(r"portal_[0-9]+|token_[0-9a-f]{16}")
@@ -737,31 +739,45 @@ class ObjectTriage:
             return {}
         return {key: generation for key, (generation, _day, _) in self.tracker.cache.lookup(keys).items()}
 
-    def row_keys(self, ids: list[str]) -> list[int]:
-        """The row key of each id (`object_key`, inlined)."""
-        new = self.hasher.copy
-        keys = []
-        for record_id in ids:
-            h = new()
-            h.update(record_id.encode("utf-8", "surrogatepass"))
-            keys.append(int.from_bytes(h.digest(), "little", signed=True))
-        return keys
+    def _fresh_days(self) -> tuple[float, float]:
+        """The days a row may have been written on to still skip an input (not too old, not in the future).
 
-    def fresh_days(self) -> tuple[float, float]:
-        """The days a row may have been written on to still skip a record (not too old, not in the future)."""
+        Under `full_resync` an empty range: every input is sent, and its row refreshed.
+        """
         tracker = self.tracker
         if tracker.full_resync:
             return math.inf, -math.inf
         today = tracker.today()
         return today - tracker.max_age_days + 1, today
 
-    def counted(self, looked_up: int, unchanged: int, cpu_s: float) -> None:
-        """Note look-ups made outside `triage` (`AsReadSkip`), for the run's figures."""
+    def changed_as_read(self, waiting: list[_AsRead]) -> list[_AsRead]:
+        """Of records waiting on the short path (`AsReadSkip`), those not found unchanged as read, in order.
+
+        Each is a tuple whose second item is its id and third its hash as read. It is unchanged
+        when its object's row is fresh and holds that hash; those are counted here. The others go
+        the whole way and are looked up again, by value, by `triage`, which counts them then.
+        """
+        started = time.thread_time()
         tracker = self.tracker
-        tracker.looked_up += looked_up
+        new = self.hasher.copy
+        keys = []
+        for entry in waiting:  # the row key (`object_key`, inlined)
+            h = new()
+            h.update(entry[1].encode("utf-8", "surrogatepass"))
+            keys.append(int.from_bytes(h.digest(), "little", signed=True))
+        found = tracker.cache.lookup(keys)
+        oldest, newest = self._fresh_days()
+        rest: list[_AsRead] = []
+        for entry, key in zip(waiting, keys, strict=True):
+            row = found.get(key)
+            if row is None or row[2] != entry[2] or not oldest <= row[1] <= newest:
+                rest.append(entry)
+        unchanged = len(waiting) - len(rest)
+        tracker.looked_up += unchanged
         tracker.skipped += unchanged
         tracker.skipped_as_read += unchanged
-        tracker.lookup_cpu += cpu_s
+        tracker.lookup_cpu += time.thread_time() - started
+        return rest
 
     def triage(self, ready: list[PendingInput]) -> Triaged:
         """Sort the `ready` (reserved) inputs: unchanged, changed, and those sent as without the cache.
@@ -776,9 +792,7 @@ class ObjectTriage:
         hashes = self._hashes(cached_ids)
         writes = [key for item, (key, _) in zip(cached_ids, hashes, strict=True) if item.op == WRITE]
         found = tracker.cache.lookup(writes)
-        today = tracker.today()
-        oldest_fresh = today - tracker.max_age_days + 1
-        skip_fresh = not tracker.full_resync
+        oldest, newest = self._fresh_days()
         unchanged: list[PendingInput] = []
         changed: list[PendingInput] = []
         as_read: list[tuple[int, int, int, int | None]] = []
@@ -791,7 +805,7 @@ class ObjectTriage:
                 item.cache_entry = (key, digest, False)
             elif cached[0] != digest:
                 item.cache_entry = (key, digest, True)  # deleted from the cache before this is sent
-            elif skip_fresh and oldest_fresh <= cached[1] <= today:  # dated in the future: expired
+            elif oldest <= cached[1] <= newest:  # dated in the future: expired
                 unchanged.append(item)
                 if item.as_read is not None and item.as_read != cached[2]:
                     # The record as read converts to the value HubSpot holds: note it, so the next
