@@ -18,7 +18,7 @@ from target_hubspot_upsert.core.model import UPDATED, Batch, BatchOutcome, Pendi
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 from target_hubspot_upsert.pipeline.dispatch import Dispatcher
 
-from .waiting import WAIT, wait_until
+from .waiting import WAIT, in_background, wait_until
 
 TARGET = ObjectTarget("people", "contacts", "email")
 
@@ -73,14 +73,7 @@ def test_submit_blocks_while_max_concurrent_batches_are_in_flight(rig):
     rig.submit(2, "b@x.io")
     assert wait_until(lambda: len(rig.started) == 2)
     assert rig.dispatcher.in_flight == 2
-    third_submitted = threading.Event()
-
-    def third() -> None:
-        rig.submit(3, "c@x.io")
-        third_submitted.set()
-
-    thread = threading.Thread(target=third, daemon=True)
-    thread.start()
+    third_submitted, thread = in_background(lambda: rig.submit(3, "c@x.io"))
     assert not third_submitted.wait(0.1)  # the pool is full: the main thread waits
     assert rig.dispatcher.in_flight == 2
     rig.gate.set()
@@ -141,14 +134,7 @@ def test_wait_for_earlier_waits_only_for_earlier_batches_of_the_types_named(rig)
     assert wait_until(lambda: rig.started == [1])
     d.wait_for_earlier(1, {"companies"})  # nothing before batch 1: returns at once
     d.wait_for_earlier(2, {"deals"})  # batch 1 writes companies, not deals
-    done = threading.Event()
-
-    def later_batch() -> None:
-        d.wait_for_earlier(2, {"companies"})
-        done.set()
-
-    thread = threading.Thread(target=later_batch, daemon=True)
-    thread.start()
+    done, thread = in_background(lambda: d.wait_for_earlier(2, {"companies"}))  # a later batch
     assert not done.wait(0.1)
     rig.gate.set()
     assert done.wait(WAIT)
@@ -245,14 +231,7 @@ def test_wait_for_types_waits_for_batches_of_those_types(rig):
     rig.submit(1, "a@x.io", object_key="companies")
     assert wait_until(lambda: rig.started == [1])
     d.wait_for_types({"deals"})  # not writing deals: at once
-    done = threading.Event()
-
-    def waiter() -> None:
-        d.wait_for_types({"companies"})
-        done.set()
-
-    thread = threading.Thread(target=waiter, daemon=True)
-    thread.start()
+    done, thread = in_background(lambda: d.wait_for_types({"companies"}))
     assert not done.wait(0.1)
     rig.gate.set()
     assert done.wait(WAIT)

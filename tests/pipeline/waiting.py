@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -16,3 +17,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
             return False
         time.sleep(0.002)
     return True
+
+
+def in_background(call: Callable[[], object]) -> tuple[threading.Event, threading.Thread]:
+    """Run `call` on a daemon thread, started now: the Event is set once `call` has returned."""
+    returned = threading.Event()
+
+    def run() -> None:
+        call()
+        returned.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return returned, thread
