@@ -5,7 +5,7 @@ request on duplicate ids), per-id order (an id in flight waits here for its batc
 operation on an id that differs from the one buffered sends what is buffered first), the
 checkpoint ledger's marks for what it holds, and the hand-off of request-sized chunks to the
 dispatcher. With `skip_unchanged` it asks the change cache which inputs HubSpot already has
-(`ChangeTracker.triage`, which only decides) and holds the changed ones until they fill a request.
+(`ObjectTriage.triage`, which only decides) and holds the changed ones until they fill a request.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ logger = logging.getLogger("target_hubspot_upsert")
 CPU_FIGURE_MIN_INPUTS = 10_000
 
 FORMAT_VERSION = 2  # PRAGMA user_version: the key and value hashes below, the table layout
-# Format 2 added the `r` column (the hash of the record as read, see `ObjectTriage.as_read`); a
+# Format 2 added the `r` column (the hash of the record as read, see `AsReadSkip.as_read`); a
 # format-1 table gains it when a run of this version opens it (its rows have none: their records
 # go through the value comparison once, which writes it).
 # With skip_unchanged a sink buffers this many distinct ids before it looks them up, in one
