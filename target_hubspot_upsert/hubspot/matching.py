@@ -39,7 +39,7 @@ from target_hubspot_upsert.core.model import (
 from target_hubspot_upsert.hubspot.client import RequestTally
 from target_hubspot_upsert.hubspot.deletes import Archiver
 from target_hubspot_upsert.hubspot.matcher import UNCERTAIN, MatchMemory
-from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable
+from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable, value_room
 
 #: Sends a group of inputs of a batch and accounts for them in an outcome (BatchWriter._settle).
 Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None"], None]
@@ -119,9 +119,10 @@ class MatchWriter:
     def _searchable(self, batch: Batch, outcome: BatchOutcome) -> list[PendingInput]:
         """The inputs whose value a search can carry; the others are rejected (values too long)."""
         prop = batch.target.match_property
+        room = value_room(prop)
         ok = []
         for item in batch.inputs:
-            if searchable(prop, item.key):
+            if searchable(room, item.key):
                 ok.append(item)
             else:
                 message = (
