@@ -207,7 +207,7 @@ class Searcher:
         Raises:
             HubSpotConfigError: HubSpot refuses the search (a property that cannot be searched).
         """
-        wanted = sorted({match_value(v) for v in values if match_value(v)})
+        wanted = sorted({value for value in map(match_value, values) if value})
         found: dict[str, list[Match]] = {}
         for chunk in value_chunks(property_name, wanted):
             self._find_chunk(object_type, property_name, chunk, found, stream, tally)
