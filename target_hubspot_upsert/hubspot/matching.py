@@ -105,11 +105,12 @@ class MatchWriter:
         matches that object type by `prop` (every one, the oldest); otherwise, or under `reject`,
         it maps to how many objects hold it (the association is rejected AMBIGUOUS_MATCH).
         """
-        found = self.find(object_type, object_key, prop, [match_value(v) for v in values], stream, tally)
+        keys = [match_value(v) for v in values]
+        found = self.find(object_type, object_key, prop, keys, stream, tally)
         policy = self.policies.get((object_key, prop), "reject")
         out: dict[str, list[str] | int] = {}
-        for value in values:
-            matches = found[match_value(value)]
+        for value, key in zip(values, keys, strict=True):
+            matches = found[key]
             if matches == UNCERTAIN:
                 continue  # not known to exist: not found
             chosen = pick(matches, policy)
