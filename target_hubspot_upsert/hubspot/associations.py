@@ -388,15 +388,18 @@ _NOT_CONFIRMED = Failure(
 
 def split_answer(group: list[Pair], body: Any) -> tuple[list[Pair], dict[Pair, Failure], list[Pair]]:  # noqa: ANN401
     """The pairs of `group` a 2xx answer confirms (its results name them), refuses (its errors), and leaves open."""
-    refused = _refused_pairs(group, body)
     named = _confirmed_pairs(body) if isinstance(body, dict) else set()
+    refused = _refused_pairs(group, body, named)
     confirmed = [pair for pair in group if pair in named and pair not in refused]
     unknown = [pair for pair in group if pair not in named and pair not in refused]
     return confirmed, refused, unknown
 
 
-def _refused_pairs(group: list[Pair], body: Any) -> dict[Pair, Failure]:  # noqa: ANN401 - parsed JSON
-    """Pairs a 2xx answer's errors refuse: those whose ids an error names; all unconfirmed ones if it names none."""
+def _refused_pairs(group: list[Pair], body: Any, confirmed: set[Pair]) -> dict[Pair, Failure]:  # noqa: ANN401
+    """Pairs a 2xx answer's errors refuse: those whose ids an error names; all unconfirmed ones if it names none.
+
+    `confirmed`: the pairs the answer's results name (`_confirmed_pairs`).
+    """
     errors = [e for e in (body.get("errors") if isinstance(body, dict) else None) or [] if isinstance(e, dict)]
     if not errors:
         return {}
@@ -413,7 +416,6 @@ def _refused_pairs(group: list[Pair], body: Any) -> dict[Pair, Failure]:  # noqa
         if not hits:
             anonymous.append(failure)
     if anonymous:
-        confirmed = _confirmed_pairs(body)
         for pair in group:
             if pair not in confirmed:
                 refused.setdefault(pair, anonymous[0])

@@ -16,7 +16,7 @@ from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.core.model import ARCHIVE, WOULD_ARCHIVE, WOULD_WRITE, Batch, BatchOutcome
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.hubspot.matching import MatchWriter
-from target_hubspot_upsert.hubspot.search import searchable
+from target_hubspot_upsert.hubspot.search import searchable, value_room
 
 
 class DryRunWriter:
@@ -35,7 +35,8 @@ class DryRunWriter:
     def write(self, batch: Batch, tally: RequestTally | None = None) -> BatchOutcome:
         """Count the records that would be sent (or archived), and the request."""
         if batch.target.match_property and self.matcher is not None:
-            keys = [item.key for item in batch.inputs if searchable(batch.target.match_property, item.key)]
+            room = value_room(batch.target.match_property)
+            keys = [item.key for item in batch.inputs if searchable(room, item.key)]
             found = self.matcher.lookup(batch, keys, tally)
             counts = Counter("none" if not found[k] else "one" if len(found[k]) == 1 else "several" for k in keys)
             with self._lock:

@@ -39,7 +39,7 @@ from target_hubspot_upsert.core.model import (
 from target_hubspot_upsert.hubspot.client import RequestTally
 from target_hubspot_upsert.hubspot.deletes import Archiver
 from target_hubspot_upsert.hubspot.matcher import UNCERTAIN, MatchMemory
-from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable
+from target_hubspot_upsert.hubspot.search import Match, Searcher, match_value, searchable, value_room
 
 #: Sends a group of inputs of a batch and accounts for them in an outcome (BatchWriter._settle).
 Settle = Callable[[Batch, list[PendingInput], BatchOutcome, "RequestTally | None"], None]
@@ -105,11 +105,12 @@ class MatchWriter:
         matches that object type by `prop` (every one, the oldest); otherwise, or under `reject`,
         it maps to how many objects hold it (the association is rejected AMBIGUOUS_MATCH).
         """
-        found = self.find(object_type, object_key, prop, [match_value(v) for v in values], stream, tally)
+        keys = [match_value(v) for v in values]
+        found = self.find(object_type, object_key, prop, keys, stream, tally)
         policy = self.policies.get((object_key, prop), "reject")
         out: dict[str, list[str] | int] = {}
-        for value in values:
-            matches = found[match_value(value)]
+        for value, key in zip(values, keys, strict=True):
+            matches = found[key]
             if matches == UNCERTAIN:
                 continue  # not known to exist: not found
             chosen = pick(matches, policy)
@@ -119,9 +120,10 @@ class MatchWriter:
     def _searchable(self, batch: Batch, outcome: BatchOutcome) -> list[PendingInput]:
         """The inputs whose value a search can carry; the others are rejected (values too long)."""
         prop = batch.target.match_property
+        room = value_room(prop)
         ok = []
         for item in batch.inputs:
-            if searchable(prop, item.key):
+            if searchable(room, item.key):
                 ok.append(item)
             else:
                 message = (

@@ -143,15 +143,19 @@ class _SearchAttempts(_ApiAttempts):
         return super().retrying(decision)
 
 
-def searchable(property_name: str, value: str) -> bool:
-    """Whether one search request can carry `value` (its body within HubSpot's 3,000 characters)."""
-    return len(_body(property_name, [value], "10000")) <= MAX_BODY_CHARS
+def value_room(property_name: str) -> int:
+    """Room for the values of one search request on `property_name` (its body, with `after`, within 3,000)."""
+    return MAX_BODY_CHARS - len(_body(property_name, [], "10000"))
+
+
+def searchable(room: int, value: str) -> bool:
+    """Whether one search request can carry `value`, given its property's `value_room`."""
+    return len(orjson.dumps(value)) <= room
 
 
 def value_chunks(property_name: str, values: list[str]) -> list[list[str]]:
     """`values` in groups one search request can carry: at most 100, the body within 3,000 characters."""
-    base = len(_body(property_name, [], None))
-    room = MAX_BODY_CHARS - base - len('"after":"10000",')
+    room = value_room(property_name)
     chunks: list[list[str]] = []
     current: list[str] = []
     size = 0
@@ -203,7 +207,7 @@ class Searcher:
         Raises:
             HubSpotConfigError: HubSpot refuses the search (a property that cannot be searched).
         """
-        wanted = sorted({match_value(v) for v in values if match_value(v)})
+        wanted = sorted({value for value in map(match_value, values) if value})
         found: dict[str, list[Match]] = {}
         for chunk in value_chunks(property_name, wanted):
             self._find_chunk(object_type, property_name, chunk, found, stream, tally)

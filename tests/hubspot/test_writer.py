@@ -79,6 +79,13 @@ def echo(new: bool = False, skip: Callable[[dict[str, Any]], bool] = lambda i: F
     return reply
 
 
+def traced(batch: Batch) -> tuple[dict[str, PendingInput], dict[str, PendingInput]]:
+    """Give the batch's inputs their trace ids as the writer does; return them by trace and by id."""
+    for index, item in enumerate(batch.inputs):
+        item.trace = f"7-{index}"
+    return {i.trace: i for i in batch.inputs}, {i.id: i for i in batch.inputs}
+
+
 def rejected_codes(outcome) -> dict[str, str]:
     return {entry[0].id: entry[2] for entry in outcome.rejected}
 
@@ -113,20 +120,14 @@ def test_results_without_trace_ids_are_tied_by_id_value_in_hubspots_spelling():
 
 def test_a_result_whose_id_value_contradicts_its_trace_ties_nothing():
     batch = make_batch(PEOPLE)
-    for index, item in enumerate(batch.inputs):
-        item.trace = f"7-{index}"
-    by_trace = {i.trace: i for i in batch.inputs}
-    by_id = {i.id: i for i in batch.inputs}
+    by_trace, by_id = traced(batch)
     body = {"results": [{"id": "1", "objectWriteTraceId": "7-0", "properties": {"email": "b@x.io"}}]}
     assert tie_results(batch, body, by_trace, by_id) == []
 
 
 def test_a_duplicate_or_extra_result_ties_nothing_more():
     batch = make_batch(PEOPLE)
-    for index, item in enumerate(batch.inputs):
-        item.trace = f"7-{index}"
-    by_trace = {i.trace: i for i in batch.inputs}
-    by_id = {i.id: i for i in batch.inputs}
+    by_trace, by_id = traced(batch)
     first = {"id": "1", "objectWriteTraceId": "7-0"}
     body = {"results": [
         first,
@@ -141,10 +142,7 @@ def test_a_duplicate_or_extra_result_ties_nothing_more():
 
 def test_one_object_id_claimed_by_two_inputs_ties_neither():
     batch = make_batch([*PEOPLE, {"email": "c@x.io"}])
-    for index, item in enumerate(batch.inputs):
-        item.trace = f"7-{index}"
-    by_trace = {i.trace: i for i in batch.inputs}
-    by_id = {i.id: i for i in batch.inputs}
+    by_trace, by_id = traced(batch)
     body = {"results": [
         {"id": "same", "objectWriteTraceId": "7-0"},
         {"id": "same", "objectWriteTraceId": "7-1"},
