@@ -365,6 +365,11 @@ class TargetRun:
     rusage: Any  # resource.struct_rusage
     inherited_maxrss_kb: int  # this script's peak RSS when it started the target
 
+    @property
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process (all its threads)."""
+        return float(self.rusage.ru_utime + self.rusage.ru_stime)
+
 
 def run_target(config: Path, input_path: Path, out: Path, err: Path, cpus: set[int] | None) -> TargetRun:
     """Run the target on ``input_path``; measure wall time and ``os.wait4`` resource usage."""
@@ -481,7 +486,7 @@ def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | Non
         out, err = workdir / f"case-{case.name}.stdout", workdir / f"case-{case.name}.stderr"
         run = run_target(config, input_path, out, err, cpus[0])
         result.wall_s = run.wall_s
-        result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+        result.cpu_s = run.cpu_s
         result.maxrss_kb = run.rusage.ru_maxrss
         stats = sim.get("/_sim/stats")
         result.rate_limited = stats["rate_limited"]
@@ -593,8 +598,7 @@ def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, confi
     out, err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     run = run_target(config, input_path, out, err, cpus)
     input_path.unlink(missing_ok=True)
-    result.wall_s, result.maxrss_kb = run.wall_s, run.rusage.ru_maxrss
-    result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+    result.wall_s, result.cpu_s, result.maxrss_kb = run.wall_s, run.cpu_s, run.rusage.ru_maxrss
     after = sim.get("/_sim/stats")
     result.requests = after["requests"] - before["requests"]
     result.upserts = after["upserts"] - before["upserts"]
@@ -751,10 +755,6 @@ class FloorResult:
         return statistics.median(self.target_us) / statistics.median(self.floor_us)
 
 
-def _cpu(run: TargetRun) -> float:
-    return float(run.rusage.ru_utime + run.rusage.ru_stime)
-
-
 def run_floor_case(case: FloorCase, records: int, workdir: Path, cpus: tuple[set[int] | None, set[int] | None],
                    repeats: int) -> FloorResult:
     """Run the target, the floor (and the target's re-sync) ``repeats`` times, interleaved, on one input."""
@@ -809,7 +809,7 @@ def _floor_run(result: FloorResult, name: str, args: list[str], input_path: Path
         result.failures.append(f"{name} exited with {run.returncode} (stderr: {err})")
     if (got := last_state(out)) != expected:
         result.failures.append(f"{name}: last STATE written {got!r}, expected {expected!r}")
-    return _cpu(run)
+    return run.cpu_s
 
 
 FLOOR_HEADERS = ["case", "records", "runs", "target µs/rec", "floor µs/rec", "target ÷ floor",
