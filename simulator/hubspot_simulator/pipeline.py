@@ -11,7 +11,17 @@ from typing import Any
 from . import account, associations, contract, hostile, oauth, objects, properties, rewrite, schemas, search
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
-from .responses import Response, correlation_id, error, fault_response, fmt_number, not_found, now_iso, rate_limited
+from .responses import (
+    Response,
+    correlation_id,
+    error,
+    fault_response,
+    fmt_number,
+    no_results,
+    not_found,
+    now_iso,
+    rate_limited,
+)
 from .routing import Call, Route
 from .state import SimState
 
@@ -276,7 +286,7 @@ def _with_faults(state: SimState, rt: Route, call: Call) -> Response:
     if fault == "drop":
         return Response(0, None, drop=True)
     if fault == "empty_200":
-        return Response(200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()})
+        return no_results(started)
     with state.lock:
         mode = state.rewrites.next(rt.endpoint)
     if mode is not None:
