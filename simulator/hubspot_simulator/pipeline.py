@@ -130,8 +130,7 @@ def _serve(state: SimState, rt: Route, call: Call) -> Response:
     call.entry.endpoint = rt.endpoint
     if state.opts["read_only"] and is_write(rt.endpoint, call.method):
         # A client that must not write (a dry run) is caught: the write is refused and logged.
-        with state.lock:
-            state.stats["writes_refused"] += 1
+        state.count("writes_refused")
         return error(403, f"read_only simulator: {call.method} {call.path} would change HubSpot", "READ_ONLY")
     ref = call.match.groupdict().get("type")
     if ref is not None:
