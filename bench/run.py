@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,22 +178,39 @@ def write_input(path: Path, n: int, tag: str, companies: int = 0, changed_every:
     With ``changed_every``, every such record has another last name (a changed row of a re-sync).
     """
     dumps = json.dumps
-    state: dict[str, Any] = {"bookmark": 0}
     schema = SCHEMA
     if companies:
         schema = json.loads(dumps(SCHEMA))
         schema["schema"]["properties"]["company_ref"] = {"type": "string"}
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write(dumps(schema) + "\n")
+
+    def records() -> Iterator[str]:
         for i in range(1, n + 1):
             last = "Changed" if changed_every and i % changed_every == 0 else "Bench"
             rec = {"email": f"u{i}.{tag}@example.com", "firstname": f"First{i}", "lastname": last}
             if companies:
                 rec["company_ref"] = f"co-{i % companies}"
-            fh.write('{"type":"RECORD","stream":"contacts","record":' + dumps(rec) + "}\n")
-            if i % STATE_EVERY == 0 or i == n:
+            yield dumps(rec)
+
+    return write_singer(path, schema, records())
+
+
+def write_singer(path: Path, schema: dict[str, Any], records: Iterable[str]) -> dict[str, Any]:
+    """Write ``schema``, then each record (its JSON text) with a STATE every STATE_EVERY records and
+    after the last one; return the last STATE value.
+    """
+    head = '{"type":"RECORD","stream":"' + schema["stream"] + '","record":'
+    state: dict[str, Any] = {"bookmark": 0}
+    i = 0
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(schema) + "\n")
+        for i, rec in enumerate(records, 1):
+            fh.write(head + rec + "}\n")
+            if i % STATE_EVERY == 0:
                 state = {"bookmark": i}
-                fh.write(dumps({"type": "STATE", "value": state}) + "\n")
+                fh.write(json.dumps({"type": "STATE", "value": state}) + "\n")
+        if i % STATE_EVERY:
+            state = {"bookmark": i}
+            fh.write(json.dumps({"type": "STATE", "value": state}) + "\n")
     return state
 
 
@@ -273,16 +290,7 @@ def company_9(i: int, tag: str) -> dict[str, Any]:
 def write_realistic(path: Path, n: int, tag: str, stream: str) -> dict[str, Any]:
     """Write a realistic ``contacts`` or ``companies`` input (STATE every 10,000); return the last STATE."""
     schema, make = (CONTACTS_11, contact_11) if stream == "contacts" else (COMPANIES_9, company_9)
-    state: dict[str, Any] = {"bookmark": 0}
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(schema) + "\n")
-        for i in range(1, n + 1):
-            rec = json.dumps(make(i, tag), separators=(",", ":"))
-            fh.write('{"type":"RECORD","stream":"' + stream + '","record":' + rec + "}\n")
-            if i % STATE_EVERY == 0 or i == n:
-                state = {"bookmark": i}
-                fh.write(json.dumps({"type": "STATE", "value": state}) + "\n")
-    return state
+    return write_singer(path, schema, (json.dumps(make(i, tag), separators=(",", ":")) for i in range(1, n + 1)))
 
 
 # --- simulator ---------------------------------------------------------------------------
@@ -364,6 +372,11 @@ class TargetRun:
     wall_s: float
     rusage: Any  # resource.struct_rusage
     inherited_maxrss_kb: int  # this script's peak RSS when it started the target
+
+    @property
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process (all its threads)."""
+        return float(self.rusage.ru_utime + self.rusage.ru_stime)
 
 
 def run_target(config: Path, input_path: Path, out: Path, err: Path, cpus: set[int] | None) -> TargetRun:
@@ -481,7 +494,7 @@ def run_case(case: Case, records: int, workdir: Path, cpus: tuple[set[int] | Non
         out, err = workdir / f"case-{case.name}.stdout", workdir / f"case-{case.name}.stderr"
         run = run_target(config, input_path, out, err, cpus[0])
         result.wall_s = run.wall_s
-        result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+        result.cpu_s = run.cpu_s
         result.maxrss_kb = run.rusage.ru_maxrss
         stats = sim.get("/_sim/stats")
         result.rate_limited = stats["rate_limited"]
@@ -593,8 +606,7 @@ def _cache_run(case: CacheCase, run_no: int, records: int, sim: Simulator, confi
     out, err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     run = run_target(config, input_path, out, err, cpus)
     input_path.unlink(missing_ok=True)
-    result.wall_s, result.maxrss_kb = run.wall_s, run.rusage.ru_maxrss
-    result.cpu_s = run.rusage.ru_utime + run.rusage.ru_stime
+    result.wall_s, result.cpu_s, result.maxrss_kb = run.wall_s, run.cpu_s, run.rusage.ru_maxrss
     after = sim.get("/_sim/stats")
     result.requests = after["requests"] - before["requests"]
     result.upserts = after["upserts"] - before["upserts"]
@@ -751,10 +763,6 @@ class FloorResult:
         return statistics.median(self.target_us) / statistics.median(self.floor_us)
 
 
-def _cpu(run: TargetRun) -> float:
-    return float(run.rusage.ru_utime + run.rusage.ru_stime)
-
-
 def run_floor_case(case: FloorCase, records: int, workdir: Path, cpus: tuple[set[int] | None, set[int] | None],
                    repeats: int) -> FloorResult:
     """Run the target, the floor (and the target's re-sync) ``repeats`` times, interleaved, on one input."""
@@ -809,7 +817,7 @@ def _floor_run(result: FloorResult, name: str, args: list[str], input_path: Path
         result.failures.append(f"{name} exited with {run.returncode} (stderr: {err})")
     if (got := last_state(out)) != expected:
         result.failures.append(f"{name}: last STATE written {got!r}, expected {expected!r}")
-    return _cpu(run)
+    return run.cpu_s
 
 
 FLOOR_HEADERS = ["case", "records", "runs", "target µs/rec", "floor µs/rec", "target ÷ floor",

@@ -11,7 +11,17 @@ from typing import Any
 from . import account, associations, contract, hostile, oauth, objects, properties, rewrite, schemas, search
 from .auth import bearer
 from .requestlog import RequestLogEntry, fingerprint
-from .responses import Response, correlation_id, error, fault_response, fmt_number, not_found, now_iso, rate_limited
+from .responses import (
+    Response,
+    correlation_id,
+    error,
+    fault_response,
+    fmt_number,
+    no_results,
+    not_found,
+    now_iso,
+    rate_limited,
+)
 from .routing import Call, Route
 from .state import SimState
 
@@ -120,8 +130,7 @@ def _serve(state: SimState, rt: Route, call: Call) -> Response:
     call.entry.endpoint = rt.endpoint
     if state.opts["read_only"] and is_write(rt.endpoint, call.method):
         # A client that must not write (a dry run) is caught: the write is refused and logged.
-        with state.lock:
-            state.stats["writes_refused"] += 1
+        state.count("writes_refused")
         return error(403, f"read_only simulator: {call.method} {call.path} would change HubSpot", "READ_ONLY")
     ref = call.match.groupdict().get("type")
     if ref is not None:
@@ -276,7 +285,7 @@ def _with_faults(state: SimState, rt: Route, call: Call) -> Response:
     if fault == "drop":
         return Response(0, None, drop=True)
     if fault == "empty_200":
-        return Response(200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()})
+        return no_results(started)
     with state.lock:
         mode = state.rewrites.next(rt.endpoint)
     if mode is not None:

@@ -71,6 +71,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def no_results(started: str, status: str = "COMPLETE", code: int = 200) -> Response:
+    """A batch answer that confirms nothing: ``status`` with empty ``results``, started at ``started``."""
+    return Response(code, {"status": status, "results": [], "startedAt": started, "completedAt": now_iso()})
+
+
 def correlation_id() -> str:
     """A fresh correlation id, as HubSpot puts in every error body."""
     return str(uuid.uuid4())

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .responses import Response, now_iso
+from .responses import Response, no_results, now_iso
 
 MODES = ("duplicate_result", "extra_result", "anonymous_results", "half", "canceled", "pending")
 _EXTRA_IDS = itertools.count(9_000_000_000)
@@ -84,19 +84,13 @@ def answer(mode: str | Rewrite, call: Any, handler: Callable[[], Response]) -> R
     started = now_iso()
     if mode == "canceled":
         ok = 201 if call.entry.endpoint == "batch_create" else 200  # batch/create answers 201
-        return Response(ok, {"status": "CANCELED", "results": [], "startedAt": started, "completedAt": now_iso()})
+        return no_results(started, "CANCELED", ok)
     kept = inputs
     if mode in ("duplicate_result", "extra_result", "anonymous_results"):
         kept = inputs[:-1]
     elif mode == "half":
         kept = inputs[: len(inputs) // 2]
-    call.payload = {**payload, "inputs": kept}
-    try:
-        resp = handler() if kept else Response(
-            200, {"status": "COMPLETE", "results": [], "startedAt": started, "completedAt": now_iso()},
-        )
-    finally:
-        call.payload = payload
+    resp = _handle_kept(call, kept, handler, started)
     body = resp.obj
     if not 200 <= resp.status < 300 or not isinstance(body, dict):
         return resp
@@ -125,15 +119,19 @@ def answer(mode: str | Rewrite, call: Any, handler: Callable[[], Response]) -> R
 
 
 def _custom(mode: Rewrite, call: Any, handler: Callable[[], Response]) -> Response:
-    payload = call.payload
-    kept = mode.keep(list(payload["inputs"]))
-    call.payload = {**payload, "inputs": kept}
-    try:
-        resp = handler() if kept else Response(
-            200, {"status": "COMPLETE", "results": [], "startedAt": now_iso(), "completedAt": now_iso()},
-        )
-    finally:
-        call.payload = payload
+    resp = _handle_kept(call, mode.keep(list(call.payload["inputs"])), handler, now_iso())
     if not 200 <= resp.status < 300 or not isinstance(resp.obj, dict):
         return resp
     return Response(resp.status, mode.change(resp.obj), headers=resp.headers)
+
+
+def _handle_kept(call: Any, kept: list[Any], handler: Callable[[], Response], started: str) -> Response:
+    """Run `handler` as if only the `kept` inputs had been sent (an empty COMPLETE answer when none are)."""
+    if not kept:
+        return no_results(started)
+    payload = call.payload
+    call.payload = {**payload, "inputs": kept}
+    try:
+        return handler()
+    finally:
+        call.payload = payload

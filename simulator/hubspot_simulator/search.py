@@ -144,22 +144,16 @@ def _filters(ot: ObjectType, payload: dict[str, Any]) -> list[list[tuple[str, st
 
 
 def _matches(props: Snapshot, oid: str, groups: list[list[tuple[str, str, Any]]]) -> bool:
-    if not groups:
-        return True
-    for group in groups:
-        ok = True
-        for name, op, wanted in group:
-            held = oid if name == "hs_object_id" else props.get(name)
-            if held is None:
-                ok = False
-                break
-            held = held.lower()
-            if (op == "EQ" and held != wanted) or (op == "IN" and held not in wanted):
-                ok = False
-                break
-        if ok:
-            return True
-    return False
+    """Whether the object fits a filter group (every filter of it); with no groups, every object does."""
+    return not groups or any(all(_fits(props, oid, *f) for f in group) for group in groups)
+
+
+def _fits(props: Snapshot, oid: str, name: str, op: str, wanted: Any) -> bool:
+    held = oid if name == "hs_object_id" else props.get(name)
+    if held is None:
+        return False
+    held = held.lower()
+    return held == wanted if op == "EQ" else held in wanted
 
 
 def _paging(payload: dict[str, Any]) -> tuple[int, int] | Response:
