@@ -78,7 +78,7 @@ class PendingInput:
     object_id: str | None = None  # HubSpot's record id, when the answer names it
     # skip_unchanged: (row key, value hash or None, the cached row is deleted before sending)
     cache_entry: tuple[int, int | None, bool] | None = None
-    # skip_unchanged: the hash of the one record this input holds, as read (`ObjectTriage.as_read`);
+    # skip_unchanged: the hash of the one record this input holds, as read (`AsReadSkip.as_read`);
     # None once records are merged into it, or when the stream is not compared as read.
     as_read: int | None = None
 
