@@ -164,7 +164,7 @@ _read_envelope = msgspec.json.Decoder(RecordLine).decode
 
 RawTaker = t.Callable[[msgspec.Raw, int], bool]  # a record's raw text, its input line
 RecordTaker = t.Callable[[dict[str, t.Any]], None]
-TAKEN_CHECK_EVERY = 1024  # records taken as raw text between two `every_taken` calls
+RECORDS_PER_CHECK = 1024  # RECORDs read between two `every_records` calls
 
 
 def _nothing() -> None:
@@ -393,8 +393,8 @@ class LineCountingReader(AdaptedReader):
         # stream read as it is), or None: the record goes through the SDK's callback.
         self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
         self._record_takers: dict[str, RecordTaker | None] = {}
-        self.every_taken: t.Callable[[], None] = _nothing  # after every TAKEN_CHECK_EVERY records taken
-        self._taken = 0
+        # After every RECORDS_PER_CHECK RECORDs read, whichever way they went (the target's record-age check).
+        self.every_records: t.Callable[[], None] = _nothing
 
     def _oversized(self, line: OversizedLine) -> None:
         raise oversized_error(self.line_number, line)
@@ -442,15 +442,14 @@ class LineCountingReader(AdaptedReader):
                         takers[stream] = choose(stream)
                     take = takers[stream]
                     if take is not None and len(envelope.record) and take(envelope.record, self.line_number):
-                        self._count_taken(stats)
+                        self._count_record(stats)
                         continue
             self._one_line(line, callbacks, stats)
 
-    def _count_taken(self, stats: dict[str, int]) -> None:
-        stats["RECORD"] = stats.get("RECORD", 0) + 1
-        self._taken += 1
-        if not self._taken % TAKEN_CHECK_EVERY:
-            self.every_taken()
+    def _count_record(self, stats: dict[str, int]) -> None:
+        count = stats["RECORD"] = stats.get("RECORD", 0) + 1
+        if not count % RECORDS_PER_CHECK:
+            self.every_records()
 
     def forget_takers(self) -> None:
         """A stream's sink changed (a SCHEMA): ask again which streams' records to take, and how."""
@@ -463,7 +462,7 @@ class LineCountingReader(AdaptedReader):
         """Read one input line (numbered `line_number`) and hand its message to its callback."""
         if type(line) is OversizedLine:
             self.on_oversized(line)
-            stats["RECORD"] = stats.get("RECORD", 0) + 1
+            self._count_record(stats)
             return
         text = t.cast("str", line)
         message: dict[str, t.Any] | None
@@ -475,7 +474,7 @@ class LineCountingReader(AdaptedReader):
                 message = _decode_exact(text, self.line_number)
         kind = message.get("type")
         if kind == "RECORD" and self.record_taker is not None and self._took(message):
-            self._count_taken(stats)
+            self._count_record(stats)
             return
         if not isinstance(kind, str):
             msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
@@ -489,7 +488,9 @@ class LineCountingReader(AdaptedReader):
             callback(message)
         else:
             self.on_unknown(message)
-        stats[kind] = stats.get(kind, 0) + 1
+        count = stats[kind] = stats.get(kind, 0) + 1
+        if not count % RECORDS_PER_CHECK and kind == "RECORD":
+            self.every_records()
 
     def _took(self, message: dict[str, t.Any]) -> bool:
         """Whether the stream's record taker took a RECORD message's record (else: the SDK's callback)."""

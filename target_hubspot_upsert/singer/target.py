@@ -59,7 +59,6 @@ from target_hubspot_upsert.singer.sdk_adapter import AdaptedTarget, batch_encodi
 from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
-AGE_CHECK_EVERY = 1024
 #: How a stream's records reach a sink: (whether the map is the identity, the map, the sink's alias).
 Route = tuple[bool, t.Any, str]
 
@@ -144,7 +143,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if kwargs.get("parse_env_config") and (problems := env_problems(self._full_schema(), self.env_var_prefix())):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
-        self._records_seen = 0
         self._routes: dict[str, list[Route]] = {}
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
@@ -157,7 +155,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
             self.message_reader.record_taker = self._record_taker
-            self.message_reader.every_taken = self.check_record_age
+            self.message_reader.every_records = self.check_record_age
             if self.runtime.changes is not None:
                 self.message_reader.raw_taker = self._raw_taker
 
@@ -216,7 +214,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
         """The SDK's per-record path (maps, SDC columns, validation, counters), leaner.
 
         No copy for identity maps (records are never mutated here), no timestamp parsing (the
-        serializer does it by property type), the max-age check every 1,024 records.
+        serializer does it by property type), the max-age check every 1,024 records (by the reader,
+        `every_records`, for every RECORD whichever way it went).
         """
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
@@ -247,9 +246,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
             sink.accept(transformed)
             if sink.buffer.is_full:
                 self.drain_one(sink)
-        self._records_seen += 1
-        if not self._records_seen % AGE_CHECK_EVERY:
-            self.check_record_age()
 
     def _raw_taker(self, stream_name: str) -> RawTaker | None:
         """skip_unchanged: what takes a RECORD of `stream_name` as raw record text (its short path), or None.
