@@ -142,11 +142,16 @@ def schema_types(schema: t.Mapping[str, t.Any]) -> set[str]:
     return {kinds} if isinstance(kinds, str) else {k for k in kinds if isinstance(k, str)}
 
 
+def _env_name(prefix: str, setting: str) -> str:
+    """The environment variable the Singer SDK reads `setting` from (`PREFIX<SETTING>`)."""
+    return prefix + setting.upper().replace("-", "_")
+
+
 def env_problems(config_schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
     """Check `PREFIX<SETTING>` variables before the SDK parses them (it crashes on bad values)."""
     problems: list[str] = []
     for key, schema in (config_schema.get("properties") or {}).items():
-        name = prefix + key.upper().replace("-", "_")
+        name = _env_name(prefix, key)
         raw = os.environ.get(name)
         if raw is None:
             continue
@@ -195,7 +200,7 @@ def unknown_settings_warning(config: t.Mapping[str, t.Any], known: t.Iterable[st
 
 def unknown_env_warnings(environ: t.Mapping[str, str], prefix: str, known: t.Iterable[str]) -> list[str]:
     """One line per `PREFIX<NAME>` variable that names no setting, with the closest variable name."""
-    variables = {prefix + name.upper().replace("-", "_"): name for name in known if "." not in name}
+    variables = {_env_name(prefix, name): name for name in known if "." not in name}
     sdk_own = {prefix + "LOGLEVEL"}  # the SDK's log level for this plugin
     warnings = []
     for name in sorted(environ):

@@ -164,7 +164,7 @@ _read_envelope = msgspec.json.Decoder(RecordLine).decode
 
 RawTaker = t.Callable[[msgspec.Raw, int], bool]  # a record's raw text, its input line
 RecordTaker = t.Callable[[dict[str, t.Any]], None]
-TAKEN_CHECK_EVERY = 1024  # records taken as raw text between two `every_taken` calls
+RECORDS_PER_CHECK = 1024  # RECORDs read between two `every_records` calls
 
 
 def _nothing() -> None:
@@ -393,25 +393,20 @@ class LineCountingReader(AdaptedReader):
         # stream read as it is), or None: the record goes through the SDK's callback.
         self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
         self._record_takers: dict[str, RecordTaker | None] = {}
-        self.every_taken: t.Callable[[], None] = _nothing  # after every TAKEN_CHECK_EVERY records taken
-        self._taken = 0
+        # After every RECORDS_PER_CHECK RECORDs read, whichever way they went (the target's record-age check).
+        self.every_records: t.Callable[[], None] = _nothing
 
     def _oversized(self, line: OversizedLine) -> None:
         raise oversized_error(self.line_number, line)
 
-    def deserialize_json(self, line: str) -> dict:
-        """Parse one line; a line that is not a JSON object is a clear input error."""
-        self.line_number += 1
-        if not line.strip():
-            return {"type": "_BLANK"}
-        # Parsed here rather than by the SDK reader, which logs a traceback for bad lines
-        # and builds a new decoder for every line.
-        return decode_line(line, self.line_number)
-
     def process_lines(
         self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
-        """The SDK's reading loop, with the per-line checks done once per line, not twice."""
+        """The SDK's reading loop, with the per-line checks done once per line, not twice.
+
+        Lines are parsed here (`_one_line`), not by the SDK's `deserialize_json`, which logs a
+        bad line whole, with a traceback.
+        """
         stats: dict[str, int] = {}
         lines = bounded_lines(file_input or self.default_input)
         if self.raw_taker is not None:
@@ -447,15 +442,14 @@ class LineCountingReader(AdaptedReader):
                         takers[stream] = choose(stream)
                     take = takers[stream]
                     if take is not None and len(envelope.record) and take(envelope.record, self.line_number):
-                        self._count_taken(stats)
+                        self._count_record(stats)
                         continue
             self._one_line(line, callbacks, stats)
 
-    def _count_taken(self, stats: dict[str, int]) -> None:
-        stats["RECORD"] = stats.get("RECORD", 0) + 1
-        self._taken += 1
-        if not self._taken % TAKEN_CHECK_EVERY:
-            self.every_taken()
+    def _count_record(self, stats: dict[str, int]) -> None:
+        count = stats["RECORD"] = stats.get("RECORD", 0) + 1
+        if not count % RECORDS_PER_CHECK:
+            self.every_records()
 
     def forget_takers(self) -> None:
         """A stream's sink changed (a SCHEMA): ask again which streams' records to take, and how."""
@@ -468,19 +462,19 @@ class LineCountingReader(AdaptedReader):
         """Read one input line (numbered `line_number`) and hand its message to its callback."""
         if type(line) is OversizedLine:
             self.on_oversized(line)
-            stats["RECORD"] = stats.get("RECORD", 0) + 1
+            self._count_record(stats)
             return
         text = t.cast("str", line)
         message: dict[str, t.Any] | None
         if not text.strip():
             message = {"type": "_BLANK"}
-        else:
+        else:  # `decode_line`, inlined: one call fewer per line
             message = _read_fast(text)
             if message is None:
                 message = _decode_exact(text, self.line_number)
         kind = message.get("type")
         if kind == "RECORD" and self.record_taker is not None and self._took(message):
-            self._count_taken(stats)
+            self._count_record(stats)
             return
         if not isinstance(kind, str):
             msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
@@ -494,7 +488,9 @@ class LineCountingReader(AdaptedReader):
             callback(message)
         else:
             self.on_unknown(message)
-        stats[kind] = stats.get(kind, 0) + 1
+        count = stats[kind] = stats.get(kind, 0) + 1
+        if not count % RECORDS_PER_CHECK and kind == "RECORD":
+            self.every_records()
 
     def _took(self, message: dict[str, t.Any]) -> bool:
         """Whether the stream's record taker took a RECORD message's record (else: the SDK's callback)."""

@@ -59,7 +59,8 @@ from target_hubspot_upsert.singer.sdk_adapter import AdaptedTarget, batch_encodi
 from target_hubspot_upsert.singer.sinks import HubSpotSink
 
 logger = logging.getLogger("target_hubspot_upsert")
-AGE_CHECK_EVERY = 1024
+#: How a stream's records reach a sink: (whether the map is the identity, the map, the sink's alias).
+Route = tuple[bool, t.Any, str]
 
 
 #: The settings the command-line flags give this invocation (`--check`: dry_run, `--full-resync`:
@@ -142,8 +143,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if kwargs.get("parse_env_config") and (problems := env_problems(self._full_schema(), self.env_var_prefix())):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
-        self._records_seen = 0
-        self._routes: dict[str, list[tuple[bool, t.Any, str]]] = {}
+        self._routes: dict[str, list[Route]] = {}
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
         if sleep is not None:
@@ -155,16 +155,14 @@ class TargetHubSpotUpsert(AdaptedTarget):
         if isinstance(self.message_reader, LineCountingReader):
             self.message_reader.on_oversized = self._handle_oversized
             self.message_reader.record_taker = self._record_taker
-            self.message_reader.every_taken = self.check_record_age
+            self.message_reader.every_records = self.check_record_age
             if self.runtime.changes is not None:
                 self.message_reader.raw_taker = self._raw_taker
 
     def _handle_oversized(self, line: OversizedLine) -> None:
         """A RECORD line over the cap is a rejected record of its stream; any other is an input error."""
         stream = line.record_stream()
-        routes = self._routes.get(stream) if stream is not None else None
-        if stream is not None and routes is None and stream in self.mapper.stream_maps:
-            routes = self._route(stream)
+        routes = self._known_routes(stream) if stream is not None else None
         if not routes:
             raise oversized_error(self.current_line, line)
         self._sink_for(routes[0][2], {}).reject_oversized(line)
@@ -216,7 +214,8 @@ class TargetHubSpotUpsert(AdaptedTarget):
         """The SDK's per-record path (maps, SDC columns, validation, counters), leaner.
 
         No copy for identity maps (records are never mutated here), no timestamp parsing (the
-        serializer does it by property type), the max-age check every 1,024 records.
+        serializer does it by property type), the max-age check every 1,024 records (by the reader,
+        `every_records`, for every RECORD whichever way it went).
         """
         stream_name = message_dict.get("stream")
         record = message_dict.get("record")
@@ -247,9 +246,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
             sink.accept(transformed)
             if sink.buffer.is_full:
                 self.drain_one(sink)
-        self._records_seen += 1
-        if not self._records_seen % AGE_CHECK_EVERY:
-            self.check_record_age()
 
     def _raw_taker(self, stream_name: str) -> RawTaker | None:
         """skip_unchanged: what takes a RECORD of `stream_name` as raw record text (its short path), or None.
@@ -280,9 +276,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
 
     def _plain_sink(self, stream_name: str) -> HubSpotSink | None:
         """The open sink of a stream read as it is (one identity map, no SDC columns added), else None."""
-        routes = self._routes.get(stream_name)
-        if routes is None and stream_name in self.mapper.stream_maps:
-            routes = self._route(stream_name)
+        routes = self._known_routes(stream_name)
         if not routes or len(routes) != 1 or not routes[0][0]:
             return None
         sink = t.cast("HubSpotSink | None", self.active_sink(routes[0][2]))
@@ -295,7 +289,14 @@ class TargetHubSpotUpsert(AdaptedTarget):
             sink = t.cast("HubSpotSink", self.get_sink(alias, record=record))
         return sink
 
-    def _route(self, stream_name: str) -> list[tuple[bool, t.Any, str]]:
+    def _known_routes(self, stream_name: str) -> list[Route] | None:
+        """A stream's routes when its maps are registered (it had a SCHEMA), else None; nothing raised."""
+        routes = self._routes.get(stream_name)
+        if routes is None and stream_name in self.mapper.stream_maps:
+            routes = self._route(stream_name)
+        return routes
+
+    def _route(self, stream_name: str) -> list[Route]:
         """Per stream, once: its maps, whether each is the identity, and the sink alias."""
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
