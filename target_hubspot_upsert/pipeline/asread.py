@@ -110,9 +110,16 @@ class AsReadSkip:
 
     def __init__(
         self, *, buffer: StreamBuffer, triage: ObjectTriage, ledger: CheckpointLedger, stats: StreamStats,
-        plan: StreamPlan, deletes: bool, stream_fingerprint: bytes,
+        plan: StreamPlan, deletes: bool, stream_fingerprint: bytes, next_seq: Callable[[], int],
+        check: Callable[[], None],
     ) -> None:
-        """Bind to a stream's buffer, its triage (the cache) and its plan (ids, declared fields)."""
+        """Bind to a stream's buffer, its triage (the cache) and its plan (ids, declared fields).
+
+        `next_seq` numbers a record in the run (`offer_raw` numbers records itself); `check` raises
+        when the run is failing (a worker's fatal error, the rejection limit).
+        """
+        self._next_seq = next_seq
+        self._check = check
         self._buffer = buffer
         self._triage = triage
         self._ledger = ledger
@@ -145,19 +152,9 @@ class AsReadSkip:
         self._mark = f"{buffer.ledger_key}#as-read"
         buffer.short_path = self  # whatever flushes the buffer resolves these records first
 
-    def bind(
-        self, *, number: Callable[[], Numbered], next_seq: Callable[[], int], the_whole_way: WholeWay,
-        check: Callable[[], None],
-    ) -> None:
-        """The sink's side: how records are numbered, and the way to the buffer.
-
-        `number` numbers the next record (`next_seq` its number in the run, for `offer_raw`, which
-        numbers records itself); `the_whole_way` takes one (numbered) to the buffer; `check` raises
-        when the run is failing (a worker's fatal error, the rejection limit).
-        """
-        self._check = check
+    def bind(self, *, number: Callable[[], Numbered], the_whole_way: WholeWay) -> None:
+        """The sink's side: `number` numbers the next record; `the_whole_way` takes one (numbered) to the buffer."""
         self.number = number
-        self._next_seq = next_seq
         self.the_whole_way = the_whole_way
 
     def __len__(self) -> int:

@@ -241,6 +241,7 @@ class Runtime:
             as_read = AsReadSkip(
                 buffer=buffer, triage=triage, ledger=self.ledger, stats=stats, plan=plan,
                 deletes=self.settings.hard_delete, stream_fingerprint=stream_fingerprint,
+                next_seq=self.next_seq, check=self.check,
             )
         return StreamParts(plan, buffer, as_read)
 

@@ -197,10 +197,7 @@ class HubSpotSink(AdaptedSink):
         self.plan, self.buffer = parts.plan, parts.buffer
         self.as_read = parts.as_read
         if self.as_read is not None:
-            self.as_read.bind(
-                number=self._number, next_seq=self.runtime.next_seq, the_whole_way=self._accept_waiting,
-                check=self.runtime.check,
-            )
+            self.as_read.bind(number=self._number, the_whole_way=self._accept_waiting)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
         self.stats.shown.update(self._counters_shown())
