@@ -82,6 +82,20 @@ def test_only_the_newest_of_several_writable_states_is_written():
     assert ledger.written_line == 6
 
 
+def test_checkpoints_release_in_order_and_only_the_newest_of_a_group():
+    ledger, written = make()
+    ledger.buffer_started("a", seq=1)
+    ledger.add({"s": 1}, boundary=2)
+    ledger.buffer_started("b", seq=2)
+    ledger.add({"s": 2}, boundary=3)
+    ledger.moved_to_batch("b", None, batch_id=1, batch_min=2)
+    ledger.moved_to_batch("a", None, batch_id=2, batch_min=1)
+    ledger.batch_done(1)                                # record 2 done, record 1 still in flight
+    assert written == []
+    ledger.batch_done(2)
+    assert written == [{"s": 2}]                        # {"s": 1} is superseded, not written late
+
+
 def test_states_behind_an_unresolved_record_are_released_in_order():
     ledger, written = make()
     ledger.buffer_started("a", seq=1)
