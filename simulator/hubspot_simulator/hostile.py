@@ -19,10 +19,11 @@ tells what the server got onto the wire (``bytes_sent``) and whether the client 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from typing import Any
 
 from .requestlog import RequestLogEntry
 from .responses import Response
@@ -147,9 +148,9 @@ class _Player:
         self.entry = entry
         self.playing = playing
         self.started = time.monotonic()
-        self.out: BinaryIO | None = None
+        self.out: io.BufferedIOBase | None = None
 
-    def play(self, out: BinaryIO) -> None:
+    def play(self, out: io.BufferedIOBase) -> None:
         """Write the answer until it is done, the client hangs up, time runs out or the simulator stops."""
         self.out = out
         modes: dict[str, Callable[[], None]] = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 # A prebuilt encoder: json.dumps() with arguments builds a new one per call (slow).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -48,7 +49,7 @@ class Response:
         headers: list[tuple[str, str]] | None = None,
         drop: bool = False,
         content_type: str = JSON,
-        play: Callable[[BinaryIO], None] | None = None,
+        play: Callable[[io.BufferedIOBase], None] | None = None,
     ) -> None:
         self.status = status
         self.obj = obj
