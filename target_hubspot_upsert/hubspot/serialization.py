@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 MAX_STRING_LENGTH = 65_536
 #: Digits before or after the point of a number written out (1e400 has 401): beyond it, a number
@@ -457,6 +457,11 @@ def _ignore_undeclared(key: str, value: Any) -> FieldDecision:  # noqa: ANN401, 
     return IGNORE
 
 
+#: A record layout's serializer (`StreamPlan.shape_of`): a record of that layout and its id to
+#: the properties `StreamPlan.properties` gives it, or None when a value is bad (the whole way then).
+Shaped = Callable[[Mapping[str, Any], str], "dict[str, str] | None"]
+
+
 @dataclass
 class StreamPlan:
     """Per-stream serialization, compiled once per SCHEMA so each record costs a dict walk."""
@@ -525,6 +530,46 @@ class StreamPlan:
         if self.id_in_properties:
             props[self.id_field] = record_id
         return props, bad
+
+    def shape_of(self, record: Mapping[str, Any]) -> Shaped:
+        """The serializer of `record`'s layout (its fields in order, each value's type).
+
+        Call it only once `properties` serialized `record` without a bad value: what that decided
+        for each field holds for every record of the layout. The serializer is straight-line
+        code, compiled here, that builds the same dict as `properties`: text sent as it is (its
+        length checked), each other value through its converter, the fields left out then (not
+        sent, ignored, nulls unless `clear_nulls`, the id) left out, and the id last. A value its
+        converter refuses makes it answer None. Only names made here go into its source; the
+        fields, properties and converters are bound to them.
+        """
+        bound: dict[str, Any] = {"BadValue": BadValue, "MAX": MAX_STRING_LENGTH}
+        reads: list[str] = []
+        long_texts: list[str] = []
+        items: list[str] = []
+        for i, (key, value) in enumerate(record.items()):
+            entry = self.converters.get(key)
+            if entry is None or (value is None and not self.clear_nulls):
+                continue
+            name, convert = entry
+            bound[f"k{i}"], bound[f"n{i}"], bound[f"c{i}"] = key, name, convert
+            if value is None:
+                items.append(f'n{i}: ""')
+            elif convert is text and type(value) is str:
+                reads.append(f"        v{i} = record[k{i}]")
+                long_texts.append(f"len(v{i}) > MAX")
+                items.append(f"n{i}: v{i}")
+            else:
+                items.append(f"n{i}: c{i}(record[k{i}])")
+        if self.id_in_properties:
+            bound["n_id"] = self.id_field
+            items.append("n_id: record_id")
+        lines = ["def shaped(record, record_id):", "    try:", *reads]
+        if long_texts:
+            lines.append(f"        if {' or '.join(long_texts)}:\n            return None")
+        lines.append("        return {" + ", ".join(items) + "}")
+        lines += ["    except (BadValue, RecursionError):", "        return None"]
+        exec(compile("\n".join(lines), "<layout serializer>", "exec"), bound)  # noqa: S102 - only names made here
+        return cast("Shaped", bound["shaped"])
 
     def _undeclared(self, key: str, value: Any, bad: list[BadField]) -> tuple[str, Converter] | None:  # noqa: ANN401
         """A field without a converter: declared but not sent, ignored, refused, or decided now."""

@@ -37,7 +37,7 @@ from target_hubspot_upsert.core.model import (
     rejection,
 )
 from target_hubspot_upsert.hubspot.search import match_value
-from target_hubspot_upsert.hubspot.serialization import BadValue, number_text
+from target_hubspot_upsert.hubspot.serialization import BadValue, Shaped, number_text
 from target_hubspot_upsert.pipeline.asread import Numbered
 from target_hubspot_upsert.singer.messages import MAX_LINE_CHARS, OversizedLine, batch_records, decode_raw_record
 from target_hubspot_upsert.singer.sdk_adapter import AdaptedSink, failed_map_field, open_batch_file
@@ -61,6 +61,11 @@ class SinkHost(t.Protocol):
         ...
 
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
+#: A record's layout: its fields in order and each value's type.
+Layout = tuple[tuple[str, ...], tuple[type, ...]]
+#: Layouts a sink keeps the `Shape` of (a stream's records seldom have more than a few).
+MAX_LAYOUTS = 256
+
 _BAD_MARKER = (
     "_sdc_deleted_at holds something other than a date-time, so the record is neither archived nor written; "
     'a delete needs an RFC 3339 date-time (as the Singer SDK writes it), and null or "" means not deleted: '
@@ -146,17 +151,27 @@ class FastValidator(BaseJSONSchemaValidator):
         )
         self._types = field_types(schema)
 
+    @property
+    def types_only(self) -> bool:
+        """Whether the SCHEMA only types its fields: a record's layout then decides whether it matches."""
+        return self._types is not None
+
+    def vouches(self, record: dict[str, Any]) -> bool:
+        """Whether each value's type alone shows the record matches (a SCHEMA that only types its fields)."""
+        types = self._types
+        if types is None:
+            return False
+        get = types.get
+        for key, value in record.items():
+            allowed = get(key)
+            if allowed is not None and type(value) not in allowed:
+                return False
+        return True
+
     def validate(self, record: dict[str, Any]) -> None:
         """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values)."""
-        types = self._types
-        if types is not None:
-            get = types.get
-            for key, value in record.items():
-                allowed = get(key)
-                if allowed is not None and type(value) not in allowed:
-                    break
-            else:
-                return
+        if self.vouches(record):
+            return
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:
@@ -200,6 +215,10 @@ class HubSpotSink(AdaptedSink):
             self.as_read.bind(number=self._number, the_whole_way=self._accept_waiting)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
+        # Layouts of records seen whole (`_accept`): only where a layout decides the checks.
+        validator = self.validator
+        self._shaping = validator is None or (isinstance(validator, FastValidator) and validator.types_only)
+        self._shapes: dict[Layout, Shaped] = {}
         self.stats.shown.update(self._counters_shown())
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
@@ -344,6 +363,15 @@ class HubSpotSink(AdaptedSink):
         `as_read` its hash as read. A delete (with `hard_delete`) needs only its id: its other
         values are not checked.
         """
+        layout = None
+        if self._shaping:
+            # Records of a layout seen before (fields in order, each value's type) match the
+            # SCHEMA, have their key properties, are no deletes, and serialize the same way.
+            layout = (tuple(record), tuple(map(type, record.values())))
+            shape = self._shapes.get(layout)
+            if shape is not None:
+                self.add_record(record, deleted=False, numbered=numbered, as_read=as_read, shape=shape)
+                return
         validator = self.validator
         deleted = self._deletes and record.get("_sdc_deleted_at") not in (None, "")
         if deleted and not is_delete_marker(record["_sdc_deleted_at"]):
@@ -351,7 +379,12 @@ class HubSpotSink(AdaptedSink):
             record_id = self.plan.record_id(record)[0] if self._has_id else None
             self._reject(record, record_id, numbered or self._number(), "INVALID_DELETE_MARKER", _BAD_MARKER)
             return
-        if validator is not None and not deleted:
+        if layout is not None and (
+            (self._deletes and record.get("_sdc_deleted_at") is not None)
+            or (validator is not None and not t.cast("FastValidator", validator).vouches(record))
+        ):
+            layout = None  # its layout alone does not say what to do with the next record of it
+        if validator is not None and not deleted and layout is None:
             try:
                 validator.validate(record)
             except InvalidRecord as exc:
@@ -374,7 +407,7 @@ class HubSpotSink(AdaptedSink):
                     "or its SCHEMA's key_properties."
                 )
                 raise InputError(msg)
-        self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read)
+        self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read, layout=layout)
 
     def _number(self) -> Numbered:
         """Number the next record of this stream (and of the run): (run's number, stream's, input line)."""
@@ -384,8 +417,13 @@ class HubSpotSink(AdaptedSink):
 
     def add_record(
         self, record: dict[str, Any], *, deleted: bool, numbered: Numbered | None = None, as_read: int | None = None,
+        shape: Shaped | None = None, layout: Layout | None = None,
     ) -> None:
-        """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally."""
+        """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally.
+
+        `shape`: how its layout serializes (`_accept` found it); `layout`: its layout, to learn
+        its shape from when it serializes without a bad value.
+        """
         runtime = self.runtime
         runtime.check()
         if numbered is None:
@@ -413,7 +451,13 @@ class HubSpotSink(AdaptedSink):
         if deleted:
             self.buffer.add(PendingInput(record_id, {}, [ref], key=key, op=ARCHIVE))
         else:
-            properties, bad = self.plan.properties(record, record_id)
+            properties = None if shape is None else shape(record, record_id)
+            if properties is None:
+                properties, bad = self.plan.properties(record, record_id)
+                if not bad and layout is not None and len(self._shapes) < MAX_LAYOUTS:
+                    self._shapes[layout] = self.plan.shape_of(record)
+            else:
+                bad = []
             if bad:
                 message = "; ".join(b.describe() for b in bad)
                 safe = "; ".join(b.describe(with_value=False) for b in bad)
