@@ -232,8 +232,8 @@ def test_objects_hubspot_did_not_tie_to_their_inputs_are_looked_up_before_associ
 
     land = writer._land
 
-    def unknown_ids(batch, item, result):
-        land(batch, item, {k: v for k, v in result.items() if k != "id"})  # a result without a record id
+    def unknown_ids(write_mode, ties):  # results without a record id
+        land(write_mode, [(item, {k: v for k, v in result.items() if k != "id"}) for item, result in ties])
 
     monkeypatch.setattr(writer, "_land", unknown_ids)
     run_in_process({**config, "object_mappings": {"accounts": MAPPINGS["accounts"]}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,10 @@ def rejection(
     )
 
 
+_RESULT = operator.attrgetter("result")
+_RECORDS = operator.attrgetter("records")
+
+
 @dataclass
 class BatchOutcome:
     """What happened to every input of a batch (each input's `result`, or a rejection)."""
@@ -160,7 +165,12 @@ class BatchOutcome:
 
     def counts(self, inputs: list[PendingInput]) -> Counter[str]:
         """Records per outcome: each input's result for its latest record not rejected, the others merged."""
-        counts: Counter[str] = Counter()
+        if inputs and not self.rejected and not self.link_rejected:
+            counts = Counter(map(_RESULT, inputs))  # the common case: every input has its result
+            if "" not in counts:
+                counts["merged"] += sum(map(len, map(_RECORDS, inputs))) - len(inputs)
+                return counts
+        counts = Counter()
         rejected = {id(entry[0]) for entry in self.rejected}
         link_rejected = {id(entry[1]) for entry in self.link_rejected}
         for item in inputs:

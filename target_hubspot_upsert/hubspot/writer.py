@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -252,18 +252,17 @@ class BatchWriter:
         body = body if isinstance(body, dict) else {}
         by_trace = {item.trace: item for item in group}
         id_property = batch.target.id_property
-        by_id = {match_key(id_property, item.id): item for item in group if item.id}
-        done: set[str] = set()
-        for item, result in tie_results(batch, body, by_trace, by_id):
-            done.add(item.trace)
-            _land(batch, item, result)
+        by_id = IdIndex(group, id_property)
+        ties = tie_results(batch, body, by_trace, by_id)
+        done = {item.trace for item, _ in ties}
+        _land(batch.target.write_mode, ties)
         unmatched = self._apply_errors(body, id_property, by_trace, by_id, done, outcome)
         missing = [item for item in group if item.trace not in done]
         if missing:
             self._settle_missing(batch, missing, unmatched, outcome, tally, resends)
 
     def _apply_errors(
-        self, body: dict, id_property: str, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+        self, body: dict, id_property: str, by_trace: dict[str, PendingInput], by_id: ById,
         done: set[str], outcome: BatchOutcome,
     ) -> list[Failure]:
         """Reject the inputs each per-input error names; return the errors that name none."""
@@ -273,7 +272,7 @@ class BatchWriter:
             items = [by_trace[t] for t in failure.traces if t in by_trace]
             if not items and failure.ids:
                 keys = (match_key(id_property, i) for i in failure.ids)
-                items = [by_id[k] for k in keys if k in by_id]
+                items = [found for k in keys if (found := by_id.get(k)) is not None]
             items = [item for item in items if item.trace not in done]
             if not items:
                 unmatched.append(failure)
@@ -408,8 +407,41 @@ def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list
     return culprits, suspects
 
 
+def _value_key(value: Any, lower: bool) -> str:  # noqa: ANN401 - parsed JSON; match_key, inlined
+    """A result's id value as `match_key` gives it (`lower`: the id property is the email)."""
+    text = value if type(value) is str else str(value)
+    return text.strip().lower() if lower else text
+
+
+class ById(Protocol):
+    """A group's inputs by id value (as `match_key` gives it)."""
+
+    def get(self, key: str, /) -> PendingInput | None:
+        """The input with that id value, or None."""
+        ...
+
+
+class IdIndex:
+    """A group's inputs by id value, made on first use: most answers tie every result by its trace id."""
+
+    __slots__ = ("_group", "_id_property", "_index")
+
+    def __init__(self, group: list[PendingInput], id_property: str) -> None:
+        """Index `group` by `id_property` values when first asked."""
+        self._group = group
+        self._id_property = id_property
+        self._index: dict[str, PendingInput] | None = None
+
+    def get(self, key: str, /) -> PendingInput | None:
+        """The input whose id value is `key`, or None."""
+        if self._index is None:
+            id_property = self._id_property
+            self._index = {match_key(id_property, item.id): item for item in self._group if item.id}
+        return self._index.get(key)
+
+
 def tie_results(
-    batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: dict[str, PendingInput],
+    batch: Batch, body: dict, by_trace: dict[str, PendingInput], by_id: ById,
 ) -> list[tuple[PendingInput, dict]]:
     """The (input, result) pairs an answer ties one to one.
 
@@ -421,36 +453,37 @@ def tie_results(
     id_property = batch.target.id_property
     lower = id_property == "email"  # match_key, inlined (once per result)
     ties: dict[str, tuple[PendingInput, dict]] = {}
-    claims: dict[str, set[str]] = {}
+    claimed: dict[str, str] = {}  # trace id -> the object id its result names
+    owners: dict[str, str] = {}  # object id -> the first trace id tied to it
+    shared: set[str] = set()  # object ids named by the results of two different inputs
     for result in body.get("results") or []:
         if not isinstance(result, dict):
             continue
         props = result.get("properties")
         value = props.get(id_property) if id_property and isinstance(props, dict) else None
-        if value is None:
-            value_key = None
-        else:
-            text = value if type(value) is str else str(value)
-            value_key = text.strip().lower() if lower else text
         trace = result.get("objectWriteTraceId")
         if trace not in (None, ""):
             item = by_trace.get(trace if type(trace) is str else str(trace))
-            if (
-                item is not None and value_key is not None
-                # an id already in its matching form (the serializer lowercases emails) needs no match_key
-                and value_key != item.id and value_key != match_key(id_property, item.id)
-            ):
-                item = None  # the result is some other object's
+            # The id value as sent (the serializer lowercases emails) ties at once; any other is
+            # compared in its matching form.
+            if item is not None and value is not None and value != item.id:
+                value_key = _value_key(value, lower)
+                if value_key != item.id and value_key != match_key(id_property, item.id):
+                    item = None  # the result is some other object's
         else:
-            item = by_id.get(value_key) if value_key is not None else None
+            item = by_id.get(_value_key(value, lower)) if value is not None else None
         if item is None or item.trace in ties:
             continue
-        ties[item.trace] = (item, result)
+        trace = item.trace
+        ties[trace] = (item, result)
         object_id = result.get("id")
         if object_id not in (None, ""):
-            claims.setdefault(str(object_id), set()).add(item.trace)
-    shared = {trace for traces in claims.values() if len(traces) > 1 for trace in traces}
-    return [tie for trace, tie in ties.items() if trace not in shared]
+            object_id = claimed[trace] = object_id if type(object_id) is str else str(object_id)
+            if owners.setdefault(object_id, trace) != trace:
+                shared.add(object_id)
+    if not shared:
+        return list(ties.values())
+    return [tie for trace, tie in ties.items() if claimed.get(trace) not in shared]
 
 
 def not_acknowledged(message: str) -> Failure:
@@ -511,15 +544,16 @@ def read_back_result(write_mode: str, result: dict, sent_at: float) -> str:
     return CREATED if new else UPDATED
 
 
-def _land(batch: Batch, item: PendingInput, result: dict) -> None:
-    """Note what a result tied to `item` says happened to it, and its record id."""
-    mode = batch.target.write_mode
-    if mode == "upsert":
-        item.result = CREATED if result.get("new") is True else UPDATED
-    else:
-        item.result = CREATED if mode == "create" else UPDATED
-    object_id = result.get("id")
-    item.object_id = str(object_id) if object_id not in (None, "") else None
+def _land(write_mode: str, ties: list[tuple[PendingInput, dict]]) -> None:
+    """Note what each result tied to an input says happened to it, and its record id."""
+    fixed = None if write_mode == "upsert" else CREATED if write_mode == "create" else UPDATED
+    for item, result in ties:
+        item.result = fixed or (CREATED if result.get("new") is True else UPDATED)
+        object_id = result.get("id")
+        if object_id in (None, ""):
+            item.object_id = None
+        else:
+            item.object_id = object_id if type(object_id) is str else str(object_id)
 
 
 def _unique(items: Iterable[PendingInput]) -> list[PendingInput]:

@@ -473,9 +473,27 @@ class LineCountingReader(AdaptedReader):
             if message is None:
                 message = _decode_exact(text, self.line_number)
         kind = message.get("type")
-        if kind == "RECORD" and self.record_taker is not None and self._took(message):
-            self._count_record(stats)
-            return
+        if kind == "RECORD" and self.record_taker is not None:
+            # Straight to the stream's record taker, if it has one (inlined: once per line).
+            stream, record = message.get("stream"), message.get("record")
+            if type(stream) is str and type(record) is dict:  # else handle_record says what is wrong
+                takers = self._record_takers
+                if stream not in takers:
+                    takers[stream] = self.record_taker(stream)
+                take = takers[stream]
+                if take is not None:
+                    take(record)
+                    count = stats["RECORD"] = stats.get("RECORD", 0) + 1
+                    if not count % RECORDS_PER_CHECK:
+                        self.every_records()
+                    return
+        self._hand_over(message, kind, callbacks, stats)
+
+    def _hand_over(
+        self, message: dict[str, t.Any], kind: object, callbacks: dict[str, t.Callable[[dict], None]],
+        stats: dict[str, int],
+    ) -> None:
+        """Check a message no record taker took, and hand it to its callback."""
         if not isinstance(kind, str):
             msg = f"Input line {self.line_number} has no message type (a string): it is not a Singer message."
             raise InputError(msg)
@@ -491,20 +509,6 @@ class LineCountingReader(AdaptedReader):
         count = stats[kind] = stats.get(kind, 0) + 1
         if not count % RECORDS_PER_CHECK and kind == "RECORD":
             self.every_records()
-
-    def _took(self, message: dict[str, t.Any]) -> bool:
-        """Whether the stream's record taker took a RECORD message's record (else: the SDK's callback)."""
-        stream, record = message.get("stream"), message.get("record")
-        if type(stream) is not str or type(record) is not dict:
-            return False  # handle_record says what is wrong
-        takers = self._record_takers
-        if stream not in takers:
-            takers[stream] = self.record_taker(stream) if self.record_taker is not None else None
-        take = takers[stream]
-        if take is None:
-            return False
-        take(record)
-        return True
 
     @override
     def on_unknown(self, message_dict: dict) -> None:

@@ -63,8 +63,9 @@ class SinkHost(t.Protocol):
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 #: A record's layout: its fields in order and each value's type.
 Layout = tuple[tuple[str, ...], tuple[type, ...]]
-#: Layouts a sink keeps the `Shape` of (a stream's records seldom have more than a few).
+#: Layouts a sink keeps the serializer of (a stream's records seldom have more than a few).
 MAX_LAYOUTS = 256
+_NO_LINKS: list[LinkRequest] = []  # a stream without associations (never changed)
 
 _BAD_MARKER = (
     "_sdc_deleted_at holds something other than a date-time, so the record is neither archived nor written; "
@@ -215,10 +216,12 @@ class HubSpotSink(AdaptedSink):
             self.as_read.bind(number=self._number, the_whole_way=self._accept_waiting)
         self._deletes = self.runtime.settings.hard_delete
         self._has_id = bool(self.object_target.id_property)
-        # Layouts of records seen whole (`_accept`): only where a layout decides the checks.
+        # Layouts of records seen whole (`accept_whole`): only where a layout decides the checks.
         validator = self.validator
         self._shaping = validator is None or (isinstance(validator, FastValidator) and validator.types_only)
         self._shapes: dict[Layout, Shaped] = {}
+        self._match_values = bool(self.object_target.match_property)
+        self._linking = bool(self.object_target.associations)
         self.stats.shown.update(self._counters_shown())
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
@@ -348,15 +351,17 @@ class HubSpotSink(AdaptedSink):
             if as_read.offer(record):
                 return
             as_read.resolve()
-        self._accept(record)
+        self.accept_whole(record)
 
     def _accept_waiting(self, record: dict[str, Any] | msgspec.Raw, numbered: Numbered, as_read: int | None) -> None:
         """A record back from the short path, not found unchanged: parsed now if it came as raw text."""
         if isinstance(record, msgspec.Raw):
             record = decode_raw_record(record, numbered[2])
-        self._accept(record, numbered, as_read)
+        self.accept_whole(record, numbered, as_read)
 
-    def _accept(self, record: dict[str, Any], numbered: Numbered | None = None, as_read: int | None = None) -> None:
+    def accept_whole(
+        self, record: dict[str, Any], numbered: Numbered | None = None, as_read: int | None = None,
+    ) -> None:
         """The whole way: check the record against its SCHEMA, then buffer it (or reject it).
 
         `numbered`: the record's numbering when it was read (it waited on the short path), and
@@ -421,7 +426,7 @@ class HubSpotSink(AdaptedSink):
     ) -> None:
         """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally.
 
-        `shape`: how its layout serializes (`_accept` found it); `layout`: its layout, to learn
+        `shape`: how its layout serializes (`accept_whole` found it); `layout`: its layout, to learn
         its shape from when it serializes without a bad value.
         """
         runtime = self.runtime
@@ -437,7 +442,7 @@ class HubSpotSink(AdaptedSink):
                 self._reject(record, shown, numbered, "INVALID_ID", problem or "invalid id")
                 return
             # match_property: values match in any case (search's IN takes them lowercase).
-            key = match_value(record_id) if self.object_target.match_property else record_id
+            key = match_value(record_id) if self._match_values else record_id
         elif deleted:
             message = (
                 f"the record is a delete (_sdc_deleted_at is set), but stream '{self.stream_name}' has no id "
@@ -464,7 +469,7 @@ class HubSpotSink(AdaptedSink):
                 code = "UNKNOWN_PROPERTY" if all(b.code == "UNKNOWN_PROPERTY" for b in bad) else "INVALID_VALUE"
                 self._reject(record, record_id, numbered, code, message, safe)
                 return
-            links = self._links(record, ref, record_id) if self.object_target.associations else []
+            links = self._links(record, ref, record_id) if self._linking else _NO_LINKS
             if links is None:
                 return  # a malformed association value: rejected
             self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None, as_read=as_read))
