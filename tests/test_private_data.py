@@ -111,7 +111,7 @@ class AnswersOnce:
     def __init__(self, status: int, body: dict) -> None:
         self.answer = ApiResponse(status, body, {})
 
-    def batch_upsert(self, object_type, inputs, *, stream=None, tally=None) -> ApiResponse:
+    def batch_upsert(self, object_type, inputs, *, stream=None, tally=None, id_property=None) -> ApiResponse:
         return self.answer
 
 

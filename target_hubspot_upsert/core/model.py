@@ -34,10 +34,15 @@ def match_key(id_property: str, value: str) -> str:
     return value.strip().lower() if id_property == "email" else value
 
 
+def json_list(value: Any) -> list[Any]:  # noqa: ANN401 - parsed JSON
+    """An answer's member that should be an array: itself when it is one, else no items (a malformed answer)."""
+    return value if isinstance(value, list) else []
+
+
 def ids_by_value(body: Any, id_property: str) -> dict[str, str]:  # noqa: ANN401 - parsed JSON
     """A `batch/read` answer's record ids by `id_property` value (as `match_key` gives it)."""
     found: dict[str, str] = {}
-    for result in (body.get("results") if isinstance(body, dict) else None) or []:
+    for result in json_list(body.get("results") if isinstance(body, dict) else None):
         props = result.get("properties") if isinstance(result, dict) else None
         value = props.get(id_property) if isinstance(props, dict) else None
         if value is not None and result.get("id") not in (None, ""):

@@ -163,6 +163,8 @@ class Request:
     headers: Mapping[str, str]
     setting: str  # api_base_url or oauth_token_url: named when the server is wrong or unreachable
     label: str  # e.g. "HubSpot request POST contacts/batch/upsert"
+    # How a 2xx answer's body is read (any other is read by `parse_body`); None: `parse_body`.
+    read_ok: Callable[[bytes], Any] | None = None
 
 
 @dataclass
@@ -312,6 +314,5 @@ class RetryLoop:
         except urllib3.exceptions.HTTPError as exc:
             # Without its traceback: the frames it holds (and what they read) are not kept for retries.
             return Attempt(number, error=exc.with_traceback(None), elapsed=time.monotonic() - started)
-        return Attempt(
-            number, reply.status, reply.headers, parse_body(reply.content), elapsed=time.monotonic() - started,
-        )
+        read = request.read_ok if request.read_ok is not None and 200 <= reply.status < 300 else parse_body
+        return Attempt(number, reply.status, reply.headers, read(reply.content), elapsed=time.monotonic() - started)

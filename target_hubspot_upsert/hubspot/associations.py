@@ -28,6 +28,7 @@ from target_hubspot_upsert.core.model import (
     PendingInput,
     RecordRef,
     ids_by_value,
+    json_list,
 )
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
 from target_hubspot_upsert.hubspot.failures import ISOLATABLE_STATUSES, Failure, bisect_failures
@@ -166,7 +167,7 @@ class Associator:
                         f"{brief(str(body.get('message') or ''))})."
                     )
                     raise HubSpotConfigError(msg)
-                labels = [t for t in body.get("results") or [] if isinstance(t, dict)]
+                labels = [t for t in json_list(body.get("results")) if isinstance(t, dict)]
                 self._labels[key] = labels
             return labels
 
@@ -431,7 +432,7 @@ def _listed(value: Any) -> Iterable[Any]:  # noqa: ANN401 - context values: a va
 def _confirmed_pairs(body: dict[str, Any]) -> set[Pair]:
     """Pairs a v4 answer's results name (`batch/create`: from/toObjectId; default: from/to.id)."""
     confirmed: set[Pair] = set()
-    for result in body.get("results") or []:
+    for result in json_list(body.get("results")):
         if not isinstance(result, dict):
             continue
         if "fromObjectId" in result:

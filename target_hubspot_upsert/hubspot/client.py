@@ -5,6 +5,7 @@ Every request goes through the shared transport (`transport.py`) and retry loop 
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -13,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import orjson
 
 from target_hubspot_upsert.core.errors import DailyLimitReached, HubSpotAuthError, brief
+from target_hubspot_upsert.core.model import json_list
 from target_hubspot_upsert.http.auth import OAuthTokenProvider, TokenProvider
 from target_hubspot_upsert.http.ratelimit import RateLimiter
 from target_hubspot_upsert.http.requestmetrics import RequestMetrics
@@ -26,6 +29,7 @@ from target_hubspot_upsert.http.retry import (
     Decision,
     Request,
     RetryLoop,
+    parse_body,
     retry_after_seconds,
     should_retry,
 )
@@ -35,6 +39,38 @@ __all__ = [
     "Action", "ApiResponse", "HubSpotClient", "RequestTally", "retry_after_seconds", "should_retry",
 ]
 
+
+
+@functools.cache
+def write_answer_reader(id_property: str) -> Callable[[bytes], Any]:
+    """How a 2xx batch upsert, update or create answer is read: only what ties results to inputs.
+
+    HubSpot's answer (BatchResponseSimplePublicUpsertObject, BatchResponseSimplePublicObject)
+    repeats every property of every object; reading each of them costs more than the rest of
+    the answer's handling. Of each result this keeps `id`, `objectWriteTraceId`, `new` and the
+    id property's value, of the answer `status` and `errors`, as the same dicts and lists any
+    JSON reading would give (a key left out is one that was absent or null). An answer of any
+    other shape (a result that is not an object, properties that are not one, not JSON) is
+    read as any JSON, by `parse_body`, and judged from that.
+    """
+    fields: list[tuple[str, Any, Any]] = [("id", Any, None), ("objectWriteTraceId", Any, None), ("new", Any, None)]
+    if id_property:
+        value = msgspec.defstruct("IdValue", [("value", Any, None)], rename={"value": id_property}, omit_defaults=True)
+        fields.append(("properties", value | None, None))
+    result = msgspec.defstruct("WriteResult", fields, omit_defaults=True)
+    results = list[result] | None  # type: ignore[valid-type]  # a type made at run time
+    answer = msgspec.defstruct(
+        "WriteAnswer", [("status", Any, None), ("results", results, None), ("errors", Any, None)], omit_defaults=True,
+    )
+    decode, to_builtins = msgspec.json.Decoder(answer).decode, msgspec.to_builtins
+
+    def read(content: bytes) -> Any:  # noqa: ANN401 - parsed JSON
+        try:
+            return to_builtins(decode(content))
+        except msgspec.MsgspecError:  # not HubSpot's documented shape (or not JSON)
+            return parse_body(content)
+
+    return read
 
 
 @dataclass
@@ -79,7 +115,7 @@ def _auth_message(status: int, body: Any, auth_kind: str) -> str:  # noqa: ANN40
     )
     if status == 403:
         scopes: list[str] = []
-        for err in body.get("errors") or []:
+        for err in json_list(body.get("errors")):
             context = err.get("context") if isinstance(err, dict) else None
             if isinstance(context, dict):
                 for key in ("requiredGranularScopes", "requiredScopes", "scopes"):
@@ -173,10 +209,12 @@ class HubSpotClient:
         stream: str | None = None,
         tally: RequestTally | None = None,
         attempts: Callable[[HubSpotClient, str, str | None, RequestTally | None], _ApiAttempts] | None = None,
+        read_ok: Callable[[bytes], Any] | None = None,
     ) -> ApiResponse:
         """Send a request with rate limiting and retries; return 2xx/4xx answers.
 
-        `attempts` builds other hooks around each attempt (search paces itself: see search.py).
+        `attempts` builds other hooks around each attempt (search paces itself: see search.py);
+        `read_ok` reads a 2xx answer's body (default: any JSON, as every other answer).
 
         Raises:
             HubSpotAuthError: on 401/403.
@@ -189,7 +227,7 @@ class HubSpotClient:
             method, self.base_url + path,
             orjson.dumps(json) if json is not None else None,
             {"Content-Type": "application/json"} if json is not None else {},
-            setting="api_base_url", label=f"HubSpot request {method} {endpoint}",
+            setting="api_base_url", label=f"HubSpot request {method} {endpoint}", read_ok=read_ok,
         )
         hooks = (attempts or _ApiAttempts)(self, endpoint, stream, tally)
         attempt = self._loop.run(request, hooks)
@@ -200,10 +238,10 @@ class HubSpotClient:
 
     def batch_upsert(
         self, object_type: str, inputs: list[dict[str, Any]], *, stream: str | None = None,
-        tally: RequestTally | None = None,
+        tally: RequestTally | None = None, id_property: str | None = None,
     ) -> ApiResponse:
         """POST one batch (at most 100 inputs) to the batch upsert endpoint."""
-        return self.batch_write(object_type, "upsert", inputs, stream=stream, tally=tally)
+        return self.batch_write(object_type, "upsert", inputs, stream=stream, tally=tally, id_property=id_property)
 
     def get_properties(self, object_type: str) -> ApiResponse:
         """GET the property catalogue of an object type."""
@@ -239,12 +277,17 @@ class HubSpotClient:
 
     def batch_write(
         self, object_type: str, action: str, inputs: list[dict[str, Any]], *, stream: str | None = None,
-        tally: RequestTally | None = None,
+        tally: RequestTally | None = None, id_property: str | None = None,
     ) -> ApiResponse:
-        """POST one batch (at most 100 inputs) to `batch/upsert`, `batch/update` or `batch/create`."""
+        """POST one batch (at most 100 inputs) to `batch/upsert`, `batch/update` or `batch/create`.
+
+        With `id_property` (the inputs' unique property, "" for none), a 2xx answer's body holds
+        only what ties its results to the inputs (`write_answer_reader`).
+        """
         return self.request(
             "POST", self.objects_path(object_type, f"batch/{action}"), json={"inputs": inputs},
             endpoint=f"{object_type}/batch/{action}", stream=stream, tally=tally,
+            read_ok=None if id_property is None else write_answer_reader(id_property),
         )
 
     def batch_read(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from target_hubspot_upsert.core.errors import HubSpotConfigError, HubSpotFatalError, brief
-from target_hubspot_upsert.core.model import Batch, BatchOutcome, PendingInput
+from target_hubspot_upsert.core.model import Batch, BatchOutcome, PendingInput, json_list
 
 #: Whole-request answers whose bad inputs can be isolated; any other failure stops the run.
 ISOLATABLE_STATUSES = frozenset({400, 409, 422})
@@ -58,7 +58,7 @@ class Failure:
         context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
         failure.traces.update(_as_list(context.get("objectWriteTraceId")))
         failure.ids.extend(_as_list(context.get("ids")))
-        for err in body.get("errors") or []:
+        for err in json_list(body.get("errors")):
             if not isinstance(err, dict):
                 continue
             raw_context = err.get("context")

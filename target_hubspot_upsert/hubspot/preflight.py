@@ -16,6 +16,7 @@ from typing import Any
 
 from target_hubspot_upsert.core.errors import HubSpotConfigError, HubSpotFatalError
 from target_hubspot_upsert.core.mapping import STANDARD_OBJECTS, ObjectTarget
+from target_hubspot_upsert.core.model import json_list
 from target_hubspot_upsert.core.settings import Settings
 from target_hubspot_upsert.hubspot.client import HubSpotClient
 from target_hubspot_upsert.hubspot.dryrun import check_object_access
@@ -367,7 +368,7 @@ class Preflight:
         response = self.client.get_groups(target.object_type)
         names = set()
         if response.status == 200 and isinstance(response.body, dict):
-            names = {g.get("name") for g in response.body.get("results") or [] if isinstance(g, dict)}
+            names = {g.get("name") for g in json_list(response.body.get("results")) if isinstance(g, dict)}
         if group not in names and self.settings.dry_run:
             logger.info("Dry run: would create property group '%s' on %s.", group, target.object_type)
         elif group not in names:

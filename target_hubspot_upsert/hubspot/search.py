@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from target_hubspot_upsert.core.errors import HubSpotConfigError
+from target_hubspot_upsert.core.model import json_list
 from target_hubspot_upsert.http.retry import Attempt, Decision
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally, _ApiAttempts
 
@@ -229,7 +230,7 @@ class Searcher:
                 for part in (chunk[:middle], chunk[middle:]):
                     self._find_chunk(object_type, property_name, part, found, stream, tally)
                 return
-            results = body.get("results") or []
+            results = json_list(body.get("results"))
             for result in results:
                 props = result.get("properties") if isinstance(result, dict) else None
                 held = props.get(property_name) if isinstance(props, dict) else None

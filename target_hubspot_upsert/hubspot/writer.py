@@ -30,6 +30,7 @@ from target_hubspot_upsert.core.model import (
     Batch,
     BatchOutcome,
     PendingInput,
+    json_list,
     match_key,
 )
 from target_hubspot_upsert.hubspot.client import HubSpotClient, RequestTally
@@ -127,11 +128,15 @@ class BatchWriter:
         target = batch.target
         try:
             inputs = [wire(batch, item) for item in group]
+            # With the id property named, the answer is read for what ties its results only.
             if target.write_mode == "upsert":
-                response = self.client.batch_upsert(target.object_type, inputs, stream=batch.stream, tally=tally)
+                response = self.client.batch_upsert(
+                    target.object_type, inputs, stream=batch.stream, tally=tally, id_property=target.id_property,
+                )
             else:
                 response = self.client.batch_write(
                     target.object_type, target.write_mode, inputs, stream=batch.stream, tally=tally,
+                    id_property=target.id_property,
                 )
         except orjson.JSONEncodeError:
             self._unencodable(batch, group, outcome, tally, resends)
@@ -267,7 +272,7 @@ class BatchWriter:
     ) -> list[Failure]:
         """Reject the inputs each per-input error names; return the errors that name none."""
         unmatched: list[Failure] = []
-        for error in body.get("errors") or []:
+        for error in json_list(body.get("errors")):
             failure = Failure.parse(400, error)
             items = [by_trace[t] for t in failure.traces if t in by_trace]
             if not items and failure.ids:
@@ -335,7 +340,7 @@ class BatchWriter:
         if not 200 <= response.status < 300 or not isinstance(response.body, dict):
             return items
         held: dict[str, dict] = {}
-        for result in response.body.get("results") or []:
+        for result in json_list(response.body.get("results")):
             props = result.get("properties") if isinstance(result, dict) else None
             value = props.get(id_property) if isinstance(props, dict) else None
             if value is not None and result.get("id") not in (None, ""):
@@ -456,7 +461,7 @@ def tie_results(
     claimed: dict[str, str] = {}  # trace id -> the object id its result names
     owners: dict[str, str] = {}  # object id -> the first trace id tied to it
     shared: set[str] = set()  # object ids named by the results of two different inputs
-    for result in body.get("results") or []:
+    for result in json_list(body.get("results")):
         if not isinstance(result, dict):
             continue
         props = result.get("properties")
