@@ -120,6 +120,9 @@ def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000
 #: levels) is what decides whether a line is too deep to read.
 _FAST_DEPTH = 200
+#: A line this short holds fewer than `_FAST_DEPTH` brackets (each level opens and closes one):
+#: its brackets need no counting.
+_SHALLOW_CHARS = 2 * _FAST_DEPTH
 #: msgspec hands each number that is not an integer to `float_hook` as its literal text: a Decimal
 #: of exactly what the line says (the standard library's reading), in one pass.
 _FAST = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -190,7 +193,7 @@ def _read_fast(text: str) -> dict[str, t.Any] | None:
     if type(value) is not dict:
         return None
     # Fewer brackets than `_FAST_DEPTH` cannot nest deeper: the walk only for lines with many.
-    if text.count("[") + text.count("{") > _FAST_DEPTH and _too_deep(value):
+    if len(text) > _SHALLOW_CHARS and text.count("[") + text.count("{") > _FAST_DEPTH and _too_deep(value):
         return None
     return value
 
@@ -431,7 +434,7 @@ class LineCountingReader(AdaptedReader):
         for line in lines:
             self.line_number += 1
             # A line deeper than the fast reader reads is read as usual, near the top of the stack.
-            if type(line) is str and line.count("[") + line.count("{") <= _FAST_DEPTH:
+            if type(line) is str and (len(line) <= _SHALLOW_CHARS or line.count("[") + line.count("{") <= _FAST_DEPTH):
                 try:
                     envelope = _read_envelope(line)
                 except (ValueError, RecursionError):  # read as usual, with its errors
