@@ -457,6 +457,10 @@ def _ignore_undeclared(key: str, value: Any) -> FieldDecision:  # noqa: ANN401, 
     return IGNORE
 
 
+#: (converter, value type) -> what that converter does with a value of that type (`shape_of`).
+_DIRECT: dict[tuple[Converter, type], Converter] = {(number_text, int): str, (number_text, Decimal): decimal_text}
+
+
 #: A record layout's serializer (`StreamPlan.shape_of`): a record of that layout and its id to
 #: the properties `StreamPlan.properties` gives it, or None when a value is bad (the whole way then).
 Shaped = Callable[[Mapping[str, Any], str], "dict[str, str] | None"]
@@ -552,13 +556,18 @@ class StreamPlan:
                 continue
             name, convert = entry
             bound[f"k{i}"], bound[f"n{i}"], bound[f"c{i}"] = key, name, convert
+            kind = type(value)
             if value is None:
                 items.append(f'n{i}: ""')
-            elif convert is text and type(value) is str:
+            elif convert is text and kind is str:
                 reads.append(f"        v{i} = record[k{i}]")
                 long_texts.append(f"len(v{i}) > MAX")
                 items.append(f"n{i}: v{i}")
+            elif convert is bool_text and kind is bool:
+                items.append(f'n{i}: "true" if record[k{i}] else "false"')
             else:
+                # What the converter would call for a value of this type, where that is one call.
+                bound[f"c{i}"] = _DIRECT.get((convert, kind), convert)
                 items.append(f"n{i}: c{i}(record[k{i}])")
         if self.id_in_properties:
             bound["n_id"] = self.id_field

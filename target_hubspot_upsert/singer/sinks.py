@@ -222,6 +222,8 @@ class HubSpotSink(AdaptedSink):
         self._shapes: dict[Layout, Shaped] = {}
         self._match_values = bool(self.object_target.match_property)
         self._linking = bool(self.object_target.associations)
+        # Inputs keyed by their id as it is, without associations: `_buffer_shaped` may buffer them.
+        self._plain_ids = self._has_id and not self._match_values and not self._linking
         self.stats.shown.update(self._counters_shown())
         self._received_here = 0  # records numbered by this sink (the stream's stats span sinks)
         self._counted = 0
@@ -375,6 +377,8 @@ class HubSpotSink(AdaptedSink):
             layout = (tuple(record), tuple(map(type, record.values())))
             shape = self._shapes.get(layout)
             if shape is not None:
+                if self._plain_ids and self._buffer_shaped(record, shape, numbered, as_read):
+                    return
                 self.add_record(record, deleted=False, numbered=numbered, as_read=as_read, shape=shape)
                 return
         validator = self.validator
@@ -413,6 +417,24 @@ class HubSpotSink(AdaptedSink):
                 )
                 raise InputError(msg)
         self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read, layout=layout)
+
+    def _buffer_shaped(
+        self, record: dict[str, Any], shape: Shaped, numbered: Numbered | None, as_read: int | None,
+    ) -> bool:
+        """`add_record` for a record of a known layout with a valid id and no bad value; False for any other.
+
+        Only for a stream whose inputs are keyed by their id as it is, without associations.
+        """
+        self.runtime.check()
+        record_id = self.plan.record_id(record)[0]
+        if record_id is None:
+            return False  # add_record rejects it, with the reason
+        properties = shape(record, record_id)
+        if properties is None:
+            return False
+        seq, position, line = numbered or self._number()
+        self.buffer.add(PendingInput(record_id, properties, [RecordRef(seq, position, record, line)], as_read=as_read))
+        return True
 
     def _number(self) -> Numbered:
         """Number the next record of this stream (and of the run): (run's number, stream's, input line)."""
