@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import logging
 import math
+import operator
 import re
 import sqlite3
 import threading
@@ -65,6 +66,7 @@ FORMAT_VERSION = 2  # PRAGMA user_version: the key and value hashes below, the t
 # SELECT ... IN (...): 1.4 instead of 1.8 µs per key found than 100 at a time, and fewer switches
 # between the reading thread and the workers.
 TRIAGE_SIZE = 500
+_KEY, _ROW = operator.itemgetter(0), operator.itemgetter(1, 2, 3)  # of a looked-up row (k, h, d, r)
 LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...) (SQLite allows 32,766 parameters)
 # Acknowledged entries are committed in large transactions, sorted by key: one commit per
 # 100-entry batch rewrites ~100 random B-tree pages (~6 µs per entry); one per 20,000 costs ~2 µs.
@@ -328,8 +330,8 @@ class ChangeCache:
                     if self._conn is None:
                         break
                     select = self._select(self.table, self._as_read_column, len(chunk))
-                    for k, h, d, r in self._conn.execute(select, chunk):
-                        found[k] = (h, d, r)
+                    rows = self._conn.execute(select, chunk).fetchall()
+                    found.update(zip(map(_KEY, rows), map(_ROW, rows), strict=True))  # k -> (h, d, r), no Python loop
             except sqlite3.Error as exc:
                 raise self._error("read", exc) from None
             pending = self._pending
