@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 import time
 from collections import Counter
@@ -193,6 +194,8 @@ class StreamStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
             self.associations += associations
+            if SKIPPED.isdisjoint(map(_RESULT, inputs)):
+                return  # nothing skipped to list (the common case: no Python loop)
             for item in inputs:
                 if item.result in SKIPPED and len(self.skipped_examples) < SKIPPED_LISTED:
                     ref = item.records[-1]
@@ -202,6 +205,9 @@ class StreamStats:
                         "id": item.id,
                         "outcome": EXTRA_COUNTERS[item.result],
                     })
+
+
+_RESULT = operator.attrgetter("result")
 
 
 class Reporter:
