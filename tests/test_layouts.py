@@ -126,3 +126,25 @@ def test_a_bad_value_in_a_layout_seen_before_is_rejected_with_its_reason(sim, co
     assert rejected["bad2@example.com"]["code"] == "INVALID_VALUE"
     assert "65,536" in rejected["bad2@example.com"]["message"]
     assert rejected[8]["code"] == "SCHEMA_MISMATCH"  # record #8: the SCHEMA checked, not its layout
+
+
+def test_layouts_are_compiled_when_seen_again_and_within_a_budget_of_fields(sim, config, monkeypatch):
+    from target_hubspot_upsert.hubspot import serialization  # noqa: PLC0415
+    from target_hubspot_upsert.singer import sinks  # noqa: PLC0415
+
+    compiled = []
+    shape_of = serialization.StreamPlan.shape_of
+    monkeypatch.setattr(serialization.StreamPlan, "shape_of", lambda self, rec: compiled.append(rec) or shape_of(self, rec))
+    monkeypatch.setattr(sinks, "MAX_LAYOUT_FIELDS", 8)  # two 4-field layouts
+    # Four layouts (firstname and num_orders null or not), three records each; then one seen once.
+    records = [
+        {"email": f"u{i}@example.com", "firstname": None if i % 2 else f"U{i}",
+         "lifecyclestage": "lead", "num_orders": None if i % 4 < 2 else i}
+        for i in range(12)
+    ]
+    records.append({"email": "once@example.com", "lifecyclestage": "lead"})
+    messages = [schema("contacts", REALISTIC, key=["email"]), *(record("contacts", r) for r in records), state({"n": 1})]
+    run = run_in_process(config, messages)
+    assert run.error is None, run.error
+    assert len(sim.objects("contacts")) == 13  # every record lands, compiled or not
+    assert len(compiled) == 2  # on second sight only, and no more than the budget holds

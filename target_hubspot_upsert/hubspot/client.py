@@ -50,8 +50,10 @@ def write_answer_reader(id_property: str) -> Callable[[bytes], Any]:
     the answer's handling. Of each result this keeps `id`, `objectWriteTraceId`, `new` and the
     id property's value, of the answer `status` and `errors`, as the same dicts and lists any
     JSON reading would give (a key left out is one that was absent or null). An answer of any
-    other shape (a result that is not an object, properties that are not one, not JSON) is
-    read as any JSON, by `parse_body`, and judged from that.
+    other shape (a result that is not an object, properties that are not one, not JSON, nested
+    too deeply to read) is read as any JSON, by `parse_body`, and judged from that. Two readings
+    differ from orjson's, both kept as HubSpot wrote them: integers beyond 64 bits stay exact,
+    and text that is not UTF-8 in a part not kept does not discard the answer.
     """
     fields: list[tuple[str, Any, Any]] = [("id", Any, None), ("objectWriteTraceId", Any, None), ("new", Any, None)]
     if id_property:
@@ -67,7 +69,7 @@ def write_answer_reader(id_property: str) -> Callable[[bytes], Any]:
     def read(content: bytes) -> Any:  # noqa: ANN401 - parsed JSON
         try:
             return to_builtins(decode(content))
-        except msgspec.MsgspecError:  # not HubSpot's documented shape (or not JSON)
+        except (msgspec.MsgspecError, RecursionError):  # not HubSpot's documented shape, not JSON, too deep
             return parse_body(content)
 
     return read

@@ -120,8 +120,8 @@ def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
 #: Nesting the fast path leaves to the standard library, whose recursion limit (about 1,000
 #: levels) is what decides whether a line is too deep to read.
 _FAST_DEPTH = 200
-#: A line this short holds fewer than `_FAST_DEPTH` brackets (each level opens and closes one):
-#: its brackets need no counting.
+#: A line this short cannot nest deeper than `_FAST_DEPTH` (each level takes two characters, its
+#: opening and closing bracket): its brackets need no counting.
 _SHALLOW_CHARS = 2 * _FAST_DEPTH
 #: msgspec hands each number that is not an integer to `float_hook` as its literal text: a Decimal
 #: of exactly what the line says (the standard library's reading), in one pass.

@@ -63,8 +63,10 @@ class SinkHost(t.Protocol):
 _NOT_A_VALUE = "must hold a value (text or a number) or a list of values"
 #: A record's layout: its fields in order and each value's type.
 Layout = tuple[tuple[str, ...], tuple[type, ...]]
-#: Layouts a sink keeps the serializer of (a stream's records seldom have more than a few).
+#: Layouts a sink keeps (a stream's records seldom have more than a few), and the fields their
+#: compiled serializers may hold in all (about half a KiB each: some 8 MiB).
 MAX_LAYOUTS = 256
+MAX_LAYOUT_FIELDS = 16_384
 _NO_LINKS: list[LinkRequest] = []  # a stream without associations (never changed)
 
 _BAD_MARKER = (
@@ -219,7 +221,9 @@ class HubSpotSink(AdaptedSink):
         # Layouts of records seen whole (`accept_whole`): only where a layout decides the checks.
         validator = self.validator
         self._shaping = validator is None or (isinstance(validator, FastValidator) and validator.types_only)
-        self._shapes: dict[Layout, Shaped] = {}
+        # A layout seen once maps to None; its serializer is compiled when it is seen again.
+        self._shapes: dict[Layout, Shaped | None] = {}
+        self._layout_fields = 0  # fields of the compiled serializers (MAX_LAYOUT_FIELDS)
         self._match_values = bool(self.object_target.match_property)
         self._linking = bool(self.object_target.associations)
         # Inputs keyed by their id as it is, without associations: `_buffer_shaped` may buffer them.
@@ -454,6 +458,9 @@ class HubSpotSink(AdaptedSink):
     ) -> None:
         """Merge a record into the buffer (`deleted`: a delete to archive), or reject it locally.
 
+        `_buffer_shaped` does the same for a record of a known layout without a bad value (keep
+        the two in step).
+
         `shape`: how its layout serializes (`accept_whole` found it); `layout`: its layout, to learn
         its shape from when it serializes without a bad value.
         """
@@ -487,8 +494,8 @@ class HubSpotSink(AdaptedSink):
             properties = None if shape is None else shape(record, record_id)
             if properties is None:
                 properties, bad = self.plan.properties(record, record_id)
-                if not bad and layout is not None and len(self._shapes) < MAX_LAYOUTS:
-                    self._shapes[layout] = self.plan.shape_of(record)
+                if not bad and layout is not None:
+                    self._learn(layout, record)
             else:
                 bad = []
             if bad:
@@ -501,6 +508,22 @@ class HubSpotSink(AdaptedSink):
             if links is None:
                 return  # a malformed association value: rejected
             self.buffer.add(PendingInput(record_id, properties, [ref], key=key, links=links or None, as_read=as_read))
+
+    def _learn(self, layout: Layout, record: dict[str, Any]) -> None:
+        """Note a layout whose record went the whole way without a bad value; compile it the second time.
+
+        A layout seen once costs a dict entry; compiling one costs what serializing some hundred
+        records does, so only layouts that come back are compiled, within MAX_LAYOUT_FIELDS.
+        """
+        shapes = self._shapes
+        if layout not in shapes:
+            if len(shapes) < MAX_LAYOUTS:
+                shapes[layout] = None
+            return
+        fields = len(layout[0])
+        if self._layout_fields + fields <= MAX_LAYOUT_FIELDS:
+            self._layout_fields += fields
+            shapes[layout] = self.plan.shape_of(record)
 
     def _links(self, record: dict[str, Any], ref: RecordRef, record_id: str) -> list[LinkRequest] | None:
         """The associations a record asks for, or None when it was rejected for a malformed one."""
@@ -567,12 +590,19 @@ class HubSpotSink(AdaptedSink):
         """
         self._count_received()
         self.flush(final=True)
+        self._forget_layouts()
 
     def clean_up(self) -> None:
         """End of stream: nothing may stay buffered."""
         self._count_received()
         self.flush(final=True)
+        self._forget_layouts()
         super().clean_up()
+
+    def _forget_layouts(self) -> None:
+        """This sink takes no more records: its layouts' serializers go (the SDK may keep the sink a while)."""
+        self._shapes.clear()
+        self._layout_fields = 0
 
 
 def _association_value(value: Any) -> str | None:  # noqa: ANN401 - any JSON value

@@ -86,3 +86,13 @@ def test_results_or_errors_that_are_no_array_tie_nothing_and_the_inputs_are_reso
     assert [entry[0].id for entry in outcome.rejected] == ["a@x.io", "b@x.io"]
     assert {entry[2] for entry in outcome.rejected} == {"NOT_ACKNOWLEDGED"}
     assert len(client.writes) == 2 and len(client.reads) == 2
+
+
+@pytest.mark.parametrize("where", ["errors", "skipped property"])
+def test_an_answer_nested_too_deeply_to_read_is_read_as_any_answer(where):
+    deep = "[" * 1100 + "]" * 1100
+    if where == "errors":
+        content = b'{"status":"COMPLETE","results":[],"errors":' + deep.encode() + b"}"
+    else:
+        content = ('{"results":[{"id":"1","objectWriteTraceId":"7-0","properties":{"x":' + deep + "}}]}").encode()
+    assert write_answer_reader("email")(content) == parse_body(content)  # no RecursionError
