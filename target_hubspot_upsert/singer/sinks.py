@@ -171,9 +171,12 @@ class FastValidator(BaseJSONSchemaValidator):
                 return False
         return True
 
-    def validate(self, record: dict[str, Any]) -> None:
-        """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values)."""
-        if self.vouches(record):
+    def validate(self, record: dict[str, Any], *, vouched_for: bool | None = None) -> None:
+        """Raise InvalidRecord saying what in the record does not match the SCHEMA (no values).
+
+        `vouched_for`: what `vouches` already said of this record (None: not asked yet).
+        """
+        if vouched_for if vouched_for is not None else self.vouches(record):
             return
         try:
             self._validate(record)
@@ -392,18 +395,16 @@ class HubSpotSink(AdaptedSink):
             record_id = self.plan.record_id(record)[0] if self._has_id else None
             self._reject(record, record_id, numbered or self._number(), "INVALID_DELETE_MARKER", _BAD_MARKER)
             return
-        if layout is not None and (
-            (self._deletes and record.get("_sdc_deleted_at") is not None)
-            or (validator is not None and not t.cast("FastValidator", validator).vouches(record))
-        ):
-            layout = None  # its layout alone does not say what to do with the next record of it
-        if validator is not None and not deleted and layout is None:
-            try:
-                validator.validate(record)
-            except InvalidRecord as exc:
+        vouched_for = None
+        if layout is not None:
+            learnable, vouched_for = self._layout_decides(record, validator)
+            layout = layout if learnable else None
+        if validator is not None and not deleted and not vouched_for:
+            problem = self._schema_problem(validator, record, vouched_for)
+            if problem is not None:
                 self.runtime.check()
                 message = (
-                    f"the record does not match the stream's SCHEMA: {exc.error_message}; fix the "
+                    f"the record does not match the stream's SCHEMA: {problem}; fix the "
                     "source data or the tap's SCHEMA (or set validate_records to false)"
                 )
                 self._reject(record, None, numbered or self._number(), "SCHEMA_MISMATCH", message)
@@ -421,6 +422,35 @@ class HubSpotSink(AdaptedSink):
                 )
                 raise InputError(msg)
         self.add_record(record, deleted=deleted, numbered=numbered, as_read=as_read, layout=layout)
+
+    def _layout_decides(
+        self, record: dict[str, Any], validator: BaseJSONSchemaValidator | None,
+    ) -> tuple[bool, bool | None]:
+        """Whether `record`'s layout alone decides the next record of it; the type look-up's answer (None: not asked).
+
+        Not for a record whose `_sdc_deleted_at` is set (with hard_delete: the next one may be a
+        delete), nor for one the type look-up does not vouch for (only the compiled validator can say).
+        """
+        if self._deletes and record.get("_sdc_deleted_at") is not None:
+            return False, None
+        if validator is None:
+            return True, None
+        vouched_for = t.cast("FastValidator", validator).vouches(record)
+        return vouched_for, vouched_for
+
+    @staticmethod
+    def _schema_problem(
+        validator: BaseJSONSchemaValidator, record: dict[str, Any], vouched_for: bool | None,
+    ) -> str | None:
+        """What in `record` does not match the SCHEMA, or None; `vouched_for`: the type look-up's answer, if asked."""
+        try:
+            if vouched_for is None:
+                validator.validate(record)
+            else:  # the type look-up said no: the compiled validator decides
+                t.cast("FastValidator", validator).validate(record, vouched_for=False)
+        except InvalidRecord as exc:
+            return str(exc.error_message)
+        return None
 
     def _buffer_shaped(
         self, record: dict[str, Any], shape: Shaped, numbered: Numbered | None, as_read: int | None,
