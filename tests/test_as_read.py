@@ -284,3 +284,9 @@ def test_a_decimal_a_string_a_boolean_and_an_integer_read_differently():
              {"x": ["a", "b"]}, {"x": "a;b"}, {"x": Decimal("1.50")}]
     assert len({encode(f) for f in forms}) == len(forms)
     assert json.loads(encode({"x": Decimal("1234.56")})) == {"x": 1234.56}  # a JSON number, not text
+
+
+def test_a_hash_as_read_fits_the_caches_signed_64_bit_column():
+    from target_hubspot_upsert.pipeline.asread import _signed  # noqa: PLC0415
+
+    assert [_signed(v) for v in (0, 5, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)] == [0, 5, (1 << 63) - 1, -(1 << 63), -1]
