@@ -416,12 +416,6 @@ def _named_by_details(group: list[PendingInput], failure: Failure) -> tuple[list
     return culprits, suspects
 
 
-def _value_key(value: Any, lower: bool) -> str:  # noqa: ANN401 - parsed JSON; match_key, inlined
-    """A result's id value as `match_key` gives it (`lower`: the id property is the email)."""
-    text = value if type(value) is str else str(value)
-    return text.strip().lower() if lower else text
-
-
 class ById(Protocol):
     """A group's inputs by id value (as `match_key` gives it)."""
 
@@ -460,7 +454,6 @@ def tie_results(
     ignored. When one object id is claimed by results for two different inputs, neither is tied.
     """
     id_property = batch.target.id_property
-    lower = id_property == "email"  # match_key, inlined (once per result)
     ties: dict[str, tuple[PendingInput, dict]] = {}
     claimed: dict[str, str] = {}  # trace id -> the object id its result names
     owners: dict[str, str] = {}  # object id -> the first trace id tied to it
@@ -476,11 +469,11 @@ def tie_results(
             # The id value as sent (the serializer lowercases emails) ties at once; any other is
             # compared in its matching form.
             if item is not None and value is not None and value != item.id:
-                value_key = _value_key(value, lower)
+                value_key = match_key(id_property, str(value))
                 if value_key != item.id and value_key != match_key(id_property, item.id):
                     item = None  # the result is some other object's
         else:
-            item = by_id.get(_value_key(value, lower)) if value is not None else None
+            item = by_id.get(match_key(id_property, str(value))) if value is not None else None
         if item is None or item.trace in ties:
             continue
         trace = item.trace
