@@ -362,11 +362,9 @@ class Runtime:
 
     def check(self) -> None:
         """On the main thread, before taking more input: stop if the run is failing."""
-        dispatcher, rejects = self.dispatcher, self.rejects
-        if dispatcher.failure is not None:
-            dispatcher.raise_if_failed()
-        if rejects.count > rejects.max_rejected:  # `limit_passed`, inlined: once per record
-            raise TooManyRejectedRecords(rejects.summary(limit_passed=True))
+        self.dispatcher.raise_if_failed()
+        if self.rejects.limit_passed:
+            raise TooManyRejectedRecords(self.rejects.summary(limit_passed=True))
 
     # --- outcomes -----------------------------------------------------------------------
 
