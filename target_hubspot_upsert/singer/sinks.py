@@ -466,13 +466,7 @@ class HubSpotSink(AdaptedSink):
         properties = shape(record, record_id)
         if properties is None:
             return False
-        if numbered is None:  # `_number`, inlined
-            stats = self.stats
-            stats.received += 1
-            self._received_here += 1
-            seq, position, line = self.runtime.next_seq(), stats.received, self._hub_target.current_line
-        else:
-            seq, position, line = numbered
+        seq, position, line = numbered or self._number()
         self.buffer.add(PendingInput(record_id, properties, [RecordRef(seq, position, record, line)], as_read=as_read))
         return True
 
