@@ -147,7 +147,6 @@ class TargetHubSpotUpsert(AdaptedTarget):
             raise HubSpotConfigError("Config validation failed", errors=problems)
         super().__init__(*args, **kwargs)
         self._routes: dict[str, list[Route]] = {}
-        self._gc_thresholds = gc.get_threshold()  # restored after listening
         self.max_parallelism = 1  # batches are concurrent in the dispatcher, not per sink
         runtime_kwargs: dict[str, t.Any] = {}
         if sleep is not None:
@@ -399,7 +398,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         read_as_utf8(source)
         self.runtime.report.watch_input(fraction_read(source))
         gc.freeze()
-        self._gc_thresholds = gc.get_threshold()
+        self._gc_thresholds = gc.get_threshold()  # `after_listen` restores them
         gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_thresholds[1:])
 
     @override
