@@ -555,7 +555,7 @@ class StreamPlan:
             if entry is None or (value is None and not self.clear_nulls):
                 continue
             name, convert = entry
-            bound[f"k{i}"], bound[f"n{i}"], bound[f"c{i}"] = key, name, convert
+            bound[f"k{i}"], bound[f"n{i}"] = key, name
             kind = type(value)
             if value is None:
                 items.append(f'n{i}: ""')
