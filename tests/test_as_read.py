@@ -13,7 +13,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from target_hubspot_upsert.core.errors import InputError
@@ -290,3 +290,68 @@ def test_a_hash_as_read_fits_the_caches_signed_64_bit_column():
     from target_hubspot_upsert.pipeline.asread import _signed  # noqa: PLC0415
 
     assert [_signed(v) for v in (0, 5, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)] == [0, 5, (1 << 63) - 1, -(1 << 63), -1]
+
+
+_LINES = st.sampled_from([
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take@example.com", "n": 1.50}}',
+    '{"type":"RECORD","stream":"s","record":{"email":"keep@example.com"},"time_extracted":"x"}',
+    '{"record": {"email": "take2@example.com"}, "stream": "s", "type": "RECORD"}',
+    '{"type": "RECORD", "stream": "other", "record": {"email": "take@example.com"}}',
+    '{"type": "RECORD", "stream": "s", "record": "take"}',
+    '{"type": "RECORD", "stream": "s"}',
+    '{"type": "RECORD", "stream": 5, "record": {"email": "take@example.com"}}',
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take@example.com"}, "type": "STATE", "value": 1}',
+    '{"type": "STATE", "value": {"bookmark": 1}}',
+    '{"type": "ACTIVATE_VERSION", "stream": "s", "version": 1}',
+    '{"type": "RECORD", "stream": "s", "record": {"take": ' + "[" * 150 + "]" * 150 + "}}",
+    '{"type": "RECORD", "stream": "s", "record": {"take": ' + "[" * 250 + "]" * 250 + "}}",
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take", "pad": "' + "x" * 500 + '"}}',
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take", "pad": "' + "x" * 627 + '"}}',
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take", "pad": "' + "x" * 628 + '"}}',
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take", "pad": "' + "x" * 900 + '"}}',
+    "   ",
+    '{"type": "RECORD", "stream": "s", "record": {"email": "take"',
+    "[1, 2]",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_LINES, max_size=12), last_newline=st.booleans())
+def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader_reads(texts, last_newline):
+    """Every line reaches the sink once, with its number, taken as raw text or read as usual; errors alike.
+
+    Lines of 701 characters and longer are oversized here (`MAX_LINE_CHARS` set to 700), those
+    over 400 characters have their brackets counted, and the raw taker takes records holding
+    "take" (as `AsReadSkip.offer_raw` takes some records and declines others).
+    """
+    text = "\n".join(texts) + ("\n" if last_newline else "")
+
+    def read(taking: bool) -> tuple[list[tuple[int, str, object]], object]:
+        reader = LineCountingReader()
+        seen: list[tuple[int, str, object]] = []
+        reader.on_oversized = lambda line: seen.append((reader.line_number, "oversized", line))
+        if taking:
+            def take(raw: msgspec.Raw, line: int) -> bool:
+                assert line == reader.line_number
+                if b"take" not in bytes(raw) or not bytes(raw).startswith(b"{"):  # offer_raw reads objects only
+                    return False
+                seen.append((line, "RECORD", {"type": "RECORD", "stream": "s", "record": decode_raw_record(raw, line)}))
+                return True
+            reader.raw_taker = lambda stream: take if stream == "s" else None
+        callbacks = {kind: (lambda message, kind=kind: seen.append((reader.line_number, kind, message)))
+                     for kind in ("RECORD", "STATE", "ACTIVATE_VERSION")}
+        try:
+            counts = reader.process_lines(io.StringIO(text), callbacks)
+        except InputError as exc:
+            return seen, str(exc)
+        return seen, dict(counts)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("target_hubspot_upsert.singer.messages.MAX_LINE_CHARS", 700)
+        plain, taking = read(taking=False), read(taking=True)
+    for (line, kind, message), (line2, kind2, message2) in zip(plain[0], taking[0], strict=True):
+        assert (line, kind) == (line2, kind2)
+        if kind == "RECORD":
+            message, message2 = message.get("record"), message2.get("record")
+        assert repr(message) == repr(message2)
+    assert plain[1] == taking[1]

@@ -9,10 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.core.model import ARCHIVE, PendingInput
@@ -584,3 +587,32 @@ def test_the_cache_size_benchmark_runs_against_the_current_cache():
     assert done.returncode == 0, done.stderr
     assert re.search(r"^3,000 entries written in \d+ s: \d+ MiB, [0-9.]+ bytes per entry$", done.stdout, re.MULTILINE)
     assert "3,000 look-ups, 500 per query" in done.stdout and "(3,000 found)" in done.stdout
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    committed=st.dictionaries(st.integers(0, 30), st.tuples(st.integers(98, 102), st.none() | st.integers(0, 3))),
+    pending=st.dictionaries(st.integers(0, 30), st.tuples(st.integers(98, 102), st.none() | st.integers(0, 3))),
+    gone=st.lists(st.integers(0, 30), max_size=5),
+    asked=st.lists(st.tuples(st.integers(0, 35), st.integers(0, 3)), max_size=40, unique_by=lambda pair: pair[0]),
+    days=st.tuples(st.integers(97, 103), st.integers(97, 103)),
+)
+def test_the_look_up_as_read_in_sqlite_finds_what_the_rows_say(
+    tmp_path, monkeypatch, committed, pending, gone, asked, days,
+):
+    """`changed_as_read` (compared in SQLite) against `lookup` (rows compared here), committed and pending entries."""
+    monkeypatch.setattr("target_hubspot_upsert.pipeline.changecache.LOOKUP_CHUNK", 7)  # several queries
+    cache = ChangeCache(Path(tempfile.mkdtemp(dir=tmp_path)) / "changes.sqlite", 1)
+    try:
+        cache.write([(k, 1, d, r) for k, (d, r) in committed.items()])
+        with cache._lock:
+            cache._commit_pending()
+        cache.write([(k, 1, d, r) for k, (d, r) in pending.items()])  # newer than the file, not committed
+        cache.write((), gone)
+        oldest, newest = days
+        keys, as_read = [k for k, _ in asked], [r for _, r in asked]
+        rows = cache.lookup(keys)
+        expected = {k for k, r in asked if k not in rows or rows[k][2] != r or not oldest <= rows[k][1] <= newest}
+        assert cache.changed_as_read(keys, as_read, oldest, newest) == expected
+    finally:
+        cache.close()

@@ -197,15 +197,19 @@ class AsReadSkip:
             self.resolve()
         return True
 
+    @property
+    def takes_raw(self) -> bool:
+        """Whether `offer_raw` may take records: not when the SCHEMA declares `_sdc_` fields (parsed instead)."""
+        return not self._metadata
+
     def offer_raw(self, raw: msgspec.Raw, line: int) -> bool:
         """Take a record's raw text (valid JSON) onto the short path, or say no (False): it is parsed as usual.
 
-        Only its id is read here, normalized as `StreamPlan.record_id` does without its checks:
-        a record that is not valid is never found unchanged (its text is never that of a record
-        HubSpot acknowledged), so it goes the whole way and is rejected there.
+        Only for a stream that `takes_raw`. Only its id is read here, normalized as
+        `StreamPlan.record_id` does without its checks: a record that is not valid is never found
+        unchanged (its text is never that of a record HubSpot acknowledged), so it goes the whole
+        way and is rejected there.
         """
-        if self._metadata:
-            return False
         try:
             found: Any = self._id_of(raw)  # a struct made for this stream's id field
         except (ValueError, RecursionError):  # not an object, no id, too deep: the usual path says so
@@ -220,14 +224,16 @@ class AsReadSkip:
         waiting = self._waiting
         if not record_id or record_id in waiting or record_id in self._buffered or record_id in self._reserved:
             return False
-        as_read = _xxh3(raw, self._raw_seed)
         stats = self._stats
         stats.received += 1
         self.numbered += 1
-        numbered = (self._next_seq(), stats.received, line)
+        seq = self._next_seq()
         if not waiting:
-            self._ledger.buffer_started(self._mark, numbered[0])
-        waiting[record_id] = (raw, record_id, as_read - _WRAP if as_read > _INT64_MAX else as_read, numbered)
+            self._ledger.buffer_started(self._mark, seq)
+        as_read = _xxh3(raw, self._raw_seed)
+        waiting[record_id] = (
+            raw, record_id, as_read - _WRAP if as_read > _INT64_MAX else as_read, (seq, stats.received, line),
+        )
         self._raw_bytes += len(raw)
         if len(waiting) >= self._size or self._raw_bytes > AS_READ_BYTES:
             self.resolve()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import sys
 import threading
@@ -138,7 +139,11 @@ class Runtime:
             )
         )
         self.report = Reporter(settings, self.client, self.rejects, self.ledger, lambda: self.dispatcher.in_flight)
-        self._seq = 0  # records numbered in input order across streams
+        # Records are numbered in input order across streams (`next_seq`, a C-level counter); a
+        # STATE takes a number too, its boundary: it waits for the records numbered below it.
+        self.next_seq: Callable[[], int] = itertools.count(1).__next__
+        self._state_number = -1  # the number the last STATE took ...
+        self._state_boundary = 0  # ... and its boundary
         self._finished = False  # the run is ending: summary, report and close are done or under way
         self._input_done = False  # the input is read (the last drain is under way or done)
         self._signalled = False
@@ -247,19 +252,14 @@ class Runtime:
 
     def add_state(self, state: Any, line: int) -> None:  # noqa: ANN401 - Singer state is any JSON
         """A STATE (input line `line`) arrived: written once every record received before it is resolved."""
-        self.ledger.add(state, self._seq + 1, line)
+        number = self.next_seq()
+        if number != self._state_number + 1:  # records came since the last STATE: a new boundary
+            self._state_boundary = number
+        # else the same boundary: the ledger keeps only the newest of STATEs with one boundary
+        self._state_number = number
+        self.ledger.add(state, self._state_boundary, line)
 
-    # --- the run's life: numbering, the end of input, stops ---------------------------------
-
-    @property
-    def seq(self) -> int:
-        """The number of the last record received (records are numbered in input order)."""
-        return self._seq
-
-    def next_seq(self) -> int:
-        """Number the next record received."""
-        self._seq += 1
-        return self._seq
+    # --- the run's life: the end of input, stops ----------------------------------------------
 
     @property
     def finished(self) -> bool:

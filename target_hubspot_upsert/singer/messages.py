@@ -9,6 +9,7 @@ never as a traceback. The line's text is never quoted: it may hold customers' pe
 from __future__ import annotations
 
 import decimal
+import functools
 import gzip
 import json
 import os
@@ -71,12 +72,13 @@ class OversizedLine(t.NamedTuple):
         return top_level_stream(self.head) if _RECORD_TYPE.search(self.head) else None
 
 
-def bounded_lines(source: t.IO[t.AnyStr], cap: int = MAX_LINE_CHARS) -> t.Iterator[t.AnyStr | OversizedLine]:
+def bounded_lines(source: t.IO[t.AnyStr], cap: int | None = None) -> t.Iterator[t.AnyStr | OversizedLine]:
     """The lines of `source` (text, or bytes for BATCH files); one longer than `cap` comes as an `OversizedLine`.
 
-    An oversized line is never held whole: its first `LINE_HEAD_CHARS` are kept, the rest is read
-    past in `_SKIP_CHUNK` pieces.
+    `cap` is `MAX_LINE_CHARS` unless given. An oversized line is never held whole: its first
+    `LINE_HEAD_CHARS` are kept, the rest is read past in `_SKIP_CHUNK` pieces.
     """
+    cap = MAX_LINE_CHARS if cap is None else cap
     readline = source.readline
     line = readline(cap + 1)
     newline = b"\n" if isinstance(line, bytes) else "\n"
@@ -84,14 +86,20 @@ def bounded_lines(source: t.IO[t.AnyStr], cap: int = MAX_LINE_CHARS) -> t.Iterat
         if len(line) <= cap or line.endswith(newline):  # type: ignore[arg-type]  # newline is of line's type
             yield line
         else:
-            head, size = line[:LINE_HEAD_CHARS], len(line)
+            yield _read_past(line, readline)
             del line
-            while chunk := readline(_SKIP_CHUNK):
-                size += len(chunk)
-                if chunk.endswith(newline):  # type: ignore[arg-type]
-                    break
-            yield OversizedLine(head.decode("utf-8", "replace") if isinstance(head, bytes) else head, size)
         line = readline(cap + 1)
+
+
+def _read_past(start: t.AnyStr, readline: t.Callable[[int], t.AnyStr]) -> OversizedLine:
+    """The rest of a line too long to hold, read past in pieces: its first characters and its length."""
+    head, size = start[:LINE_HEAD_CHARS], len(start)
+    newline = b"\n" if isinstance(start, bytes) else "\n"
+    while chunk := readline(_SKIP_CHUNK):
+        size += len(chunk)
+        if chunk.endswith(newline):  # type: ignore[arg-type]  # newline is of chunk's type
+            break
+    return OversizedLine(head.decode("utf-8", "replace") if isinstance(head, bytes) else head, size)
 
 
 def fraction_read(source: t.IO[str]) -> t.Callable[[], float | None]:
@@ -154,15 +162,19 @@ def decode_line(line: str, number: int) -> dict[str, t.Any]:
     return message if message is not None else _decode_exact(line, number)
 
 
-class RecordLine(msgspec.Struct):
-    """A message's type, and a RECORD's stream and the raw text of its record (nothing else parsed)."""
+class RecordLine(msgspec.Struct, tag_field="type", tag="RECORD"):
+    """A RECORD's stream and the raw text of its record (nothing else parsed).
 
-    type: t.Any = None
-    stream: t.Any = None
-    record: msgspec.Raw = msgspec.Raw(b"")  # none: empty (`Raw | None` would take only null)
+    Any other message, or a RECORD without a stream (a string) or a record, does not decode
+    (`msgspec.ValidationError`, a ValueError): it is read as usual, with its errors.
+    """
+
+    stream: str
+    record: msgspec.Raw
 
 
 _read_envelope = msgspec.json.Decoder(RecordLine).decode
+_UNASKED = object()  # a stream not asked for its taker yet
 
 
 RawTaker = t.Callable[[msgspec.Raw, int], bool]  # a record's raw text, its input line
@@ -396,7 +408,8 @@ class LineCountingReader(AdaptedReader):
         # stream read as it is), or None: the record goes through the SDK's callback.
         self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
         self._record_takers: dict[str, RecordTaker | None] = {}
-        # After every RECORDS_PER_CHECK RECORDs read, whichever way they went (the target's record-age check).
+        # After every RECORDS_PER_CHECK RECORDs read as usual, and every RECORDS_PER_CHECK taken as raw
+        # text (the target's record-age check).
         self.every_records: t.Callable[[], None] = _nothing
 
     def _oversized(self, line: OversizedLine) -> None:
@@ -411,45 +424,59 @@ class LineCountingReader(AdaptedReader):
         bad line whole, with a traceback.
         """
         stats: dict[str, int] = {}
-        lines = bounded_lines(file_input or self.default_input)
+        source = file_input or self.default_input
         if self.raw_taker is not None:
-            self._read_taking(lines, callbacks, stats, self.raw_taker)
+            self._read_taking(source, callbacks, stats, self.raw_taker)
         else:
-            for line in lines:
+            for line in bounded_lines(source):
                 self.line_number += 1
                 self._one_line(line, callbacks, stats)
         return Counter(stats)
 
     def _read_taking(
-        self, lines: t.Iterator[str | OversizedLine], callbacks: dict[str, t.Callable[[dict], None]],
-        stats: dict[str, int], choose: t.Callable[[str], RawTaker | None],
+        self, source: t.IO[str], callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
+        choose: t.Callable[[str], RawTaker | None],
     ) -> None:
         """`process_lines` with skip_unchanged: a RECORD whose stream has a short path is taken as raw text.
 
-        A line is first read as its type, stream and raw record only (`RecordLine`); a RECORD of a
-        stream whose taker (`choose`, once per stream until `forget_takers`) takes it is done.
-        Every other line is read as usual, with its errors.
+        A line is first read as a RECORD's stream and raw record only (`RecordLine`); a RECORD of
+        a stream whose taker (`choose`, once per stream until `forget_takers`) takes it is done.
+        Every other line is read as usual, with its errors. This loop is what a re-sync costs per
+        record besides its look-up: `bounded_lines` is written out in it (its lines are read by
+        C code, the rare long one is checked here).
         """
-        takers = self._takers
-        for line in lines:
-            self.line_number += 1
-            # A line deeper than the fast reader reads is read as usual, near the top of the stack.
-            if type(line) is str and (len(line) <= _SHALLOW_CHARS or line.count("[") + line.count("{") <= _FAST_DEPTH):
-                try:
-                    envelope = _read_envelope(line)
-                except (ValueError, RecursionError):  # read as usual, with its errors
-                    envelope = None
-                if envelope is not None and envelope.type == "RECORD" and type(envelope.stream) is str:
-                    stream = envelope.stream
-                    if stream not in takers:
-                        takers[stream] = choose(stream)
-                    take = takers[stream]
-                    if take is not None and len(envelope.record) and take(envelope.record, self.line_number):
-                        count = stats["RECORD"] = stats.get("RECORD", 0) + 1  # `_count_record`, inlined
-                        if not count % RECORDS_PER_CHECK:
-                            self.every_records()
+        takers, read_envelope, one_line, readline = self._takers, _read_envelope, self._one_line, source.readline
+        cap = MAX_LINE_CHARS
+        lines = iter(functools.partial(readline, cap + 1), "")
+        long = min(cap, _SHALLOW_CHARS)  # a shorter line is neither oversized nor too deep
+        taken = 0  # RECORDs taken, counted into `stats` at the end
+        try:
+            for number, line in enumerate(lines, self.line_number + 1):
+                self.line_number = number
+                if len(line) > long:
+                    if len(line) > cap and not line.endswith("\n"):
+                        one_line(_read_past(line, readline), callbacks, stats)
                         continue
-            self._one_line(line, callbacks, stats)
+                    if line.count("[") + line.count("{") > _FAST_DEPTH:  # read as usual, near the top of the stack
+                        one_line(line, callbacks, stats)
+                        continue
+                try:
+                    envelope = read_envelope(line)
+                except (ValueError, RecursionError):  # not a RECORD of this shape: read as usual, with its errors
+                    one_line(line, callbacks, stats)
+                    continue
+                take: t.Any = takers.get(envelope.stream, _UNASKED)
+                if take is _UNASKED:
+                    take = takers[envelope.stream] = choose(envelope.stream)
+                if take is not None and take(envelope.record, number):
+                    taken += 1
+                    if not taken % RECORDS_PER_CHECK:
+                        self.every_records()
+                else:
+                    one_line(line, callbacks, stats)
+        finally:
+            if taken:
+                stats["RECORD"] = stats.get("RECORD", 0) + taken
 
     def _count_record(self, stats: dict[str, int]) -> None:
         count = stats["RECORD"] = stats.get("RECORD", 0) + 1

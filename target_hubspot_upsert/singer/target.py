@@ -257,7 +257,7 @@ class TargetHubSpotUpsert(AdaptedTarget):
         every SCHEMA.
         """
         sink = self._plain_sink(stream_name)
-        return None if sink is None or sink.as_read is None else sink.as_read.offer_raw
+        return None if sink is None or sink.as_read is None or not sink.as_read.takes_raw else sink.as_read.offer_raw
 
     def _record_taker(self, stream_name: str) -> RecordTaker | None:
         """What takes a RECORD's record of `stream_name` straight to its sink, or None.
