@@ -301,6 +301,11 @@ _LINES = st.sampled_from([
     '{"type": "RECORD", "stream": "s"}',
     '{"type": "RECORD", "stream": 5, "record": {"email": "take@example.com"}}',
     '{"type": "RECORD", "stream": "s", "record": {"email": "take@example.com"}, "type": "STATE", "value": 1}',
+    '{"type": "STATE", "type": "RECORD", "stream": "s", "record": {"email": "take@example.com"}}',
+    '{"type": "RECORD", "stream": 5, "stream": "s", "record": {"email": "take@example.com"}}',
+    '{"stream": "s", "record": {"email": "take@example.com"}}',
+    '{"type": null, "stream": "s", "record": {"email": "take@example.com"}}',
+    '{"type": "record", "stream": "s", "record": {"email": "take@example.com"}}',
     '{"type": "STATE", "value": {"bookmark": 1}}',
     '{"type": "ACTIVATE_VERSION", "stream": "s", "version": 1}',
     '{"type": "RECORD", "stream": "s", "record": {"take": ' + "[" * 150 + "]" * 150 + "}}",
@@ -320,6 +325,9 @@ _LINES = st.sampled_from([
 def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader_reads(texts, last_newline):
     """Every line reaches the sink once, with its number, taken as raw text or read as usual; errors alike.
 
+    The record-age check runs after every second RECORD (`RECORDS_PER_CHECK` set to 2), whichever
+    way each went.
+
     Lines of 701 characters and longer are oversized here (`MAX_LINE_CHARS` set to 700), those
     over 400 characters have their brackets counted, and the raw taker takes records holding
     "take" (as `AsReadSkip.offer_raw` takes some records and declines others).
@@ -330,6 +338,7 @@ def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader
         reader = LineCountingReader()
         seen: list[tuple[int, str, object]] = []
         reader.on_oversized = lambda line: seen.append((reader.line_number, "oversized", line))
+        reader.every_records = lambda: seen.append((reader.line_number, "every 2 records", None))
         if taking:
             def take(raw: msgspec.Raw, line: int) -> bool:
                 assert line == reader.line_number
@@ -348,6 +357,7 @@ def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("target_hubspot_upsert.singer.messages.MAX_LINE_CHARS", 700)
+        patch.setattr("target_hubspot_upsert.singer.messages.RECORDS_PER_CHECK", 2)
         plain, taking = read(taking=False), read(taking=True)
     for (line, kind, message), (line2, kind2, message2) in zip(plain[0], taking[0], strict=True):
         assert (line, kind) == (line2, kind2)

@@ -616,3 +616,25 @@ def test_the_look_up_as_read_in_sqlite_finds_what_the_rows_say(
         assert cache.changed_as_read(keys, as_read, oldest, newest) == expected
     finally:
         cache.close()
+
+
+def test_the_look_up_as_read_keeps_within_sqlites_parameter_limit_and_any_day_range(tmp_path):
+    cache = ChangeCache(tmp_path / "changes.sqlite", 1)
+    try:
+        cache.write([(k, 1, 100, 7) for k in range(1, 601)])
+        with cache._lock:
+            cache._commit_pending()
+        cache._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # the default before SQLite 3.32
+        keys = list(range(1, 701))
+        assert cache.changed_as_read(keys, [7] * 700, 100, 100) == set(range(601, 701))
+        assert cache.changed_as_read(keys, [7] * 700, 100 - 10**19 + 1, 100) == set(range(601, 701))
+    finally:
+        cache.close()
+
+
+def test_a_huge_max_age_skips_as_any_other(sim, cache_config):
+    config = {**cache_config, "change_cache_max_age_days": 10**19}
+    messages = contacts_with_states(20, 20)
+    assert run_in_process(config, messages).error is None
+    run = run_in_process(config, messages)
+    assert run.error is None and stats_of(run).unchanged == 20

@@ -68,7 +68,8 @@ FORMAT_VERSION = 2  # PRAGMA user_version: the key and value hashes below, the t
 TRIAGE_SIZE = 500
 _KEY, _ROW = operator.itemgetter(0), operator.itemgetter(1, 2, 3)  # of a looked-up row (k, h, d, r)
 _AS_READ = operator.itemgetter(2)  # of a record waiting on the short path
-LOOKUP_CHUNK = 500  # keys per SELECT ... IN (...) (SQLite allows 32,766 parameters)
+_LATEST_DAY = 1 << 62  # beyond any day a row is written on (and -_LATEST_DAY before any)
+LOOKUP_CHUNK = 500  # keys per SELECT (500 parameters, or 1,002 for `changed_as_read`, fewer where SQLite allows fewer)
 # Acknowledged entries are committed in large transactions, sorted by key: one commit per
 # 100-entry batch rewrites ~100 random B-tree pages (~6 µs per entry); one per 20,000 costs ~2 µs.
 # Entries not yet committed are lost by a crash, which only makes the next run send them again.
@@ -379,16 +380,21 @@ class ChangeCache:
                     elif entry[2] != r or not oldest <= entry[1] <= newest:
                         changed.add(k)
                 keys, as_read = in_file_keys, in_file_hashes
-            if self._conn is None:  # a dry run without a file: nothing is cached
+            conn = self._conn
+            if conn is None:  # a dry run without a file: nothing is cached
                 changed.update(keys)
                 return changed
             try:
-                for start in range(0, len(keys), LOOKUP_CHUNK):
-                    chunk = keys[start : start + LOOKUP_CHUNK]
+                # Days as SQLite binds them (a signed 64-bit integer, or a float such as infinity).
+                days = (max(oldest, -_LATEST_DAY), min(newest, _LATEST_DAY))
+                # Two parameters per key, and two days: within SQLite's limit (999 before SQLite 3.32).
+                step = max(1, min(LOOKUP_CHUNK, (conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // 2))
+                for start in range(0, len(keys), step):
+                    chunk = keys[start : start + step]
                     select = self._select_changed(self.table, self._as_read_column, len(chunk))
-                    pairs = zip(chunk, as_read[start : start + LOOKUP_CHUNK], strict=True)
-                    params: list[float] = [*itertools.chain.from_iterable(pairs), oldest, newest]
-                    changed.update(map(_KEY, self._conn.execute(select, params).fetchall()))
+                    pairs = zip(chunk, as_read[start : start + step], strict=True)
+                    params: list[float] = [*itertools.chain.from_iterable(pairs), *days]
+                    changed.update(map(_KEY, conn.execute(select, params).fetchall()))
             except sqlite3.Error as exc:
                 raise self._error("read", exc) from None
         return changed

@@ -86,15 +86,15 @@ def bounded_lines(source: t.IO[t.AnyStr], cap: int | None = None) -> t.Iterator[
         if len(line) <= cap or line.endswith(newline):  # type: ignore[arg-type]  # newline is of line's type
             yield line
         else:
-            yield _read_past(line, readline)
-            del line
+            head, size = line[:LINE_HEAD_CHARS], len(line)
+            del line  # not held while the rest is read past
+            yield _read_past(head, size, readline)
         line = readline(cap + 1)
 
 
-def _read_past(start: t.AnyStr, readline: t.Callable[[int], t.AnyStr]) -> OversizedLine:
-    """The rest of a line too long to hold, read past in pieces: its first characters and its length."""
-    head, size = start[:LINE_HEAD_CHARS], len(start)
-    newline = b"\n" if isinstance(start, bytes) else "\n"
+def _read_past(head: t.AnyStr, size: int, readline: t.Callable[[int], t.AnyStr]) -> OversizedLine:
+    """The rest of a line too long to hold (its `head` and the `size` read so far), read past in pieces."""
+    newline = b"\n" if isinstance(head, bytes) else "\n"
     while chunk := readline(_SKIP_CHUNK):
         size += len(chunk)
         if chunk.endswith(newline):  # type: ignore[arg-type]  # newline is of chunk's type
@@ -162,13 +162,15 @@ def decode_line(line: str, number: int) -> dict[str, t.Any]:
     return message if message is not None else _decode_exact(line, number)
 
 
-class RecordLine(msgspec.Struct, tag_field="type", tag="RECORD"):
+class RecordLine(msgspec.Struct):
     """A RECORD's stream and the raw text of its record (nothing else parsed).
 
-    Any other message, or a RECORD without a stream (a string) or a record, does not decode
-    (`msgspec.ValidationError`, a ValueError): it is read as usual, with its errors.
+    Any other message, a line without a type, or a RECORD without a stream (a string) or a
+    record, does not decode (`msgspec.ValidationError`, a ValueError): it is read as usual, with
+    its errors. (Not a tagged struct: msgspec takes one without its tag field.)
     """
 
+    type: t.Literal["RECORD"]
     stream: str
     record: msgspec.Raw
 
@@ -408,8 +410,7 @@ class LineCountingReader(AdaptedReader):
         # stream read as it is), or None: the record goes through the SDK's callback.
         self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
         self._record_takers: dict[str, RecordTaker | None] = {}
-        # After every RECORDS_PER_CHECK RECORDs read as usual, and every RECORDS_PER_CHECK taken as raw
-        # text (the target's record-age check).
+        # After every RECORDS_PER_CHECK RECORDs read, whichever way they went (the target's record-age check).
         self.every_records: t.Callable[[], None] = _nothing
 
     def _oversized(self, line: OversizedLine) -> None:
@@ -433,7 +434,7 @@ class LineCountingReader(AdaptedReader):
                 self._one_line(line, callbacks, stats)
         return Counter(stats)
 
-    def _read_taking(
+    def _read_taking(  # noqa: C901 - the per-line loop of a re-sync, written out: a call less is a call less per record
         self, source: t.IO[str], callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
         choose: t.Callable[[str], RawTaker | None],
     ) -> None:
@@ -449,34 +450,44 @@ class LineCountingReader(AdaptedReader):
         cap = MAX_LINE_CHARS
         lines = iter(functools.partial(readline, cap + 1), "")
         long = min(cap, _SHALLOW_CHARS)  # a shorter line is neither oversized nor too deep
-        taken = 0  # RECORDs taken, counted into `stats` at the end
+        count = stats.get("RECORD", 0)  # RECORDs read, both ways (kept in `stats` while a line is read as usual)
+
+        def usual(line: str | OversizedLine) -> None:
+            nonlocal count
+            if count:
+                stats["RECORD"] = count
+            one_line(line, callbacks, stats)
+            count = stats.get("RECORD", 0)
+
         try:
             for number, line in enumerate(lines, self.line_number + 1):
                 self.line_number = number
                 if len(line) > long:
                     if len(line) > cap and not line.endswith("\n"):
-                        one_line(_read_past(line, readline), callbacks, stats)
+                        head, size = line[:LINE_HEAD_CHARS], len(line)
+                        del line  # not held while the rest is read past
+                        usual(_read_past(head, size, readline))
                         continue
                     if line.count("[") + line.count("{") > _FAST_DEPTH:  # read as usual, near the top of the stack
-                        one_line(line, callbacks, stats)
+                        usual(line)
                         continue
                 try:
                     envelope = read_envelope(line)
                 except (ValueError, RecursionError):  # not a RECORD of this shape: read as usual, with its errors
-                    one_line(line, callbacks, stats)
+                    usual(line)
                     continue
                 take: t.Any = takers.get(envelope.stream, _UNASKED)
                 if take is _UNASKED:
                     take = takers[envelope.stream] = choose(envelope.stream)
                 if take is not None and take(envelope.record, number):
-                    taken += 1
-                    if not taken % RECORDS_PER_CHECK:
+                    count += 1
+                    if not count % RECORDS_PER_CHECK:
                         self.every_records()
                 else:
-                    one_line(line, callbacks, stats)
+                    usual(line)
         finally:
-            if taken:
-                stats["RECORD"] = stats.get("RECORD", 0) + taken
+            if count > stats.get("RECORD", 0):
+                stats["RECORD"] = count
 
     def _count_record(self, stats: dict[str, int]) -> None:
         count = stats["RECORD"] = stats.get("RECORD", 0) + 1
