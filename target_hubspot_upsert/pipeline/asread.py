@@ -43,7 +43,7 @@ from target_hubspot_upsert.pipeline.changecache import TRIAGE_SIZE, ObjectTriage
 from target_hubspot_upsert.pipeline.checkpoints import CheckpointLedger
 from target_hubspot_upsert.pipeline.report import StreamStats
 
-#: Records waiting for one look-up at most (one SELECT ... IN, as the buffer's triage); no more than
+#: Records waiting for one look-up at most (`ChangeCache.changed_as_read`, one query); no more than
 #: the buffer would hold before it drains (a lower `batch_size_rows` asks for small drains).
 AS_READ_BATCH = TRIAGE_SIZE
 #: ... and no more raw text than this (bytes), whatever the records' size: memory stays flat.
