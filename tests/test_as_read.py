@@ -20,7 +20,7 @@ from target_hubspot_upsert.core.errors import InputError
 from target_hubspot_upsert.core.mapping import ObjectTarget
 from target_hubspot_upsert.hubspot.serialization import PropertySpec
 from target_hubspot_upsert.pipeline.asread import code_versions, fingerprint
-from target_hubspot_upsert.singer.messages import LineCountingReader, _read_envelope, decode_raw_record
+from target_hubspot_upsert.singer.messages import LineCountingReader, _read_envelope, bounded_lines, decode_raw_record
 
 from .helpers import (
     contact,
@@ -323,10 +323,12 @@ _LINES = st.sampled_from([
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(_LINES, max_size=12), last_newline=st.booleans())
 def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader_reads(texts, last_newline):
-    """Every line reaches the sink once, with its number, taken as raw text or read as usual; errors alike.
+    """Every line reaches the sink once, with its number, taken (as raw text or parsed) or read as usual; errors alike.
 
-    The record-age check runs after every second RECORD (`RECORDS_PER_CHECK` set to 2), whichever
-    way each went.
+    The reference reads line by line (`bounded_lines`, then `_one_line` for each): the reader's
+    own loop must give the same messages, line numbers, errors and counts, with no taker, with a
+    raw taker (skip_unchanged), a record taker (a stream read as it is), or both. The record-age
+    check runs after every second RECORD (`RECORDS_PER_CHECK` set to 2), whichever way each went.
 
     Lines of 701 characters and longer are oversized here (`MAX_LINE_CHARS` set to 700), those
     over 400 characters have their brackets counted, and the raw taker takes records holding
@@ -334,12 +336,12 @@ def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader
     """
     text = "\n".join(texts) + ("\n" if last_newline else "")
 
-    def read(taking: bool) -> tuple[list[tuple[int, str, object]], object]:
+    def read(mode: str) -> tuple[list[tuple[int, str, object]], object]:
         reader = LineCountingReader()
         seen: list[tuple[int, str, object]] = []
         reader.on_oversized = lambda line: seen.append((reader.line_number, "oversized", line))
         reader.every_records = lambda: seen.append((reader.line_number, "every 2 records", None))
-        if taking:
+        if mode in ("raw", "both"):
             def take(raw: msgspec.Raw, line: int) -> bool:
                 assert line == reader.line_number
                 if b"take" not in bytes(raw) or not bytes(raw).startswith(b"{"):  # offer_raw reads objects only
@@ -347,10 +349,20 @@ def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader
                 seen.append((line, "RECORD", {"type": "RECORD", "stream": "s", "record": decode_raw_record(raw, line)}))
                 return True
             reader.raw_taker = lambda stream: take if stream == "s" else None
+        if mode in ("records", "both"):
+            def take_record(record: dict) -> None:
+                seen.append((reader.line_number, "RECORD", {"record": record}))
+            reader.record_taker = lambda stream: take_record if stream == "s" else None
         callbacks = {kind: (lambda message, kind=kind: seen.append((reader.line_number, kind, message)))
                      for kind in ("RECORD", "STATE", "ACTIVATE_VERSION")}
         try:
-            counts = reader.process_lines(io.StringIO(text), callbacks)
+            if mode == "line by line":
+                counts: dict[str, int] = {}
+                for line in bounded_lines(io.StringIO(text)):
+                    reader.line_number += 1
+                    reader._one_line(line, callbacks, counts)
+            else:
+                counts = reader.process_lines(io.StringIO(text), callbacks)
         except InputError as exc:
             return seen, str(exc)
         return seen, dict(counts)
@@ -358,10 +370,12 @@ def test_lines_taken_as_raw_text_or_read_as_usual_are_the_lines_the_plain_reader
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("target_hubspot_upsert.singer.messages.MAX_LINE_CHARS", 700)
         patch.setattr("target_hubspot_upsert.singer.messages.RECORDS_PER_CHECK", 2)
-        plain, taking = read(taking=False), read(taking=True)
-    for (line, kind, message), (line2, kind2, message2) in zip(plain[0], taking[0], strict=True):
-        assert (line, kind) == (line2, kind2)
-        if kind == "RECORD":
-            message, message2 = message.get("record"), message2.get("record")
-        assert repr(message) == repr(message2)
-    assert plain[1] == taking[1]
+        expected = read("line by line")
+        for mode in ("no taker", "raw", "records", "both"):
+            got = read(mode)
+            for (line, kind, message), (line2, kind2, message2) in zip(expected[0], got[0], strict=True):
+                assert (line, kind) == (line2, kind2), mode
+                if kind == "RECORD":
+                    message, message2 = message.get("record"), message2.get("record")
+                assert repr(message) == repr(message2), mode
+            assert expected[1] == got[1], mode

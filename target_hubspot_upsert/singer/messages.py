@@ -188,6 +188,10 @@ def _nothing() -> None:
     return
 
 
+def _no_taker(_stream: str) -> None:
+    """No stream's records are taken: each goes through the SDK's callback."""
+
+
 def decode_raw_record(raw: msgspec.Raw, line: int) -> dict[str, t.Any]:
     """The record of a RECORD line read as raw text (`RecordLine`), parsed as `decode_line` parses a line."""
     text = bytes(raw).decode("utf-8")  # it came from text: valid UTF-8
@@ -421,44 +425,51 @@ class LineCountingReader(AdaptedReader):
     ) -> t.Counter[str]:
         """The SDK's reading loop, with the per-line checks done once per line, not twice.
 
-        Lines are parsed here (`_one_line`), not by the SDK's `deserialize_json`, which logs a
-        bad line whole, with a traceback.
+        Lines are parsed here, not by the SDK's `deserialize_json`, which logs a bad line whole,
+        with a traceback.
         """
         stats: dict[str, int] = {}
-        source = file_input or self.default_input
-        if self.raw_taker is not None:
-            self._read_taking(source, callbacks, stats, self.raw_taker)
-        else:
-            for line in bounded_lines(source):
-                self.line_number += 1
-                self._one_line(line, callbacks, stats)
+        self._read_lines(file_input or self.default_input, callbacks, stats)
         return Counter(stats)
 
-    def _read_taking(  # noqa: C901 - the per-line loop of a re-sync, written out: a call less is a call less per record
+    def _read_lines(  # noqa: C901, PLR0912, PLR0915 - the per-line loop, written out: a call less is a call less per record
         self, source: t.IO[str], callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
-        choose: t.Callable[[str], RawTaker | None],
     ) -> None:
-        """`process_lines` with skip_unchanged: a RECORD whose stream has a short path is taken as raw text.
+        """Read `source` line by line: a RECORD goes to its stream's taker, any other line is read as usual.
 
-        A line is first read as a RECORD's stream and raw record only (`RecordLine`); a RECORD of
-        a stream whose taker (`choose`, once per stream until `forget_takers`) takes it is done.
-        Every other line is read as usual, with its errors. This loop is what a re-sync costs per
-        record besides its look-up: `bounded_lines` is written out in it (its lines are read by
-        C code, the rare long one is checked here).
+        With skip_unchanged (`raw_taker`), a line is first read as a RECORD's stream and raw
+        record only (`RecordLine`), and a raw taker that takes it is done with it. Otherwise a
+        RECORD line is parsed (`_read_fast`) and its record handed to its stream's record taker.
+        Anything else (another message, a stream without a taker, a line msgspec does not read, one
+        too deep or too long) goes as `_one_line` sends it. `bounded_lines` is written out here:
+        lines are read by C code, and only those over `_SHALLOW_CHARS` are checked for size and
+        depth.
         """
-        takers, read_envelope, one_line, readline = self._takers, _read_envelope, self._one_line, source.readline
+        raw = self.raw_taker is not None
+        choose_raw = self.raw_taker or _no_taker
+        choose_record = self.record_taker or _no_taker
+        raw_takers, record_takers = self._takers, self._record_takers
+        read_envelope, decode, readline = _read_envelope, _fast_decode, source.readline
         cap = MAX_LINE_CHARS
         lines = iter(functools.partial(readline, cap + 1), "")
         long = min(cap, _SHALLOW_CHARS)  # a shorter line is neither oversized nor too deep
-        count = stats.get("RECORD", 0)  # RECORDs read, both ways (kept in `stats` while a line is read as usual)
+        count = stats.get("RECORD", 0)  # RECORDs read (kept in `stats` while a line is read as usual)
 
         def usual(line: str | OversizedLine) -> None:
             nonlocal count
             if count:
                 stats["RECORD"] = count
-            one_line(line, callbacks, stats)
+            self._one_line(line, callbacks, stats)
             count = stats.get("RECORD", 0)
 
+        def hand_over(message: dict[str, t.Any]) -> None:  # a message read (`_one_line`, after parsing)
+            nonlocal count
+            if count:
+                stats["RECORD"] = count
+            self._hand_over(message, message.get("type"), callbacks, stats)
+            count = stats.get("RECORD", 0)
+
+        take: t.Any
         try:
             for number, line in enumerate(lines, self.line_number + 1):
                 self.line_number = number
@@ -471,20 +482,41 @@ class LineCountingReader(AdaptedReader):
                     if line.count("[") + line.count("{") > _FAST_DEPTH:  # read as usual, near the top of the stack
                         usual(line)
                         continue
-                try:
-                    envelope = read_envelope(line)
-                except (ValueError, RecursionError):  # not a RECORD of this shape: read as usual, with its errors
-                    usual(line)
-                    continue
-                take: t.Any = takers.get(envelope.stream, _UNASKED)
-                if take is _UNASKED:
-                    take = takers[envelope.stream] = choose(envelope.stream)
-                if take is not None and take(envelope.record, number):
-                    count += 1
-                    if not count % RECORDS_PER_CHECK:
-                        self.every_records()
+                if raw:
+                    try:
+                        envelope = read_envelope(line)
+                    except (ValueError, RecursionError):  # not a RECORD of this shape: read as usual
+                        usual(line)
+                        continue
+                    take = raw_takers.get(envelope.stream, _UNASKED)
+                    if take is _UNASKED:
+                        take = raw_takers[envelope.stream] = choose_raw(envelope.stream)
+                    if take is None or not take(envelope.record, number):
+                        usual(line)
+                        continue
                 else:
-                    usual(line)
+                    try:
+                        message = decode(line)
+                    except (ValueError, RecursionError):  # read as usual, with its errors
+                        usual(line)
+                        continue
+                    if type(message) is not dict:
+                        usual(line)
+                        continue
+                    stream, record = message.get("stream"), message.get("record")
+                    if message.get("type") != "RECORD" or type(stream) is not str or type(record) is not dict:
+                        hand_over(message)  # handle_record says what is wrong with a RECORD
+                        continue
+                    take = record_takers.get(stream, _UNASKED)
+                    if take is _UNASKED:
+                        take = record_takers[stream] = choose_record(stream)
+                    if take is None:
+                        hand_over(message)
+                        continue
+                    take(record)
+                count += 1
+                if not count % RECORDS_PER_CHECK:
+                    self.every_records()
         finally:
             if count > stats.get("RECORD", 0):
                 stats["RECORD"] = count
