@@ -176,6 +176,23 @@ def test_a_record_missing_a_key_property_stops_the_run_naming_its_own_line(sim, 
     assert "Input line 2: record #1 of stream 'contacts' has no 'region'" in run.stderr
 
 
+def test_an_exponent_no_decimal_holds_is_a_rejected_record_on_the_short_path_too(sim, cache_config, tmp_path):
+    messages = [schema("contacts"), *(record("contacts", contact(i)) for i in range(1, 4))]
+    assert run_in_process(cache_config, messages).error is None
+    rejected = tmp_path / "rejected.jsonl"
+    config = {**cache_config, "validate_records": False, "rejected_records_path": str(rejected), "max_rejected_records": 5}
+    text = lines(messages) + "".join(
+        '{"type": "RECORD", "stream": "contacts", "record": {"email": ' + email + ', "num_orders": 1e99999999999999999999}}\n'
+        for email in ('"user2@example.com"', "2.5e-99999999999999999999")  # a known id; an id no Decimal holds
+    ) + lines([state({"n": 1})])
+    run = run_cli(config, text, tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    reasons = [json.loads(line)["error"] for line in rejected.read_text().splitlines()]
+    assert [reason["code"] for reason in reasons] == ["INVALID_VALUE", "INVALID_ID"]
+    assert "a number of at most 1,000 digits" in reasons[0]["message"]
+
+
 def test_large_unchanged_records_are_looked_up_before_their_text_grows_past_16_mib(sim, cache_config):
     # 40 records of 1 MiB each (a field the SCHEMA declares and HubSpot does not have, left out):
     # at most 16 MiB of their text waits for a look-up, so STATEs are written along the way.

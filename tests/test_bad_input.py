@@ -47,6 +47,13 @@ REJECTED = {
     ),
     "exponent of a billion": (bad_record('"num_orders": 1e999999999'), {"validate_records": False}, "INVALID_VALUE"),
     "a billion decimals": (bad_record('"firstname": 1.5e-999999999'), {"validate_records": False}, "INVALID_VALUE"),
+    "an exponent no Decimal holds": (
+        bad_record('"num_orders": 1e99999999999999999999'), {"validate_records": False}, "INVALID_VALUE",
+    ),
+    "a negative exponent no Decimal holds": (
+        bad_record('"firstname": -2.5E-99999999999999999999'), {"validate_records": False}, "INVALID_VALUE",
+    ),
+    "an exponent no Decimal holds, validated": (bad_record('"num_orders": 1e99999999999999999999'), {}, "SCHEMA_MISMATCH"),
     "5,000-digit integer": (bad_record(f'"num_orders": {"9" * 5000}'), {}, "SCHEMA_MISMATCH"),
     "NaN": (bad_record('"num_orders": NaN'), {"validate_records": False}, "INVALID_VALUE"),
     "-Infinity": (bad_record('"num_orders": -Infinity'), {}, "SCHEMA_MISMATCH"),

@@ -130,3 +130,25 @@ def test_a_batch_file_line_over_the_cap_is_a_rejected_record(sim, config, tmp_pa
     assert line["record"]["_line_size"] > 17 << 20
     assert line["record"]["_line_head"].startswith('{"email": "big@example.com"')
     assert run.states == [{"batch": 1}]
+
+
+def test_a_batch_file_number_no_decimal_holds_is_a_rejected_record(sim, config, tmp_path):
+    from .helpers import run_in_process  # noqa: PLC0415
+
+    batch_file = tmp_path / "contacts.jsonl"
+    batch_file.write_text(
+        json.dumps(contact(1)) + "\n"
+        + '{"email": "big@example.com", "num_orders": 1e99999999999999999999}\n'
+        + json.dumps(contact(2)) + "\n",
+    )
+    rejected = tmp_path / "rejected.jsonl"
+    cfg = {**config, "max_rejected_records": 1, "rejected_records_path": str(rejected), "validate_records": False}
+    run = run_in_process(cfg, [
+        schema("contacts", key=["email"]),
+        {"type": "BATCH", "stream": "contacts", "encoding": {"format": "jsonl"}, "manifest": [batch_file.as_uri()]},
+        state({"batch": 1}),
+    ])
+    assert run.error is None, run.error
+    assert {o["properties"]["email"] for o in sim.objects("contacts")} == {"user1@example.com", "user2@example.com"}
+    [line] = [json.loads(text) for text in rejected.read_text().splitlines()]
+    assert line["error"]["code"] == "INVALID_VALUE"

@@ -212,7 +212,7 @@ class AsReadSkip:
         """
         try:
             found: Any = self._id_of(raw)  # a struct made for this stream's id field
-        except (ValueError, RecursionError):  # not an object, no id, too deep: the usual path says so
+        except (ValueError, RecursionError, ArithmeticError):  # not an object, no id, too deep: the usual path says so
             return False
         if self._deletes and found.deleted not in (None, ""):
             return False

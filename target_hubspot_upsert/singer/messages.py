@@ -28,14 +28,32 @@ from target_hubspot_upsert.singer.sdk_adapter import AdaptedReader
 #: Digits of an integer Python converts from text (`sys.get_int_max_str_digits()`, 4,300 by default);
 #: longer ones are read as Decimal, which the serializer then refuses as out of range.
 _INT_DIGITS = 4000
-_DECODER = json.JSONDecoder(parse_float=decimal.Decimal)
+
+
+def _decimal(text: str) -> decimal.Decimal:
+    """A number that is not an integer, exactly as written; beyond what a Decimal holds, one the serializer refuses.
+
+    A Decimal's exponent stops at `decimal.MAX_EMAX` (about 10**18): `1e99999999999999999999`
+    is read as a number with that exponent (and its signs), which is out of range for HubSpot,
+    so its record is rejected with that reason rather than ending the run.
+    """
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        mantissa, _, exponent = text.lower().partition("e")
+        return decimal.Decimal(
+            f"{'-' if mantissa.startswith('-') else ''}1e{'-' if exponent.startswith('-') else ''}{decimal.MAX_EMAX}",
+        )
+
+
+_DECODER = json.JSONDecoder(parse_float=_decimal)
 
 
 def _int(text: str) -> int | decimal.Decimal:
-    return int(text) if len(text) <= _INT_DIGITS else decimal.Decimal(text)
+    return int(text) if len(text) <= _INT_DIGITS else _decimal(text)
 
 
-_LENIENT = json.JSONDecoder(parse_float=decimal.Decimal, parse_int=_int)
+_LENIENT = json.JSONDecoder(parse_float=_decimal, parse_int=_int)
 # A JSON string or a bracket: enough to follow nesting without parsing.
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _STREAM_KEY = re.compile(r'\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -132,7 +150,9 @@ _FAST_DEPTH = 200
 #: opening and closing bracket): its brackets need no counting.
 _SHALLOW_CHARS = 2 * _FAST_DEPTH
 #: msgspec hands each number that is not an integer to `float_hook` as its literal text: a Decimal
-#: of exactly what the line says (the standard library's reading), in one pass.
+#: of exactly what the line says (the standard library's reading), in one pass. One whose exponent
+#: no Decimal holds raises `decimal.InvalidOperation` (an ArithmeticError): the line is then read
+#: by the standard library, with `_decimal`.
 _FAST = msgspec.json.Decoder(float_hook=decimal.Decimal)
 _fast_decode = _FAST.decode
 
@@ -206,7 +226,7 @@ def _read_fast(text: str) -> dict[str, t.Any] | None:
     """The JSON object `text` holds, read by msgspec; None when only the standard library may read it."""
     try:
         value = _fast_decode(text)
-    except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeEncodeError (lone surrogates)
+    except (ValueError, RecursionError, ArithmeticError):  # msgspec.DecodeError, lone surrogates, huge exponents
         return None
     if type(value) is not dict:
         return None
@@ -439,7 +459,7 @@ class LineCountingReader(AdaptedReader):
 
         With skip_unchanged (`raw_taker`), a line is first read as a RECORD's stream and raw
         record only (`RecordLine`), and a raw taker that takes it is done with it. Otherwise a
-        RECORD line is parsed (`_read_fast`) and its record handed to its stream's record taker.
+        RECORD line is parsed (as `_read_fast` parses it) and its record handed to its stream's record taker.
         Anything else (another message, a stream without a taker, a line msgspec does not read, one
         too deep or too long) goes as `_one_line` sends it. `bounded_lines` is written out here:
         lines are read by C code, and only those over `_SHALLOW_CHARS` are checked for size and
@@ -470,8 +490,10 @@ class LineCountingReader(AdaptedReader):
             count = stats.get("RECORD", 0)
 
         take: t.Any
+        number = self.line_number
         try:
-            for number, line in enumerate(lines, self.line_number + 1):
+            for line in lines:  # (not enumerate, which would hold an oversized line while it is read past)
+                number += 1
                 self.line_number = number
                 if len(line) > long:
                     if len(line) > cap and not line.endswith("\n"):
@@ -485,7 +507,7 @@ class LineCountingReader(AdaptedReader):
                 if raw:
                     try:
                         envelope = read_envelope(line)
-                    except (ValueError, RecursionError):  # not a RECORD of this shape: read as usual
+                    except (ValueError, RecursionError, ArithmeticError):  # not a RECORD of this shape: read as usual
                         usual(line)
                         continue
                     take = raw_takers.get(envelope.stream, _UNASKED)
@@ -497,7 +519,7 @@ class LineCountingReader(AdaptedReader):
                 else:
                     try:
                         message = decode(line)
-                    except (ValueError, RecursionError):  # read as usual, with its errors
+                    except (ValueError, RecursionError, ArithmeticError):  # read as usual, with its errors
                         usual(line)
                         continue
                     if type(message) is not dict:
