@@ -196,7 +196,6 @@ class RecordLine(msgspec.Struct):
 
 
 _read_envelope = msgspec.json.Decoder(RecordLine).decode
-_UNASKED = object()  # a stream not asked for its taker yet
 
 
 RawTaker = t.Callable[[msgspec.Raw, int], bool]  # a record's raw text, its input line
@@ -210,6 +209,25 @@ def _nothing() -> None:
 
 def _no_taker(_stream: str) -> None:
     """No stream's records are taken: each goes through the SDK's callback."""
+
+
+_Taker = t.TypeVar("_Taker")
+
+
+class _Takers(dict[str, "_Taker | None"]):
+    """Per stream, its taker (or None), asked of `choose` the first time the stream is looked up.
+
+    The reader's loop finds a stream's taker with one dict look-up; a SCHEMA clears the dict
+    (`forget_takers`), so each stream is asked again.
+    """
+
+    def __init__(self, choose: t.Callable[[str], _Taker | None]) -> None:
+        super().__init__()
+        self._choose = choose
+
+    def __missing__(self, stream: str) -> _Taker | None:
+        taker = self[stream] = self._choose(stream)
+        return taker
 
 
 def decode_raw_record(raw: msgspec.Raw, line: int) -> dict[str, t.Any]:
@@ -429,11 +447,14 @@ class LineCountingReader(AdaptedReader):
         # skip_unchanged: per stream, what takes a RECORD's raw record text or says no (False: the
         # line is read as usual), e.g. `AsReadSkip.offer_raw`; None for a stream read as usual.
         self.raw_taker: t.Callable[[str], RawTaker | None] | None = None
-        self._takers: dict[str, RawTaker | None] = {}
+        # (Looked up when a stream is first seen: the target sets raw_taker after making the reader.)
+        self._takers: _Takers[RawTaker] = _Takers(lambda stream: (self.raw_taker or _no_taker)(stream))  # noqa: PLW0108
         # Per stream, what takes a RECORD's parsed record straight to its sink (the lean path of a
         # stream read as it is), or None: the record goes through the SDK's callback.
         self.record_taker: t.Callable[[str], RecordTaker | None] | None = None
-        self._record_takers: dict[str, RecordTaker | None] = {}
+        self._record_takers: _Takers[RecordTaker] = _Takers(
+            lambda stream: (self.record_taker or _no_taker)(stream),  # noqa: PLW0108 - as above
+        )
         # After every RECORDS_PER_CHECK RECORDs read, whichever way they went (the target's record-age check).
         self.every_records: t.Callable[[], None] = _nothing
 
@@ -455,93 +476,79 @@ class LineCountingReader(AdaptedReader):
     def _read_lines(  # noqa: C901, PLR0912, PLR0915 - the per-line loop, written out: a call less is a call less per record
         self, source: t.IO[str], callbacks: dict[str, t.Callable[[dict], None]], stats: dict[str, int],
     ) -> None:
-        """Read `source` line by line: a RECORD goes to its stream's taker, any other line is read as usual.
+        """Read `source` line by line: a RECORD goes to its stream's taker, any other line as `_one_line` sends it.
 
-        With skip_unchanged (`raw_taker`), a line is first read as a RECORD's stream and raw
-        record only (`RecordLine`), and a raw taker that takes it is done with it. Otherwise a
-        RECORD line is parsed (as `_read_fast` parses it) and its record handed to its stream's record taker.
-        Anything else (another message, a stream without a taker, a line msgspec does not read, one
-        too deep or too long) goes as `_one_line` sends it. `bounded_lines` is written out here:
-        lines are read by C code, and only those over `_SHALLOW_CHARS` are checked for size and
-        depth.
+        With skip_unchanged (`raw_taker`) a line is read as a RECORD's stream and raw record only
+        (`RecordLine`), else parsed as `_read_fast` parses it. `bounded_lines` is written out: lines
+        are read by C code, and only those over `_SHALLOW_CHARS` are checked for size and depth.
         """
-        raw = self.raw_taker is not None
-        choose_raw = self.raw_taker or _no_taker
-        choose_record = self.record_taker or _no_taker
-        raw_takers, record_takers = self._takers, self._record_takers
-        read_envelope, decode, readline = _read_envelope, _fast_decode, source.readline
-        cap = MAX_LINE_CHARS
-        lines = iter(functools.partial(readline, cap + 1), "")
-        long = min(cap, _SHALLOW_CHARS)  # a shorter line is neither oversized nor too deep
-        count = stats.get("RECORD", 0)  # RECORDs read (kept in `stats` while a line is read as usual)
-
-        def usual(line: str | OversizedLine) -> None:
-            nonlocal count
-            if count:
-                stats["RECORD"] = count
-            self._one_line(line, callbacks, stats)
-            count = stats.get("RECORD", 0)
-
-        def hand_over(message: dict[str, t.Any]) -> None:  # a message read (`_one_line`, after parsing)
-            nonlocal count
-            if count:
-                stats["RECORD"] = count
-            self._hand_over(message, message.get("type"), callbacks, stats)
-            count = stats.get("RECORD", 0)
-
-        take: t.Any
-        number = self.line_number
+        raw, raw_takers, record_takers = self.raw_taker is not None, self._takers, self._record_takers
+        read_envelope, decode, readline, usual = _read_envelope, _fast_decode, source.readline, self._as_usual
+        cap, long = MAX_LINE_CHARS, min(MAX_LINE_CHARS, _SHALLOW_CHARS)  # up to `long`: not too long or deep
+        count, number = stats.get("RECORD", 0), self.line_number  # RECORDs read (in `stats` while one is read as usual)
         try:
-            for line in lines:  # (not enumerate, which would hold an oversized line while it is read past)
+            for line in iter(functools.partial(readline, cap + 1), ""):  # counted here: enumerate would hold a line
                 number += 1
                 self.line_number = number
                 if len(line) > long:
                     if len(line) > cap and not line.endswith("\n"):
                         head, size = line[:LINE_HEAD_CHARS], len(line)
                         del line  # not held while the rest is read past
-                        usual(_read_past(head, size, readline))
+                        count = usual(_read_past(head, size, readline), count, callbacks, stats)
                         continue
                     if line.count("[") + line.count("{") > _FAST_DEPTH:  # read as usual, near the top of the stack
-                        usual(line)
+                        count = usual(line, count, callbacks, stats)
                         continue
                 if raw:
                     try:
                         envelope = read_envelope(line)
-                    except (ValueError, RecursionError, ArithmeticError):  # not a RECORD of this shape: read as usual
-                        usual(line)
+                    except (ValueError, RecursionError, ArithmeticError):  # not a RECORD of this shape
+                        count = usual(line, count, callbacks, stats)
                         continue
-                    take = raw_takers.get(envelope.stream, _UNASKED)
-                    if take is _UNASKED:
-                        take = raw_takers[envelope.stream] = choose_raw(envelope.stream)
+                    take = raw_takers[envelope.stream]
                     if take is None or not take(envelope.record, number):
-                        usual(line)
+                        count = usual(line, count, callbacks, stats)
                         continue
                 else:
                     try:
                         message = decode(line)
                     except (ValueError, RecursionError, ArithmeticError):  # read as usual, with its errors
-                        usual(line)
+                        count = usual(line, count, callbacks, stats)
                         continue
                     if type(message) is not dict:
-                        usual(line)
+                        count = usual(line, count, callbacks, stats)
                         continue
                     stream, record = message.get("stream"), message.get("record")
                     if message.get("type") != "RECORD" or type(stream) is not str or type(record) is not dict:
-                        hand_over(message)  # handle_record says what is wrong with a RECORD
+                        count = usual(message, count, callbacks, stats)  # handle_record says what is wrong
                         continue
-                    take = record_takers.get(stream, _UNASKED)
-                    if take is _UNASKED:
-                        take = record_takers[stream] = choose_record(stream)
-                    if take is None:
-                        hand_over(message)
+                    take_record = record_takers[stream]
+                    if take_record is None:
+                        count = usual(message, count, callbacks, stats)
                         continue
-                    take(record)
+                    take_record(record)
                 count += 1
                 if not count % RECORDS_PER_CHECK:
                     self.every_records()
         finally:
             if count > stats.get("RECORD", 0):
                 stats["RECORD"] = count
+
+    def _as_usual(
+        self, item: str | OversizedLine | dict[str, t.Any], count: int, callbacks: dict[str, t.Callable[[dict], None]],
+        stats: dict[str, int],
+    ) -> int:
+        """`_read_lines`: a line (or a message it parsed) no taker took, sent as `_one_line` sends it.
+
+        `count` is the RECORDs read so far, which `stats` holds while it is sent; returns the new count.
+        """
+        if count:
+            stats["RECORD"] = count
+        if type(item) is dict:
+            self._hand_over(item, item.get("type"), callbacks, stats)
+        else:
+            self._one_line(t.cast("str | OversizedLine", item), callbacks, stats)
+        return stats.get("RECORD", 0)
 
     def _count_record(self, stats: dict[str, int]) -> None:
         count = stats["RECORD"] = stats.get("RECORD", 0) + 1
@@ -574,10 +581,7 @@ class LineCountingReader(AdaptedReader):
             # Straight to the stream's record taker, if it has one (inlined: once per line).
             stream, record = message.get("stream"), message.get("record")
             if type(stream) is str and type(record) is dict:  # else handle_record says what is wrong
-                takers = self._record_takers
-                if stream not in takers:
-                    takers[stream] = self.record_taker(stream)
-                take = takers[stream]
+                take = self._record_takers[stream]
                 if take is not None:
                     take(record)
                     count = stats["RECORD"] = stats.get("RECORD", 0) + 1
