@@ -313,6 +313,12 @@ class ChangeCache:
             "is damaged: the next run then sends every record), or turn skip_unchanged off."
         )
 
+    def _raise_if_closed(self) -> None:
+        """Under the lock: a look-up or write after `close` (the run is stopping) is the run's end."""
+        if self._closed:
+            msg = "The change cache is closed: the run is stopping."
+            raise HubSpotFatalError(msg)
+
     @staticmethod
     @functools.cache
     def _select(table: str, as_read: str, n: int) -> str:
@@ -322,9 +328,7 @@ class ChangeCache:
         """The cached (value hash, day, hash as read or None) of each key that has an entry."""
         found: dict[int, tuple[int, int, int | None]] = {}
         with self._lock:
-            if self._closed:
-                msg = "The change cache is closed: the run is stopping."
-                raise HubSpotFatalError(msg)
+            self._raise_if_closed()
             try:
                 for start in range(0, len(keys), LOOKUP_CHUNK):
                     # In key order, the B-tree's pages are visited in order: a third less CPU per key.
@@ -366,9 +370,7 @@ class ChangeCache:
         """
         changed: set[int] = set()
         with self._lock:
-            if self._closed:
-                msg = "The change cache is closed: the run is stopping."
-                raise HubSpotFatalError(msg)
+            self._raise_if_closed()
             pending = self._pending
             if pending:  # newer than the file: compared here
                 in_file_keys, in_file_hashes = [], []
@@ -411,9 +413,7 @@ class ChangeCache:
         if (not rows and not gone) or self.read_only:
             return
         with self._lock:
-            if self._closed:
-                msg = "The change cache is closed: the run is stopping."
-                raise HubSpotFatalError(msg)
+            self._raise_if_closed()
             pending = self._pending
             if gone:
                 for k in gone:
